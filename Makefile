@@ -1,0 +1,25 @@
+# Every target sets up .venv first (idempotent: skipped when requirements are unchanged), see
+# scripts/setup.sh; the recipes live in scripts/tasks.sh so they also work without make.
+#
+#   make book                 set up and build the book -> _build/html/index.html
+#   make test                 set up and run the test suite
+#   make reproduce PROFILE=quick [NAMES="magnitude_mlp depth"] [ARGS="-p epochs '[1]' --force"]
+#                             execute notebooks into book/experiments (skips unchanged ones)
+#   make ci-notebooks         execute every notebook (quick profile) into a temporary folder
+#   make book-strict          build the book with warnings as errors (-W -n --keep-going)
+#   make setup | clean
+
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= quick
+NAMES ?=
+ARGS ?=
+export PYTHON VENV PROFILE NAMES ARGS
+
+.PHONY: help setup book book-strict test reproduce ci-notebooks clean
+
+help:
+	@sed -n '1,11p' Makefile
+
+setup book book-strict test reproduce ci-notebooks clean:
+	@scripts/tasks.sh $@

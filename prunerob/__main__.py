@@ -1,0 +1,3 @@
+from prunerob.cli import main
+
+raise SystemExit(main())

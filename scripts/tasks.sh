@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The project's tasks; the Makefile targets of the same names call this script, and it works
+# without make too:  scripts/tasks.sh book | book-strict | test | reproduce | ci-notebooks | clean
+#
+# Environment: VENV (default .venv), PYTHON (interpreter that creates the venv, default python3),
+# PROFILE (reproduce; default quick), NAMES (reproduce; default all notebooks), ARGS (extra
+# arguments for prunerob reproduce or pytest).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+VENV="${VENV:-.venv}"
+BIN="$VENV/bin"
+export HF_HUB_OFFLINE=1          # nothing may download at test or build time
+export PYTHONDONTWRITEBYTECODE=1
+
+setup() { scripts/setup.sh; }
+# ARGS / NAMES are split like a shell command line, so quoting works: ARGS="-p seeds '[0, 1]'"
+eval "args=(${ARGS:-})"
+eval "names=(${NAMES:-})"
+
+task="${1:-help}"
+case "$task" in
+  setup)
+    setup ;;
+  book)
+    setup
+    "$BIN/jupyter-book" build book "${args[@]}"
+    echo "book: open _build/html/index.html" ;;
+  book-strict)
+    setup
+    # -W: warnings are errors, -n: nitpicky (every reference must resolve), --keep-going: report all
+    "$BIN/jupyter-book" build book -W -n --keep-going "${args[@]}"
+    echo "book: open _build/html/index.html" ;;
+  test)
+    setup
+    rc=0
+    "$BIN/python" -m pytest -q "${args[@]}" || rc=$?
+    if [[ $rc -eq 5 ]]; then
+      echo "test: pytest collected no tests (exit code 5): tests/ is missing or everything was deselected" >&2
+    fi
+    exit $rc ;;
+  reproduce)
+    setup
+    "$BIN/prunerob" reproduce "${names[@]}" --profile "${PROFILE:-quick}" "${args[@]}" ;;
+  ci-notebooks)
+    setup
+    # Every notebook with the quick profile into a temporary folder: committed outputs in
+    # book/experiments are never touched. The folder is kept for inspection when a run fails.
+    out="$(mktemp -d "${TMPDIR:-/tmp}/prunerob-ci-notebooks.XXXXXX")"
+    echo "ci-notebooks: executing every notebook (profile quick) into $out"
+    if "$BIN/prunerob" reproduce --profile quick --output-dir "$out" "${args[@]}"; then
+      rm -rf "$out"
+    else
+      echo "ci-notebooks: FAILED; executed notebooks (with tracebacks) are in $out/.failed" >&2
+      exit 1
+    fi ;;
+  clean)
+    rm -rf _build book/_build .pytest_cache ;;
+  help|*)
+    sed -n '2,8p' "$0"
+    [[ "$task" == help ]] || exit 2 ;;
+esac

@@ -1,0 +1,268 @@
+"""Tests of prunerob.runner (``prunerob reproduce``) with a tiny fake notebook and fake profiles.
+
+The notebooks really run (papermill + a Jupyter kernel started from this interpreter); each
+execution takes a few seconds, so the executing tests are grouped to keep the file short.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from prunerob import runner
+from prunerob.config import ConfigError
+
+FAKE_NB = '''# %% [markdown]
+# # Fake experiment
+
+# %% tags=["parameters"]
+profile = "quick"
+out_dir = "results/fake"
+x = 1
+fail = False
+
+# %%
+import json, os, pathlib, sys
+if fail:
+    raise RuntimeError("deliberate failure")
+pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
+(pathlib.Path(out_dir) / "x.json").write_text(json.dumps({"x": x, "python": sys.executable, "cwd": os.getcwd()}))
+print("x =", x)
+'''
+
+CHILD_NB = '''# %% [markdown]
+# # Child reading fake's results
+
+# %% tags=["parameters"]
+profile = "quick"
+out_dir = "results/child"
+source = "results/fake/x.json"
+
+# %%
+import json, pathlib
+x = json.loads(pathlib.Path(source).read_text())["x"]
+pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
+(pathlib.Path(out_dir) / "y.json").write_text(json.dumps({"y": 10 * x}))
+'''
+
+
+def _profiles(extra: dict | None = None):
+    def parameters(notebook: str, profile: str = "quick") -> dict:
+        if notebook == "fake":
+            p = {"profile": profile, "out_dir": "results/fake", "x": 1 if profile == "quick" else 3, "fail": False}
+        else:
+            p = {"profile": profile, "out_dir": "results/child", "source": "results/fake/x.json"}
+        p.update((extra or {}).get(notebook, {}))
+        return p
+
+    return types.SimpleNamespace(PROFILES=("quick", "cpu"), NOTEBOOKS={"fake": "a fake", "child": "reads fake"},
+                                 DEPENDS={"fake": [], "child": ["fake"]}, parameters=parameters)
+
+
+@pytest.fixture
+def project(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    (nbs / "fake.py").write_text(FAKE_NB)
+    (nbs / "child.py").write_text(CHILD_NB)
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "mod.py").write_text("A = 1\n")
+    out = tmp_path / "book" / "experiments"
+    return types.SimpleNamespace(nbs=nbs, pkg=pkg, out=out, root=tmp_path)
+
+
+def _run(project, names=("fake",), **kw):
+    kw.setdefault("profiles", _profiles())
+    return runner.reproduce(list(names), notebooks_dir=project.nbs, output_dir=project.out, progress=False,
+                            package_dir=project.pkg, **kw)
+
+
+# ------------------------------------------------------------------------------------------- no kernel
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2", 2), ("-3", -3), ("0.5", 0.5), ("1e-3", 1e-3), ("True", True), ("false", False), ("None", None),
+    ("4/255", "4/255"), ("mnist", "mnist"), ("[0, 1, 2]", [0, 1, 2]), ('["fgsm","pgd"]', ["fgsm", "pgd"]),
+    ("{a: 1}", {"a": 1}), ('"1"', "1"), ("on", "on"), ("yes", "yes"),
+])
+def test_parse_value(text, expected):
+    value = runner.parse_value(text)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_parse_value_bad_literal():
+    with pytest.raises(ConfigError, match="YAML/JSON"):
+        runner.parse_value("[1, 2")
+
+
+def test_parameter_names_from_parameters_cell(project):
+    assert runner.notebook_parameter_names(project.nbs / "fake.py") == ["profile", "out_dir", "x", "fail"]
+    (project.nbs / "bad.py").write_text("# %%\nx = 1\n")
+    with pytest.raises(ConfigError, match="parameters"):
+        runner.notebook_parameter_names(project.nbs / "bad.py")
+
+
+def test_unknown_override_key_lists_parameters(project):
+    with pytest.raises(ConfigError) as err:
+        runner.plan(["fake"], "quick", {"epochs": 2}, project.nbs, _profiles(), project.pkg)
+    msg = str(err.value)
+    assert "epochs" in msg and "fake: profile, out_dir, x, fail" in msg
+
+
+def test_profile_setting_undeclared_key_is_an_error(project):
+    with pytest.raises(ConfigError, match="does not declare"):
+        runner.plan(["fake"], "quick", None, project.nbs, _profiles({"fake": {"lr": 0.1}}), project.pkg)
+
+
+def test_unknown_notebook_and_profile(project):
+    with pytest.raises(ConfigError, match="notebook='nope'"):
+        runner.plan(["nope"], "quick", None, project.nbs, _profiles(), project.pkg)
+    with pytest.raises(ConfigError, match="profile='paper'"):
+        runner.plan(["fake"], "paper", None, project.nbs, _profiles(), project.pkg)
+
+
+def test_plan_adds_dependencies_first_and_overrides_only_requested(project):
+    plans = runner.plan(["child"], "quick", {"source": "elsewhere.json"}, project.nbs, _profiles(), project.pkg)
+    assert [p.name for p in plans] == ["fake", "child"]
+    assert plans[1].params["source"] == "elsewhere.json"
+    # the dependency's key enters the dependent's key
+    other = runner.plan(["child"], "cpu", {"source": "elsewhere.json"}, project.nbs, _profiles(), project.pkg)
+    assert other[0].key != plans[0].key and other[1].key != plans[1].key
+
+
+def test_interrupt_leaves_no_partial_and_keeps_output(project, monkeypatch):
+    import papermill
+
+    project.out.mkdir(parents=True)
+    good = project.out / "fake.ipynb"
+    good.write_text("previous good output")
+
+    def interrupted(nb, output_path, **kw):
+        Path(output_path).write_text("half written")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(project)
+    assert good.read_text() == "previous good output"
+    assert not (project.out / ".partial" / "fake.ipynb").exists()
+    assert (project.out / ".failed" / "fake.ipynb").read_text() == "half written"
+    assert runner.read_stamp(project.out, "fake") is None
+
+
+def test_register_cli_arguments():
+    parser = argparse.ArgumentParser()
+    runner.register(parser.add_subparsers(dest="cmd"))
+    args = parser.parse_args(["reproduce", "magnitude_mlp", "--profile", "cpu", "-p", "epochs", "2",
+                              "-p", "seeds", "[0,1]", "--force"])
+    assert args.func is runner._cmd_reproduce
+    assert args.names == ["magnitude_mlp"] and args.profile == "cpu" and args.force
+    assert args.parameter == [["epochs", "2"], ["seeds", "[0,1]"]]
+
+
+def test_book_offline_asset_scanner():
+    """book/_ext/offline_assets.py flags pages that would fetch scripts/styles from the network."""
+    sys.path.insert(0, str(runner.REPO_ROOT / "book" / "_ext"))
+    try:
+        import offline_assets
+    finally:
+        sys.path.pop(0)
+    page = ('<script src="_static/a.js"></script><script src="https://cdn.example/x.js"></script>'
+            '<link rel="stylesheet" href="//fonts.example/f.css"><link rel="canonical" href="https://x.org/">'
+            '<a href="https://x.org">link</a><img src="http://x.org/i.png">')
+    assert offline_assets.remote_assets(page) == [
+        "<script> https://cdn.example/x.js", "<link> //fonts.example/f.css", "<img> http://x.org/i.png"]
+
+
+def test_real_profiles_match_notebook_sources():
+    """Every key prunerob.profiles sets must be declared in the notebook's parameters cell."""
+    profiles = pytest.importorskip("prunerob.profiles")
+    present = [n for n in profiles.NOTEBOOKS if (runner.DEFAULT_NOTEBOOKS_DIR / f"{n}.py").is_file()]
+    if not present:
+        pytest.skip("no notebook sources yet")
+    for name in present:
+        for profile in profiles.PROFILES:
+            if all((runner.DEFAULT_NOTEBOOKS_DIR / f"{d}.py").is_file() for d in profiles.DEPENDS.get(name, [])):
+                runner.plan([name], profile)
+
+
+# ------------------------------------------------------------------------------------------- executing
+
+
+def _result_x(project) -> dict:
+    return json.loads((project.out / "results" / "fake" / "x.json").read_text())
+
+
+def test_execute_stamp_skip_and_rerun(project):
+    (r,) = _run(project)
+    out = project.out / "fake.ipynb"
+    assert r.status == "ran" and r.output == out and out.is_file()
+    got = _result_x(project)
+    assert got["x"] == 1
+    assert Path(got["python"]).resolve() == Path(sys.executable).resolve()  # kernel = this interpreter
+    assert Path(got["cwd"]).resolve() == project.out.resolve()  # cwd = the output folder
+    assert not (project.out / ".partial" / "fake.ipynb").exists()
+
+    nb = nbformat.read(out, as_version=4)
+    tagged = {t: c for c in nb.cells for t in c.metadata.get("tags", [])}
+    assert "hide-input" in tagged["parameters"].metadata.tags
+    assert "hide-input" in tagged["injected-parameters"].metadata.tags
+    assert "x = 1" in tagged["injected-parameters"].source
+    assert "profile **quick**" in tagged[runner.INFO_TAG].source
+    assert nb.cells.index(tagged[runner.INFO_TAG]) < nb.cells.index(tagged["parameters"])
+    assert nb.cells[0].source.startswith("# Fake experiment")  # title stays first
+    stamp = runner.read_stamp(project.out, "fake")
+    assert stamp["profile"] == "quick" and stamp["parameters"]["x"] == 1
+
+    (r,) = _run(project)
+    assert r.status == "skipped"
+
+    (r,) = _run(project, overrides={"x": 2})
+    assert r.status == "ran" and _result_x(project)["x"] == 2
+    nb = nbformat.read(out, as_version=4)
+    assert any("-p x 2" in c.source for c in nb.cells if runner.INFO_TAG in c.metadata.get("tags", []))
+
+    (project.pkg / "mod.py").write_text("A = 2\n")  # package source changed -> rerun
+    (r,) = _run(project, overrides={"x": 2})
+    assert r.status == "ran"
+    (r,) = _run(project, overrides={"x": 2})
+    assert r.status == "skipped"
+
+    rows = {r["notebook"]: r for r in runner.executed_summary(project.out, project.nbs, _profiles(), project.pkg)}
+    assert rows["fake"]["profile"] == "quick" and rows["fake"]["overrides"] == "x=2"
+    assert rows["fake"]["current"] == "yes" and rows["child"]["current"] == "placeholder"
+
+    out.write_text(out.read_text().replace("x = 2", "x = 7"))  # output edited by hand -> rerun
+    rows = {r["notebook"]: r for r in runner.executed_summary(project.out, project.nbs, _profiles(), project.pkg)}
+    assert rows["fake"]["current"] == "no"
+    (r,) = _run(project, overrides={"x": 2})
+    assert r.status == "ran"
+
+
+def test_failure_keeps_previous_output_and_blocks_dependents(project):
+    (r_fake, r_child) = _run(project, names=("child",))
+    assert (r_fake.status, r_child.status) == ("ran", "ran")
+    assert json.loads((project.out / "results" / "child" / "y.json").read_text()) == {"y": 10}
+    out = project.out / "fake.ipynb"
+    before, stamp_before = out.read_bytes(), runner.read_stamp(project.out, "fake")
+
+    bad = _profiles({"fake": {"fail": True}})
+    with pytest.raises(runner.NotebookFailed) as err:
+        _run(project, names=("child",), profiles=bad, force=True)
+    statuses = {r.name: r.status for r in err.value.results}
+    assert statuses == {"fake": "failed", "child": "blocked"}
+    assert "deliberate failure" in str(err.value)
+    assert out.read_bytes() == before  # previous good output untouched
+    assert runner.read_stamp(project.out, "fake") == stamp_before
+    failed = project.out / ".failed" / "fake.ipynb"
+    assert failed.is_file() and "deliberate failure" in failed.read_text()
+    assert not (project.out / ".partial" / "fake.ipynb").exists()
+
+    results = _run(project, names=("child",), profiles=bad, raise_on_error=False)
+    assert [r.status for r in results] == ["failed", "blocked"]
