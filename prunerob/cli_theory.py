@@ -55,7 +55,8 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="a .safetensors written by prunerob train (the .json beside it is read)")
     src.add_argument("--random-mlp", metavar="WIDTHS", help="untrained MLP with these widths, e.g. 784,512,10")
-    src.add_argument("--arch", help="train (or load from the cache) this MLP arch with the paper's recipe, e.g. mlp")
+    src.add_argument("--arch", "--model", dest="arch",
+                     help="train (or load from the cache) this MLP arch with the paper's recipe, e.g. mlp")
     p.add_argument("--dataset", help="data set for --arch and for --x-norm auto (e.g. mnist)")
     p.add_argument("--epochs", type=int, default=None, help="override the paper's epochs for --arch")
     p.add_argument("--train-subset", type=int, default=None, help="train --arch on this many training images")
@@ -64,6 +65,7 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
                    help="E||x|| of Eq. 18: 'auto' (mean L2 norm of the test inputs in [0,1]) or a number; "
                         "default auto when a data set is known, else 1.0")
     p.add_argument("--device", default="cpu", help="device for training with --arch (default cpu)")
+    p.add_argument("--data-root", default=None, metavar="PATH", help="data folder (default $PRUNEROB_DATA)")
     p.add_argument("--csv", default=None, help="also write the table to this CSV file")
 
 
@@ -164,20 +166,20 @@ def _weights_from_args(args: argparse.Namespace) -> tuple[list[Any], list[Any], 
         if args.train_subset is not None:
             over["train_subset"] = args.train_subset
         cfg = TrainConfig.paper(args.arch, args.dataset, **over)
-        model, _info = train_model(cfg, device=args.device)
+        model, _info = train_model(cfg, device=args.device, data_root=getattr(args, "data_root", None))
         return mlp_weights(model), mlp_biases(model), args.dataset, f"{args.arch} on {args.dataset} ({cfg.stem()})"
     widths = parse_widths(getattr(args, "random_mlp", None) or "784,512,10")
     ws, bs = random_mlp(widths, args.seed)
     return ws, bs, args.dataset, f"untrained MLP {'-'.join(map(str, widths))} (seed {args.seed})"
 
 
-def mean_input_norm(dataset: str, split: str = "test") -> float:
+def mean_input_norm(dataset: str, split: str = "test", root: str | None = None) -> float:
     """Mean L2 norm of the inputs in [0, 1] (uint8 / 255, flattened): ``E||x||`` of Eq. 18."""
     import torch
 
     from prunerob.data import load_dataset
 
-    ds = load_dataset(dataset, split)
+    ds = load_dataset(dataset, split) if root is None else load_dataset(dataset, split, root=root)
     total, n = 0.0, 0
     for i in range(0, len(ds), 4096):
         xb = ds.x[i:i + 4096].reshape(min(4096, len(ds) - i), -1).to(torch.float64) / 255.0
@@ -195,7 +197,7 @@ def _x_norm(args: argparse.Namespace, dataset: str | None) -> tuple[float, str]:
     if str(v).strip().lower() == "auto":
         if dataset is None:
             raise ConfigError("x-norm=auto needs a data set: pass --dataset (e.g. mnist) or give --x-norm a number")
-        xn = mean_input_norm(dataset)
+        xn = mean_input_norm(dataset, root=getattr(args, "data_root", None))
         return xn, f"{xn:.4f} (auto: mean L2 norm of {dataset} test inputs in [0,1])"
     try:
         xn = float(v)
@@ -246,6 +248,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         a1 = T.algorithm1(k, lam, p0=args.p0, tol=args.tol, max_iter=args.max_iter, mode=args.mode)
         m = T.minimize_J(k, lam, method="exact" if args.mode == "layerwise" else "vertex", mode=args.mode)
         row = {"lam": lam, "alg1_keep": _fmt_keep(a1.keep), "alg1_J": a1.J, "alg1_iters": a1.iterations,
+               "alg1_converged": a1.converged,
                "min_keep": _fmt_keep(m.keep), "min_J": m.J}
         if args.budget is not None:
             bm = T.minimize_J_budget(k, lam, args.budget)

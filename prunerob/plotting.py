@@ -158,6 +158,39 @@ def sweet_spot(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def describe_sweet_spot(row: Mapping[str, Any]) -> str:
+    """One sentence from a :func:`sweet_spot` row, e.g. "mlp on mnist, magnitude, FGSM 4/255: ..."."""
+    ci = ""
+    if np.isfinite(row.get("adv_gain_lo", np.nan)):
+        ci = f" (95% CI {pp(row['adv_gain_lo'])} to {pp(row['adv_gain_hi'])}, {int(row['n_seeds'])} seeds)"
+    elif row.get("n_seeds") is not None:
+        ci = f" ({int(row['n_seeds'])} seed{'s' if int(row['n_seeds']) != 1 else ''}, no interval)"
+    att = f"{str(row['attack']).upper()} {format_eps(float(row['eps']))}"
+    head = f"{row['model']} on {row['dataset']}, {METHOD_LABELS.get(row['method'], row['method'])}, {att}: "
+    if row["keep_best"] == row["keep_dense"]:
+        return (head + f"attacked accuracy is highest without pruning ({pct(row['adv_dense'])} at keep "
+                f"{row['keep_dense']:g}); no keep ratio in the sweep improves it.")
+    return (head + f"attacked accuracy peaks at keep {row['keep_best']:g} with {pct(row['adv_best'])} vs "
+            f"{pct(row['adv_dense'])} unpruned, a change of {pp(row['adv_gain'])}{ci}, while clean accuracy "
+            f"moves from {pct(row['clean_dense'])} to {pct(row['clean_best'])}.")
+
+
+def train_summary(infos: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per trained model from ``train_model``'s info dicts (arch, dataset, seed, epochs,
+    train subset, test accuracy, total training seconds, cached flag, device, data source)."""
+    rows = []
+    for info in infos:
+        cfg = info.get("config", {})
+        rows.append({
+            "arch": cfg.get("arch", info.get("arch")), "dataset": cfg.get("dataset", info.get("dataset")),
+            "seed": cfg.get("seed"), "epochs": cfg.get("epochs"), "train_subset": cfg.get("train_subset"),
+            "image_size": cfg.get("image_size"), "n_train": info.get("n_train"), "test_acc": info.get("test_acc"),
+            "train_seconds": float(sum(info.get("epoch_times_s") or [])), "cached": bool(info.get("cached", False)),
+            "device": info.get("device"), "data_source": info.get("data_source"), "hash": info.get("hash"),
+        })
+    return pd.DataFrame(rows)
+
+
 def keep_at_drop(df: pd.DataFrame, value: str = "clean_acc", drop: float = 0.05,
                  by: Sequence[str] = ("model", "dataset", "method")) -> pd.DataFrame:
     """Smallest keep ratio down to which the mean ``value`` stays within ``drop`` (absolute) of

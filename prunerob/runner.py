@@ -19,13 +19,17 @@ Guarantees:
   the notebooks it depends on. A notebook is skipped when its key is unchanged and the output file
   is the one that was stamped (``--force`` reruns). Interrupting a long ``reproduce`` therefore
   loses only the notebook that was running; trained models are cached by :mod:`prunerob.train`.
+* **Dependencies.** Selecting a notebook that reads others' results also selects those: they run
+  first when they have no stamped output in ``output_dir`` yet (with the profile's parameters);
+  otherwise their existing results are reused. Name them explicitly to rerun or override them.
 * **Right interpreter.** By default the kernel is started with the interpreter running this code
   (``sys.executable -m ipykernel_launcher``), so ``.venv/bin/prunerob reproduce`` executes in the
   venv even when it is not activated and whatever kernel specs the user has installed elsewhere.
   ``--kernel NAME`` uses a named Jupyter kernel spec instead.
-* **Compact parameters.** The ``parameters`` and papermill's ``injected-parameters`` cells get the
-  myst-nb tag ``hide-input`` (collapsed in the book), and a short note naming the profile, the
-  overrides, the run time and the command to rerun is inserted before them.
+* **Compact parameters.** Papermill's ``injected-parameters`` cell gets the myst-nb tag
+  ``hide-input`` (collapsed in the book); the notebook's own ``parameters`` cell is hidden
+  (``remove-cell``) when every name in it was injected, else collapsed too. A short note naming
+  the profile, the overrides, the run time and the command to rerun is inserted before them.
 """
 from __future__ import annotations
 
@@ -37,12 +41,10 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
 import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from .config import ConfigError, atomic_write_text, check_choice
@@ -130,6 +132,31 @@ def notebook_parameter_names(source: str | os.PathLike | Any) -> list[str]:
                             names.append(n.id)
             return names
     raise ConfigError(f"notebook {getattr(source, 'name', source)} has no cell tagged 'parameters'")
+
+
+def notebook_parameter_defaults(source: str | os.PathLike | Any) -> dict[str, Any]:
+    """Default values in the ``parameters`` cell: literals evaluated, other expressions kept as
+    their source text wrapped in :class:`Expression` (used to check profiles against notebooks)."""
+    nb = _read_source(source) if isinstance(source, (str, os.PathLike)) else source
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            out: dict[str, Any] = {}
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    try:
+                        value: Any = ast.literal_eval(node.value)
+                    except ValueError:
+                        value = Expression(ast.unparse(node.value))
+                    for t in targets:
+                        if isinstance(t, ast.Name):
+                            out[t.id] = value
+            return out
+    raise ConfigError(f"notebook {getattr(source, 'name', source)} has no cell tagged 'parameters'")
+
+
+class Expression(str):
+    """A parameter default that is not a Python literal (its source text)."""
 
 
 def _read_source(path: str | os.PathLike):
@@ -228,8 +255,17 @@ class _Plan:
     source: Path
     params: dict[str, Any]
     names_declared: list[str]
-    key: str = ""
+    base_key: str = ""  # hash of source, parameters, profile and package; see :func:`stamp_key`
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    auto: bool = False  # pulled in as a dependency of a selected notebook, not selected itself
+    depends: list[str] = dataclasses.field(default_factory=list)
+
+
+def stamp_key(p: _Plan, output_dir: str | os.PathLike) -> str:
+    """The key stored in a notebook's stamp: its plan's base key plus the stamp keys of the notebooks
+    it reads (as found in ``output_dir`` now), so a dependent reruns when a dependency was rerun."""
+    deps = {d: (read_stamp(Path(output_dir), d) or {}).get("key") for d in p.depends}
+    return _sha256_bytes(_canonical({"base": p.base_key, "depends": deps}).encode())
 
 
 def _load_profiles(profiles: Any) -> Any:
@@ -275,10 +311,14 @@ def _order(names: Iterable[str], depends: Mapping[str, list[str]], all_names: li
 def plan(names: Iterable[str] | None = None, profile: str = "quick", overrides: Mapping[str, Any] | None = None,
          notebooks_dir: str | os.PathLike = DEFAULT_NOTEBOOKS_DIR, profiles: Any = None,
          package_dir: Path = PACKAGE_DIR) -> list[_Plan]:
-    """Resolve notebooks (with dependencies, in order), parameters and stamp keys without running.
+    """Resolve notebooks (with dependencies, in order) and their parameters without running.
+
+    Dependencies that were not selected are marked ``auto``: :func:`reproduce` runs them only when
+    they have no stamped output yet, with the profile's parameters (overrides are not applied to
+    them), and otherwise reuses their existing results.
 
     Raises ConfigError for an unknown notebook, profile or override key (a key must be a parameter
-    of at least one selected notebook; it is applied to the notebooks that declare it).
+    of at least one selected notebook; it is applied to the selected notebooks that declare it).
     """
     prof = _load_profiles(profiles)
     check_choice("profile", profile, prof.PROFILES)
@@ -300,25 +340,23 @@ def plan(names: Iterable[str] | None = None, profile: str = "quick", overrides: 
         if missing:
             raise ConfigError(f"profile {profile!r} sets {', '.join(missing)} for {n}, which its parameters "
                               f"cell does not declare; declared: {', '.join(declared)}")
-        plans.append(_Plan(n, src, params, declared))
+        plans.append(_Plan(n, src, params, declared, auto=n not in requested,
+                           depends=list(prof.DEPENDS.get(n, []))))
     for key in overrides:
         if not any(key in p.names_declared for p in plans if p.name in requested):
             listing = "; ".join(f"{p.name}: {', '.join(p.names_declared)}" for p in plans if p.name in requested)
             raise ConfigError(f"-p {key}: no selected notebook has a parameter {key!r}. Parameters: {listing}")
     pkg = package_hash(Path(package_dir))
-    keys: dict[str, str] = {}
     for p in plans:
-        if p.name in requested:  # dependencies pulled in automatically keep their profile defaults
+        if not p.auto:  # dependencies pulled in automatically keep their profile defaults
             p.overrides = {k: v for k, v in overrides.items() if k in p.names_declared}
             p.params.update(p.overrides)
-        p.key = _sha256_bytes(_canonical({
+        p.base_key = _sha256_bytes(_canonical({
             "notebook": _sha256_bytes(p.source.read_bytes()),
             "parameters": p.params,
             "profile": profile,
             "prunerob": pkg,
-            "depends": {d: keys[d] for d in prof.DEPENDS.get(p.name, [])},
         }).encode())
-        keys[p.name] = p.key
     return plans
 
 
@@ -334,16 +372,23 @@ def _rerun_command(name: str, profile: str, overrides: Mapping[str, Any]) -> str
     return " ".join(shlex.quote(str(x)) for x in parts)
 
 
-def _postprocess(nb, name: str, profile: str, overrides: Mapping[str, Any], seconds: float, output: Path) -> None:
-    """Collapse parameter cells, insert the run note, fix papermill's recorded output path."""
+def _postprocess(nb, name: str, profile: str, overrides: Mapping[str, Any], seconds: float, output: Path,
+                 injected_all: bool = True) -> None:
+    """Collapse the injected parameters, insert the run note, fix papermill's recorded output path.
+
+    The notebook's own ``parameters`` cell is collapsed too, or, when ``injected_all`` (papermill
+    injected a value for every name it declares, so it only shows superseded defaults), tagged
+    ``remove-cell`` so the book shows a single parameter cell.
+    """
     import nbformat
 
     first_param = None
     for i, cell in enumerate(nb.cells):
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         if cell.cell_type == "code" and ("parameters" in tags or "injected-parameters" in tags):
-            if HIDDEN_TAG not in tags:
-                tags.append(HIDDEN_TAG)
+            tag = "remove-cell" if ("parameters" in tags and injected_all) else HIDDEN_TAG
+            if tag not in tags:
+                tags.append(tag)
             if first_param is None:
                 first_param = i
     over = ", ".join(f"`{k} = {v!r}`" for k, v in overrides.items()) or "none"
@@ -354,7 +399,7 @@ def _postprocess(nb, name: str, profile: str, overrides: Mapping[str, Any], seco
         "```{admonition} How this page was produced\n:class: note\n"
         f"Executed by `prunerob reproduce` with profile **{profile}** "
         f"(overrides: {over}) on {when} in {seconds:.0f} s (prunerob {__version__}). "
-        "The parameters are in the collapsed cells below. Rerun with\n"
+        "The parameters it ran with are in the collapsed cell below. Rerun with\n"
         f"`{_rerun_command(name, profile, overrides)}` (add `-p KEY VALUE` to change a parameter).\n```"
     )
     info = nbformat.v4.new_markdown_cell(text, metadata={"tags": [INFO_TAG]})
@@ -369,7 +414,7 @@ def _postprocess(nb, name: str, profile: str, overrides: Mapping[str, Any], seco
                                                     "seconds": round(seconds, 1)})
 
 
-def _run_one(p: _Plan, profile: str, output_dir: Path, kernel: str | None,
+def _run_one(p: _Plan, key: str, profile: str, output_dir: Path, kernel: str | None,
              progress: bool, log_output: bool = False) -> Result:
     import nbformat
     import papermill as pm
@@ -410,7 +455,8 @@ def _run_one(p: _Plan, profile: str, output_dir: Path, kernel: str | None,
             os.environ["MPLBACKEND"] = saved_backend
     seconds = time.perf_counter() - t0
     executed = nbformat.read(partial, as_version=4)
-    _postprocess(executed, p.name, profile, p.overrides, seconds, output)
+    _postprocess(executed, p.name, profile, p.overrides, seconds, output,
+                 injected_all=set(p.names_declared) <= set(p.params))
     atomic_write_text(partial, nbformat.writes(executed) + "\n")
     os.replace(partial, output)
     if failed.exists():
@@ -423,7 +469,7 @@ def _run_one(p: _Plan, profile: str, output_dir: Path, kernel: str | None,
     stamp = {
         "name": p.name,
         "profile": profile,
-        "key": p.key,
+        "key": key,
         "parameters": p.params,
         "overrides": p.overrides,
         "notebook": f"notebooks/{p.name}.py",
@@ -450,8 +496,9 @@ def reproduce(names: Iterable[str] | None = None, profile: str = "quick", overri
     """Execute experiment notebooks; see the module docstring.
 
     Args:
-        names: notebooks to run (default: all of ``profiles.NOTEBOOKS``); their dependencies
-            (``profiles.DEPENDS``) are added and run first (or skipped when up to date).
+        names: notebooks to run (default: all of ``profiles.NOTEBOOKS``). Their dependencies
+            (``profiles.DEPENDS``) are added before them: run when they have no stamped output in
+            ``output_dir`` yet, else their existing results are reused.
         profile: one of ``profiles.PROFILES``.
         overrides: parameter values replacing the profile's (already typed; the CLI parses them
             with :func:`parse_value`). Applied to the selected notebooks that declare the key.
@@ -482,14 +529,19 @@ def reproduce(names: Iterable[str] | None = None, profile: str = "quick", overri
     for p in bar:
         bar.set_postfix_str(p.name)
         output = output_dir / f"{p.name}.ipynb"
-        blockers = [d for d in prof.DEPENDS.get(p.name, []) if d in bad]
+        blockers = [d for d in p.depends if d in bad]
+        stamp = read_stamp(output_dir, p.name)
+        key = stamp_key(p, output_dir)
         if blockers:
             bad.add(p.name)
             res = Result(p.name, "blocked", output, 0.0, p.params, f"depends on failed {', '.join(blockers)}")
-        elif not force and _is_up_to_date(output, read_stamp(output_dir, p.name), p.key):
+        elif p.auto and stamp is not None and output.is_file():
+            res = Result(p.name, "skipped", output, 0.0, stamp.get("parameters", {}),
+                         "dependency: existing results reused (name it to rerun it)")
+        elif not force and _is_up_to_date(output, stamp, key):
             res = Result(p.name, "skipped", output, 0.0, p.params)
         else:
-            res = _run_one(p, profile, output_dir, kernel, progress, log_output)
+            res = _run_one(p, key, profile, output_dir, kernel, progress, log_output)
             if res.status == "failed":
                 bad.add(p.name)
         results.append(res)
@@ -508,7 +560,8 @@ def _describe(r: Result, output_dir: Path) -> str:
     if r.status == "ran":
         return f"[ran]     {r.name:<14} {r.seconds:8.1f} s -> {r.output}"
     if r.status == "skipped":
-        return f"[skipped] {r.name:<14} up to date ({r.output}; --force reruns)"
+        why = r.error or "up to date; --force reruns"
+        return f"[skipped] {r.name:<14} {why} ({r.output})"
     if r.status == "blocked":
         return f"[blocked] {r.name:<14} {r.error}"
     where = f"; executed notebook with the traceback: {r.failed_notebook}" if r.failed_notebook else ""
@@ -520,22 +573,26 @@ def status_table(profile: str = "quick", names: Iterable[str] | None = None,
                  notebooks_dir: str | os.PathLike = DEFAULT_NOTEBOOKS_DIR, profiles: Any = None,
                  overrides: Mapping[str, Any] | None = None,
                  package_dir: str | os.PathLike = PACKAGE_DIR) -> list[dict[str, Any]]:
-    """One row per notebook: name, description, depends, status (``up to date`` for this profile and
-    these overrides, ``stale``, ``not run``, ``no source``), last profile and run time."""
+    """One row per notebook: name, description, depends, status for this profile and overrides
+    (``up to date``, ``stale``, ``not run``, ``no source`` or ``error: ...``), last profile and run time."""
     prof = _load_profiles(profiles)
+    check_choice("profile", profile, prof.PROFILES)
     output_dir = Path(output_dir)
     rows = []
-    try:
-        plans = {p.name: p for p in plan(names, profile, overrides, notebooks_dir, profiles, Path(package_dir))}
-    except ConfigError:
-        plans = {}
     for n in (list(names) if names else list(prof.NOTEBOOKS)):
         stamp = read_stamp(output_dir, n)
         out = output_dir / f"{n}.ipynb"
-        if n in plans:
-            st = "up to date" if _is_up_to_date(out, stamp, plans[n].key) else ("stale" if stamp else "not run")
+        if not (Path(notebooks_dir) / f"{n}.py").is_file():
+            st = "no source"
         else:
-            st = "no source" if not (Path(notebooks_dir) / f"{n}.py").is_file() else "error"
+            try:
+                over = {k: v for k, v in (overrides or {}).items()}
+                plans = plan([n], profile, over, notebooks_dir, profiles, Path(package_dir))
+                (p,) = [q for q in plans if q.name == n]
+                st = ("up to date" if _is_up_to_date(out, stamp, stamp_key(p, output_dir))
+                      else ("stale" if stamp else "not run"))
+            except ConfigError as exc:
+                st = f"error: {exc}"
         rows.append({"name": n, "status": st, "description": prof.NOTEBOOKS.get(n, ""),
                      "depends": ", ".join(prof.DEPENDS.get(n, [])),
                      "last_profile": (stamp or {}).get("profile", ""),
@@ -582,7 +639,7 @@ def executed_summary(output_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR,
         try:
             (p,) = [q for q in plan([n], row["profile"], (stamp or {}).get("overrides", {}), notebooks_dir,
                                     profiles, Path(package_dir)) if q.name == n]
-            row["current"] = "yes" if _is_up_to_date(out, stamp, p.key) else "no"
+            row["current"] = "yes" if _is_up_to_date(out, stamp, stamp_key(p, output_dir)) else "no"
         except (ConfigError, ValueError):
             row["current"] = "no"
         rows.append(row)
@@ -624,11 +681,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     for key, value in args.parameter:
         overrides[key] = parse_value(value)
     if args.list:
+        print(f"status for --profile {args.profile} in {args.output_dir}:")
         rows = status_table(args.profile, args.names or None, args.output_dir, args.notebooks_dir, None, overrides)
         for r in rows:
             dep = f" (reads {r['depends']})" if r["depends"] else ""
             last = f"; last run: {r['last_profile']}, {r['last_seconds']} s, {r['finished_at']}" if r["last_profile"] else ""
-            print(f"{r['name']:<14} [{r['status']} for --profile {args.profile}]{dep}{last}\n    {r['description']}")
+            print(f"{r['name']:<14} [{r['status']}]{dep}{last}\n    {r['description']}")
         if args.names:
             for p in plan(args.names, args.profile, overrides, args.notebooks_dir):
                 print(f"\nparameters of {p.name} (--profile {args.profile}):")

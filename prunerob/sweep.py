@@ -10,23 +10,28 @@ permutation of the evaluation split (``subset_seed``, default 0, independent of 
 so that ``n=500`` is a prefix of ``n=1000``). The chosen examples are recorded in the
 ``eval_subset`` column.
 
-Randomness. Masks use ``make_masks(..., seed=seed)``. Before every attack call on batch ``i``
+Randomness. Masks use ``make_masks(..., seed=seed)`` (Taylor scores, App. I, are computed once
+per sweep on 20 training batches and thresholded per keep ratio, which gives the same masks). Before every attack call on batch ``i``
 the global torch RNG (CPU and CUDA) is seeded with ``seed + i`` inside ``torch.random.fork_rng``
 (the convention of :func:`prunerob.attacks.attack_batches`; the caller's RNG state is left
 untouched). PGD's random start, drawn by torchattacks from the global RNG, is therefore the
 same for every keep ratio, every method and both execution paths (common random numbers).
 
-Two execution paths give the same numbers:
+Two execution paths give the same numbers (exactly in float64; in float32 the two matrix-product
+kernels round differently, so an argmax or gradient-sign tie can in rare cases go the other way):
 
 * ``loop``: for each (method, keep) the pruned copy ``apply_masks(model, masks)`` is attacked with
   :func:`prunerob.attacks.make_attack` (torchattacks FGSM / PGD / AutoAttack, our CW).
 * ``batched`` (MLPs only, FGSM and PGD only): all keep ratios of one method are stacked into
   ``[K, out, in]`` weight tensors and run as one batched model (``torch.baddbmm``) on inputs of
-  shape ``[K, B, ...]``; FGSM and PGD are re-implemented on the stack, step for step as in
+  shape ``[K, B, ...]`` (several evaluation batches are packed into one call when memory allows,
+  :data:`MEMORY_BUDGET`); FGSM and PGD are re-implemented on the stack, step for step as in
   torchattacks 3.5.1 (same random start, same loss, same step, projection and clamp).
   The loss is ``sum_k CE_mean(copy k)``: copy k's input only influences copy k's logits, so the
   gradient with respect to copy k's input equals torchattacks' gradient for that copy.
-  ``tests/test_sweep.py`` checks the two paths agree.
+  ``tests/test_sweep.py`` checks the two paths agree. (:class:`prunerob.attacks.Attack` projects
+  torchattacks' output once more onto the eps-ball and [0, 1]; for FGSM and PGD outputs that
+  projection is exactly the identity, since rounding is monotone, so the batched path omits it.)
 
 The results table is tidy: one row per (method, keep_ratio, attack, eps) for one seed; see
 :data:`BASE_COLUMNS`. Accuracies are fractions in [0, 1].
@@ -38,7 +43,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -209,11 +214,6 @@ def _achieved_keep(masks: Mapping[str, torch.Tensor]) -> float:
     return kept / total if total else 1.0
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """The final projection of :class:`prunerob.attacks.Attack` (a no-op for FGSM/PGD outputs)."""
-    return torch.clamp(torch.minimum(torch.maximum(x_adv, x - eps), x + eps), 0.0, 1.0)
-
-
 # --------------------------------------------------------------------------------------------
 # batched MLP
 # --------------------------------------------------------------------------------------------
@@ -310,9 +310,14 @@ def stacked_fgsm(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, eps: float
     """
     weight = 1.0 / x.shape[0] if weight is None else weight
     adv = x.detach().unsqueeze(0).expand(stack.K, *x.shape).clone().requires_grad_(True)
+    grad = _input_grad(stack, adv, y, weight)
+    # = clamp(x + eps * sign(grad), 0, 1), computed in place in grad's buffer (same rounding)
+    return grad.sign_().mul_(eps).add_(adv.detach()).clamp_(min=0, max=1)
+
+
+def _input_grad(stack: StackedMLP, adv: torch.Tensor, y: torch.Tensor, weight) -> torch.Tensor:
     (grad,) = torch.autograd.grad(_stacked_loss(stack(adv), y, weight), adv)
-    adv = torch.clamp(adv.detach() + eps * grad.sign(), min=0, max=1)
-    return _project(adv, x, eps)
+    return grad if grad.is_contiguous() else grad.contiguous()  # a private buffer we may overwrite
 
 
 def stacked_pgd(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
@@ -336,11 +341,12 @@ def stacked_pgd(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, eps: float,
     adv = adv.unsqueeze(0).expand(stack.K, *x.shape).clone()
     for _ in range(steps):
         adv.requires_grad_(True)
-        (grad,) = torch.autograd.grad(_stacked_loss(stack(adv), y, weight), adv)
-        adv = adv.detach() + alpha * grad.sign()
-        delta = torch.clamp(adv - images, min=-eps, max=eps)
-        adv = torch.clamp(images + delta, min=0, max=1)
-    return _project(adv.detach(), images, eps)
+        grad = _input_grad(stack, adv, y, weight)
+        # torchattacks: adv = adv + alpha * sign(grad); delta = clamp(adv - images, -eps, eps);
+        # adv = clamp(images + delta, 0, 1) -- the same operations in place (same rounding)
+        adv = grad.sign_().mul_(alpha).add_(adv.detach()).sub_(images).clamp_(min=-eps, max=eps)
+        adv = adv.add_(images).clamp_(min=0, max=1)
+    return adv.detach()
 
 
 def batchable(model: nn.Module) -> bool:
@@ -380,6 +386,7 @@ def _memory_plan(linears: Sequence[nn.Linear], batch_size: int, n: int, device: 
     if budget is None:
         if device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
+            free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's cache
             budget = free // 3
         else:
             budget = 256 << 20
@@ -585,8 +592,7 @@ def run_sweep(
     args = validate_sweep_args(model_name=model_name, dataset_name=dataset_name, methods=methods, keeps=keeps,
                                attacks=attacks, eps=eps, seed=seed, n=n, batch_size=batch_size,
                                batched=batched, attack_overrides=attack_overrides)
-    methods_l, keeps_l, attacks_l, eps_l = args["methods"], args["keeps"], args["attacks"], args["eps"]
-    batched_s, overrides = args["batched"], args["attack_overrides"]
+    methods_l, attacks_l, eps_l, overrides = args["methods"], args["attacks"], args["eps"], args["attack_overrides"]
     if isinstance(subset_seed, bool) or not isinstance(subset_seed, int):
         raise ConfigError(f"subset_seed={subset_seed!r} must be an integer")
     need_data = [m for m in methods_l if m in DATA_METHODS]
@@ -602,11 +608,25 @@ def run_sweep(
              for a in attacks_l for e in eps_l}
 
     params = list(model.parameters())
+    caller_model, caller_training = model, model.training
     if params and params[0].device != dev:
         import copy
 
         model = copy.deepcopy(model).to(dev)
     model.eval()
+    try:
+        return _sweep(model, data, train_data, dev, params, args, specs, model_name=model_name,
+                      dataset_name=dataset_name, seed=seed, n=n, batch_size=batch_size, progress=progress, out=out,
+                      extra_columns=extra_columns, subset_seed=subset_seed, partial=partial)
+    finally:
+        caller_model.train(caller_training)
+
+
+def _sweep(model, data, train_data, dev, params, args, specs, *, model_name, dataset_name, seed, n, batch_size,
+           progress, out, extra_columns, subset_seed, partial) -> pd.DataFrame:
+    """The body of :func:`run_sweep` after validation (``model`` on ``dev`` in eval mode)."""
+    methods_l, keeps_l, attacks_l, eps_l = args["methods"], args["keeps"], args["attacks"], args["eps"]
+    batched_s = args["batched"]
     dtype = params[0].dtype if params else torch.float32
 
     x_all, y_all, subset_desc = select_examples(data, n, subset_seed)

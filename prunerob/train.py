@@ -261,9 +261,11 @@ def train_model(
             losses, times = list(state["train_losses"]), list(state["epoch_times_s"])
             resumed_from = start_epoch
     fwd = torch.compile(model) if cfg.compile else model
+    # bf16 autocast on any device (CUDA in the paper profile; the CPU path exists so that
+    # tests/test_fast_paths.py can compare it with float32 training without a GPU).
     autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if cfg.amp == "bf16" and dev.type == "cuda"
+        torch.autocast(dev.type, dtype=torch.bfloat16)
+        if cfg.amp == "bf16"
         else contextlib.nullcontext()
     )
     n = len(data)

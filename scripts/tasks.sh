@@ -28,8 +28,9 @@ case "$task" in
     echo "book: open _build/html/index.html" ;;
   book-strict)
     setup
-    # -W: warnings are errors, -n: nitpicky (every reference must resolve), --keep-going: report all
-    "$BIN/jupyter-book" build book -W -n --keep-going "${args[@]}"
+    # -W: warnings are errors, -n: nitpicky (every reference must resolve), --keep-going: report
+    # all of them, --all: re-read every page (an incremental build would not repeat old warnings)
+    "$BIN/jupyter-book" build book --all -W -n --keep-going "${args[@]}"
     echo "book: open _build/html/index.html" ;;
   test)
     setup

@@ -129,11 +129,13 @@ def test_unknown_notebook_and_profile(project):
 
 def test_plan_adds_dependencies_first_and_overrides_only_requested(project):
     plans = runner.plan(["child"], "quick", {"source": "elsewhere.json"}, project.nbs, _profiles(), project.pkg)
-    assert [p.name for p in plans] == ["fake", "child"]
-    assert plans[1].params["source"] == "elsewhere.json"
-    # the dependency's key enters the dependent's key
+    assert [(p.name, p.auto, p.depends) for p in plans] == [("fake", True, []), ("child", False, ["fake"])]
+    assert plans[1].params["source"] == "elsewhere.json" and plans[1].overrides == {"source": "elsewhere.json"}
+    assert plans[0].overrides == {}
     other = runner.plan(["child"], "cpu", {"source": "elsewhere.json"}, project.nbs, _profiles(), project.pkg)
-    assert other[0].key != plans[0].key and other[1].key != plans[1].key
+    assert other[0].base_key != plans[0].base_key and other[1].base_key != plans[1].base_key
+    same = runner.plan(["child"], "quick", {"source": "elsewhere.json"}, project.nbs, _profiles(), project.pkg)
+    assert [p.base_key for p in same] == [p.base_key for p in plans]
 
 
 def test_interrupt_leaves_no_partial_and_keeps_output(project, monkeypatch):
@@ -180,16 +182,38 @@ def test_book_offline_asset_scanner():
         "<script> https://cdn.example/x.js", "<link> //fonts.example/f.css", "<img> http://x.org/i.png"]
 
 
+def test_parameter_defaults(project):
+    (project.nbs / "d.py").write_text('# %% tags=["parameters"]\na = 1\nb: list = [1, 2]\nc = {"x": None}\n'
+                                      'd = 2 * a\n')
+    got = runner.notebook_parameter_defaults(project.nbs / "d.py")
+    assert got == {"a": 1, "b": [1, 2], "c": {"x": None}, "d": "2 * a"}
+    assert isinstance(got["d"], runner.Expression) and not isinstance(got["a"], runner.Expression)
+
+
+def _kind(v):
+    return "number" if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v).__name__
+
+
 def test_real_profiles_match_notebook_sources():
-    """Every key prunerob.profiles sets must be declared in the notebook's parameters cell."""
+    """Every key prunerob.profiles sets is declared in the notebook's parameters cell, with a value
+    of the same kind as the notebook's default (list vs dict vs str vs number vs bool; None fits any)."""
     profiles = pytest.importorskip("prunerob.profiles")
     present = [n for n in profiles.NOTEBOOKS if (runner.DEFAULT_NOTEBOOKS_DIR / f"{n}.py").is_file()]
     if not present:
         pytest.skip("no notebook sources yet")
+    problems = []
     for name in present:
+        defaults = runner.notebook_parameter_defaults(runner.DEFAULT_NOTEBOOKS_DIR / f"{name}.py")
         for profile in profiles.PROFILES:
             if all((runner.DEFAULT_NOTEBOOKS_DIR / f"{d}.py").is_file() for d in profiles.DEPENDS.get(name, [])):
                 runner.plan([name], profile)
+            for key, value in profiles.parameters(name, profile).items():
+                default = defaults.get(key)
+                if value is None or default is None or isinstance(default, runner.Expression):
+                    continue
+                if _kind(value) != _kind(default):
+                    problems.append(f"{name}.{key} ({profile}): profile gives {value!r}, notebook default {default!r}")
+    assert not problems, "\n".join(problems)
 
 
 # ------------------------------------------------------------------------------------------- executing
@@ -211,7 +235,7 @@ def test_execute_stamp_skip_and_rerun(project):
 
     nb = nbformat.read(out, as_version=4)
     tagged = {t: c for c in nb.cells for t in c.metadata.get("tags", [])}
-    assert "hide-input" in tagged["parameters"].metadata.tags
+    assert "remove-cell" in tagged["parameters"].metadata.tags  # every name injected: defaults hidden
     assert "hide-input" in tagged["injected-parameters"].metadata.tags
     assert "x = 1" in tagged["injected-parameters"].source
     assert "profile **quick**" in tagged[runner.INFO_TAG].source
@@ -222,6 +246,11 @@ def test_execute_stamp_skip_and_rerun(project):
 
     (r,) = _run(project)
     assert r.status == "skipped"
+    table = {r["name"]: r["status"] for r in runner.status_table(
+        "quick", None, project.out, project.nbs, _profiles(), package_dir=project.pkg)}
+    assert table == {"fake": "up to date", "child": "not run"}
+    table = runner.status_table("cpu", ["fake"], project.out, project.nbs, _profiles(), package_dir=project.pkg)
+    assert table[0]["status"] == "stale" and table[0]["last_profile"] == "quick"
 
     (r,) = _run(project, overrides={"x": 2})
     assert r.status == "ran" and _result_x(project)["x"] == 2
@@ -254,7 +283,7 @@ def test_failure_keeps_previous_output_and_blocks_dependents(project):
 
     bad = _profiles({"fake": {"fail": True}})
     with pytest.raises(runner.NotebookFailed) as err:
-        _run(project, names=("child",), profiles=bad, force=True)
+        _run(project, names=("fake", "child"), profiles=bad, force=True)
     statuses = {r.name: r.status for r in err.value.results}
     assert statuses == {"fake": "failed", "child": "blocked"}
     assert "deliberate failure" in str(err.value)
@@ -264,5 +293,20 @@ def test_failure_keeps_previous_output_and_blocks_dependents(project):
     assert failed.is_file() and "deliberate failure" in failed.read_text()
     assert not (project.out / ".partial" / "fake.ipynb").exists()
 
-    results = _run(project, names=("child",), profiles=bad, raise_on_error=False)
+    results = _run(project, names=("child", "fake"), profiles=bad, raise_on_error=False)
     assert [r.status for r in results] == ["failed", "blocked"]
+
+
+def test_dependencies_reused_and_dependents_follow_them(project):
+    (r,) = _run(project, names=("fake",), overrides={"x": 5})
+    assert r.status == "ran"
+    r_fake, r_child = _run(project, names=("child",))
+    # the customised dependency is reused, not silently rerun with the profile defaults
+    assert (r_fake.status, r_child.status) == ("skipped", "ran") and "reused" in r_fake.error
+    assert _result_x(project)["x"] == 5
+    assert json.loads((project.out / "results" / "child" / "y.json").read_text()) == {"y": 50}
+    assert [r.status for r in _run(project, names=("child",))] == ["skipped", "skipped"]
+    (r,) = _run(project, names=("fake",))  # dependency rerun with x = 1 -> the dependent is stale
+    assert r.status == "ran"
+    assert [r.status for r in _run(project, names=("child",))] == ["skipped", "ran"]
+    assert json.loads((project.out / "results" / "child" / "y.json").read_text()) == {"y": 10}

@@ -237,3 +237,12 @@ def test_same_examples_and_rng_untouched(setup):
     with sweep._seeded(3, 2, torch.device("cpu")):
         torch.rand(3)
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_model_left_untouched(setup):
+    import copy
+
+    model = copy.deepcopy(setup[0]).train()
+    before = sweep.state_hash(model)
+    df = sweep.run_sweep(model, setup[2], **_kw(keeps=[1.0, 0.3], attacks="fgsm", eps=[0.05], n=32))
+    assert model.training and sweep.state_hash(model) == before and len(df) == 4
