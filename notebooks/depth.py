@@ -42,6 +42,7 @@ n_eval = 1000
 
 # %%
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +55,7 @@ from prunerob.models import MLP_HIDDEN
 from prunerob.sweep import run_sweep
 from prunerob.train import TrainConfig, train_model
 
+warnings.filterwarnings("ignore", message="IProgress not found")
 t_start = time.perf_counter()
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -86,7 +88,7 @@ panels = [dict(model=arch, attack=a, eps=eps_value, title=f"{arch} ({len(MLP_HID
 fig = P.accuracy_grid(df, panels, ncols=len(models))
 cap = P.caption(
     "Effect of depth: MLPs with 2, 3 and 4 weight matrices, magnitude vs random pruning (paper Fig. 4)",
-    profile=profile, data=test, epochs=f"{epochs} (train subset: {train_subset or 'all'})", seeds=seeds,
+    profile=profile, data=test, epochs=P.training_text(epochs, train_subset), seeds=seeds,
     n_eval=int(df.n.iloc[0]), device=P.devices(df), attacks=df)
 P.show(fig, cap, out, "fig4_depth")
 

@@ -49,6 +49,7 @@ autoattack_seeds = [0]
 
 # %%
 import time
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -61,6 +62,7 @@ from prunerob.data import load_dataset
 from prunerob.sweep import run_sweep
 from prunerob.train import TrainConfig, train_model
 
+warnings.filterwarnings("ignore", message="IProgress not found")
 t_start = time.perf_counter()
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
@@ -115,9 +117,8 @@ def fig_caption(title, d, extra=None):
     ds_in = list(dict.fromkeys(d.dataset))
     return P.caption(
         title, profile=profile, data=[f"{k}: {data_sources[k]}" for k in ds_in],
-        epochs=", ".join(f"{k}: {epochs[k]}" for k in ds_in) + " (train subset: "
-        + ", ".join(f"{k}: {train_subset[k] or 'all'}" for k in ds_in) + ")",
-        seeds=sorted(d.seed.unique()), n_eval=", ".join(f"{k}: {int(d[d.dataset == k].n.iloc[0])}" for k in ds_in),
+        epochs=P.training_text(epochs, train_subset, ds_in), seeds=sorted(d.seed.unique()),
+        n_eval="; ".join(f"{k}: {', '.join(str(int(v)) for v in sorted(d[d.dataset == k].n.unique()))}" for k in ds_in),
         device=P.devices(d), attacks=d, extra=extra)
 
 

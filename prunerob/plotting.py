@@ -131,9 +131,9 @@ def sweet_spot(df: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     rows = []
     for key, grp in df.groupby(keys, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        m = grp.groupby("keep_ratio")[["clean_acc", "adv_acc"]].mean()
+        m = grp.groupby("keep_ratio")[["clean_acc", "adv_acc"]].mean().sort_index(ascending=False)
         k_dense = float(m.index.max())
-        k_best = float(m["adv_acc"].idxmax())
+        k_best = float(m["adv_acc"].idxmax())  # first maximum from the dense end: ties favour less pruning
         a = grp[grp.keep_ratio == k_best].set_index("seed")
         b = grp[grp.keep_ratio == k_dense].set_index("seed")
         common = a.index.intersection(b.index)
@@ -173,6 +173,22 @@ def describe_sweet_spot(row: Mapping[str, Any]) -> str:
     return (head + f"attacked accuracy peaks at keep {row['keep_best']:g} with {pct(row['adv_best'])} vs "
             f"{pct(row['adv_dense'])} unpruned, a change of {pp(row['adv_gain'])}{ci}, while clean accuracy "
             f"moves from {pct(row['clean_dense'])} to {pct(row['clean_best'])}.")
+
+
+def training_text(epochs: Any, train_subset: Any = None, datasets: Sequence[str] | None = None) -> str:
+    """Caption text for the training budget, e.g. ``"mnist: 2 epochs on 10000 training images"``.
+
+    ``epochs`` / ``train_subset`` are numbers or dicts keyed by data set (then ``datasets`` picks
+    and orders the entries); ``train_subset=None`` means the full training split.
+    """
+    def one(e, s):
+        return f"{e} epoch{'s' if e != 1 else ''} on {'all' if s is None else s} training images"
+
+    if isinstance(epochs, Mapping):
+        keys = list(datasets) if datasets is not None else list(epochs)
+        sub = train_subset if isinstance(train_subset, Mapping) else {k: train_subset for k in keys}
+        return "; ".join(f"{k}: {one(epochs[k], sub.get(k))}" for k in keys)
+    return one(epochs, train_subset)
 
 
 def train_summary(infos: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
@@ -335,24 +351,29 @@ def _fmt_alpha(a: Any) -> str:
 
 
 def attack_summary(df: pd.DataFrame) -> str:
-    """One clause per attack in a sweep table: budget, steps, step size, restarts, seed and
-    number of evaluation examples, read from the table's columns."""
+    """One clause per attack in a sweep table: budget, steps, step size, restarts, attack seeds
+    and number of evaluation examples, read from the table's columns (seeds are listed together)."""
     if df is None or df.empty or "attack" not in df.columns:
         return "no attack"
-    cols = [c for c in ("attack", "eps", "attack_steps", "attack_alpha", "attack_restarts", "attack_seed", "n") if c in df.columns]
+    cols = [c for c in ("attack", "eps", "attack_steps", "attack_alpha", "attack_restarts", "n") if c in df.columns]
     parts = []
-    for _, r in df[cols].drop_duplicates().sort_values(cols[:2]).iterrows():
-        bits = [f"{str(r.attack).upper()} (L∞, ε = {format_eps(float(r.eps))}"]
-        if "attack_steps" in r and pd.notna(r.attack_steps):
-            bits.append(f"{int(r.attack_steps)} step{'s' if int(r.attack_steps) != 1 else ''}")
-        if "attack_alpha" in r and pd.notna(r.attack_alpha):
-            bits.append(f"step size {_fmt_alpha(r.attack_alpha)}")
-        if "attack_restarts" in r and pd.notna(r.attack_restarts):
-            bits.append(f"{int(r.attack_restarts)} restart{'s' if int(r.attack_restarts) != 1 else ''}")
-        if "attack_seed" in r and pd.notna(r.attack_seed):
-            bits.append(f"attack seed {r.attack_seed}")
-        if "n" in r and pd.notna(r.n):
-            bits.append(f"n = {int(r.n)} test images")
+    for key, grp in df.groupby(cols, sort=True, dropna=False):
+        r = dict(zip(cols, key if isinstance(key, tuple) else (key,)))
+        bits = [f"{str(r['attack']).upper()} (L∞, ε = {format_eps(float(r['eps']))}"]
+        if pd.notna(r.get("attack_steps", np.nan)):
+            st = int(r["attack_steps"])
+            bits.append(f"{st} step{'s' if st != 1 else ''}")
+        if pd.notna(r.get("attack_alpha", np.nan)):
+            bits.append(f"step size {_fmt_alpha(r['attack_alpha'])}")
+        if pd.notna(r.get("attack_restarts", np.nan)):
+            rs = int(r["attack_restarts"])
+            bits.append(f"{rs} restart{'s' if rs != 1 else ''}")
+        if "attack_seed" in grp.columns:
+            seeds = sorted(int(v) for v in pd.unique(grp["attack_seed"].dropna()))
+            if seeds:
+                bits.append(f"attack seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
+        if pd.notna(r.get("n", np.nan)):
+            bits.append(f"n = {int(r['n'])} test images")
         parts.append(", ".join(bits) + ")")
     return "; ".join(dict.fromkeys(parts))
 
@@ -390,7 +411,8 @@ def caption(
 ) -> str:
     """Markdown caption naming everything a reader needs to judge the figure.
 
-    ``data``: data sets (their ``.source`` sentence is quoted) or sentences; ``attacks``: a sweep
+    ``data``: data sets (their ``.source`` sentence is quoted) or sentences; ``epochs``: a number
+    of epochs or a sentence describing the training; ``attacks``: a sweep
     table (summarised by :func:`attack_summary`) or a sentence; ``seeds``: the seeds averaged
     (the caption says mean and band level, or that a single run is shown).
     """
@@ -403,7 +425,8 @@ def caption(
     else:
         stat = f"one run (seed {seeds[0]}), no confidence band"
     att = attack_summary(attacks) if isinstance(attacks, pd.DataFrame) else attacks
-    parts = [f"**{title}.**", f"Profile `{profile}`.", f"Data: {srcs}.", f"Training: {epochs} epoch(s).",
+    train = f"{epochs} epoch{'s' if epochs != 1 else ''}" if isinstance(epochs, int) else str(epochs)
+    parts = [f"**{title}.**", f"Profile `{profile}`.", f"Data: {srcs}.", f"Training: {train}.",
              f"{stat[0].upper()}{stat[1:]}.", f"Evaluation examples: {n_eval}."]
     if att:
         parts.append(f"Attacks: {att}.")

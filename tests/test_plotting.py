@@ -185,6 +185,21 @@ def test_caption_names_settings():
     one = caption("x", profile="cpu", data="d", epochs=1, seeds=[0], n_eval=5, device="cpu")
     assert "one run (seed 0)" in one.lower()
     assert "PGD" not in attack_summary(t)
+    # one clause per attack setting, the attack seeds listed together
+    t2 = t.assign(attack_seed=t.seed)
+    summ = attack_summary(t2)
+    assert summ.count("FGSM") == 1 and "attack seeds 0, 1, 2" in summ
+
+
+def test_sweet_spot_ties_favour_less_pruning():
+    rows = [dict(model="m", dataset="d", method="magnitude", keep_ratio=k, attack="fgsm", eps=0.1, seed=0,
+                 clean_acc=1.0, adv_acc=1.0) for k in (1.0, 0.5, 0.9)]
+    s = sweet_spot(pd.DataFrame(rows)).iloc[0]
+    assert s.keep_best == 1.0 and s.adv_gain == 0.0
+    rows[2]["adv_acc"] = 1.0
+    rows[0]["adv_acc"] = 0.5  # dense worse; 0.9 and 0.5 tie -> 0.9
+    s = sweet_spot(pd.DataFrame(rows)).iloc[0]
+    assert s.keep_best == 0.9
 
 
 def test_save_figure_and_table(tmp_path):
