@@ -408,32 +408,37 @@ def caption(
     attacks: pd.DataFrame | str | None = None,
     level: float = 0.95,
     extra: str | None = None,
+    stat: str | None = None,
 ) -> str:
     """Markdown caption naming everything a reader needs to judge the figure.
 
     ``data``: data sets (their ``.source`` sentence is quoted) or sentences; ``epochs``: a number
     of epochs or a sentence describing the training; ``attacks``: a sweep
     table (summarised by :func:`attack_summary`) or a sentence; ``seeds``: the seeds averaged
-    (the caption says mean and band level, or that a single run is shown).
+    (the caption says mean and band level, or that a single run is shown; ``stat`` replaces that
+    sentence when the figure shows something else, e.g. one curve per seed).
     """
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     data = data if isinstance(data, (list, tuple)) else [data]
     srcs = "; ".join(dict.fromkeys(_source(d) for d in data))
+    stat_ = ""
     if len(seeds) > 1:
-        stat = (f"lines: mean over {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
+        stat_ = (f"lines: mean over {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
                 f"bands: {level:.0%} t-interval over seeds")
-    else:
-        stat = f"one run (seed {seeds[0]}), no confidence band"
+    elif seeds:
+        stat_ = f"one run (seed {seeds[0]}), no confidence band"
+    if stat is not None:
+        stat_ = stat
     att = attack_summary(attacks) if isinstance(attacks, pd.DataFrame) else attacks
     train = f"{epochs} epoch{'s' if epochs != 1 else ''}" if isinstance(epochs, int) else str(epochs)
     parts = [f"**{title}.**", f"Profile `{profile}`.", f"Data: {srcs}.", f"Training: {train}.",
-             f"{stat[0].upper()}{stat[1:]}.", f"Evaluation examples: {n_eval}."]
+             f"{stat_[0].upper()}{stat_[1:]}." if stat_ else "", f"Evaluation examples: {n_eval}."]
     if att:
         parts.append(f"Attacks: {att}.")
     parts.append(f"Device: {device}.")
     if extra:
         parts.append(extra)
-    return " ".join(parts)
+    return " ".join(p for p in parts if p)
 
 
 # ----------------------------------------------------------------------------------------------

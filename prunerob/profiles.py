@@ -3,7 +3,8 @@
 Profiles:
 
 * ``quick``: CPU, every notebook together in a few minutes on a 2-core machine (CI): small
-  training subsets, few epochs, few keep ratios, 2 seeds.
+  training subsets, few epochs, few keep ratios, 2 seeds where cheap (1 for the ViT), no
+  AutoAttack. Its values are the defaults written in each notebook's parameters cell.
 * ``cpu``: the largest settings affordable in about 40 minutes in total on a 2-core CPU; these
   outputs are committed to the book.
 * ``paper``: the paper's settings (Sec. 6.1, App. I) for a GPU: MLP-MNIST 30 epochs, CIFAR 100
@@ -47,55 +48,79 @@ DEPENDS["pareto"] = ["magnitude_mlp", "score_vit"]
 PAPER_KEEPS = [round(1.0 - 0.05 * i, 2) for i in range(20)]  # 1.0, 0.95, ..., 0.05
 CPU_KEEPS = [1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
 QUICK_KEEPS = [1.0, 0.9, 0.7, 0.5, 0.3]
+PAPER_LAMBDAS = [round(0.025 * i, 3) for i in range(41)]
 
 EPS = "4/255"
+SEEDS = [0, 1, 2]
 
 # The same MNIST MLP settings appear in several notebooks so that train_model's checkpoint cache
-# trains the model once per profile and seed.
+# trains each model once per profile and seed.
 _MLP_MNIST = {
     "quick": {"epochs": 2, "train_subset": 10000, "seeds": [0, 1]},
-    "cpu": {"epochs": 10, "train_subset": None, "seeds": [0, 1, 2]},
-    "paper": {"epochs": 30, "train_subset": None, "seeds": [0, 1, 2]},
+    "cpu": {"epochs": 3, "train_subset": None, "seeds": SEEDS},
+    "paper": {"epochs": 30, "train_subset": None, "seeds": SEEDS},
 }
-
-_COMMON = {"device": "auto", "data_root": None}
+# cnn4 on CIFAR-10: shared by magnitude_cnn and the CNN part of risk_vs_keep
+_CNN = {
+    "quick": {"epochs": 1, "train_subset": 2000},
+    "cpu": {"epochs": 2, "train_subset": 10000},
+    "paper": {"epochs": 100, "train_subset": None},
+}
 
 
 def _base(name: str, profile: str) -> dict[str, Any]:
-    return {"profile": profile, "out_dir": f"results/{name}", "download": profile == "paper", **_COMMON}
+    return {"profile": profile, "device": "auto", "out_dir": f"results/{name}", "data_root": None,
+            "download": profile == "paper"}
+
+
+def _mnist(profile: str) -> dict[str, Any]:
+    m = _MLP_MNIST[profile]
+    return {"epochs": m["epochs"], "train_subset": m["train_subset"], "seeds": list(m["seeds"])}
 
 
 def _risk_vs_keep(profile: str) -> dict[str, Any]:
-    m = _MLP_MNIST[profile]
+    c = _CNN[profile]
     p = {
         "model": "mlp",
         "dataset": "mnist",
-        "epochs": m["epochs"],
-        "train_subset": m["train_subset"],
-        "seeds": m["seeds"],
-        # L2 radii of the input neighbourhood B(x, eps) (Sec. 4.1 uses the l2 norm). The Linf ball
-        # of radius 4/255 lies inside the L2 ball of radius 4/255 * sqrt(784) = 0.44 on MNIST.
-        "eps_l2": [0.25, 0.5, 1.0, 2.0],
+        **_mnist(profile),
+        "keeps": [1.0, 0.7, 0.4, 0.1],
+        # L2 radii of B(x, eps) (Sec. 4.1). The Linf ball of radius 4/255 lies inside the L2 ball
+        # of radius 4/255 * sqrt(784) = 0.44 on MNIST.
+        "eps_l2": [0.5, 1.0, 2.0],
         "tightness_eps": 0.5,
-        "keeps": [1.0, 0.9, 0.7, 0.5, 0.3, 0.1],
-        "n_eval": 200,
-        "n_masks": 4,
-        "k_samples": 32,
+        "n_eval": 100,
+        "n_masks": 3,
+        "k_samples": 16,
         "worst_case_steps": 10,
+        "worst_case_restarts": 2,
+        "tf_d": 64,
+        "tf_heads": 4,
+        "tf_patch": 7,
         "tf_epochs": 1,
         "tf_train_subset": 5000,
+        "tf_n_eval": 50,
         "run_cnn": False,
         "cnn_dataset": "cifar10",
-        "cnn_epochs": 1,
-        "cnn_train_subset": 5000,
+        "cnn_epochs": c["epochs"],
+        "cnn_train_subset": c["train_subset"],
+        "cnn_seeds": [0],
+        "cnn_eps_l2": [0.5, 1.0],
+        "cnn_n_eval": 32,
+        "cnn_n_masks": 2,
+        "cnn_k_samples": 16,
     }
     if profile == "cpu":
-        p.update(keeps=[1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], n_eval=500, n_masks=8,
-                 k_samples=64, worst_case_steps=20, tf_epochs=3, tf_train_subset=20000, run_cnn=True,
-                 cnn_epochs=3, cnn_train_subset=10000)
+        p.update(keeps=[1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], eps_l2=[0.25, 0.5, 1.0, 2.0], n_eval=200,
+                 n_masks=6, k_samples=64, worst_case_steps=20, worst_case_restarts=3, tf_epochs=2,
+                 tf_train_subset=20000, tf_n_eval=100, run_cnn=True, cnn_seeds=[0, 1, 2], cnn_n_eval=32,
+                 cnn_n_masks=2, cnn_k_samples=16)
     elif profile == "paper":
-        p.update(keeps=PAPER_KEEPS, n_eval=1000, n_masks=20, k_samples=200, worst_case_steps=50,
-                 tf_epochs=10, tf_train_subset=None, run_cnn=True, cnn_epochs=100, cnn_train_subset=None)
+        # the risk estimators run on the CPU (seeded CPU generators): sizes fit a 16-core host
+        p.update(keeps=PAPER_KEEPS, eps_l2=[0.25, 0.5, 1.0, 2.0, 4.0], n_eval=500, n_masks=10, k_samples=200,
+                 worst_case_steps=50, worst_case_restarts=5, tf_epochs=10, tf_train_subset=None, tf_n_eval=500,
+                 run_cnn=True, cnn_seeds=SEEDS, cnn_eps_l2=[0.5, 1.0, 2.0], cnn_n_eval=64, cnn_n_masks=4,
+                 cnn_k_samples=50)
     return p
 
 
@@ -103,91 +128,99 @@ def _magnitude_mlp(profile: str) -> dict[str, Any]:
     m = _MLP_MNIST[profile]
     p = {
         "datasets": ["mnist"],
-        "models": ["mlp"],
-        "epochs": [m["epochs"]],
-        "train_subset": [m["train_subset"]],
-        "seeds": m["seeds"],
+        "models": {"mnist": "mlp", "cifar10": "mlp_cifar"},
+        "epochs": {"mnist": m["epochs"], "cifar10": 1},
+        "train_subset": {"mnist": m["train_subset"], "cifar10": 2000},
+        "n_eval": {"mnist": 1000, "cifar10": 200},
+        "attacks": {"mnist": ["fgsm", "pgd", "cw"], "cifar10": ["fgsm", "pgd"]},
+        "seeds": list(m["seeds"]),
         "methods": ["magnitude", "random"],
         "keeps": QUICK_KEEPS,
-        "attacks": ["fgsm", "pgd", "cw", "autoattack"],
         "eps": EPS,
-        "n_eval": 1000,
-        "autoattack_n": 100,
-        "autoattack_keeps": [1.0, 0.9, 0.5],
+        # AutoAttack on a fixed subset (the first subset_n of a seeded permutation of the test set)
+        "subset_attacks": ["autoattack"],
+        "subset_datasets": ["mnist"],
+        "subset_n": 20,
+        "subset_keeps": [],
+        "subset_seeds": [0],
     }
     if profile == "cpu":
-        p.update(datasets=["mnist", "cifar10"], models=["mlp", "mlp_cifar"], epochs=[m["epochs"], 3],
-                 train_subset=[None, 10000], keeps=CPU_KEEPS, n_eval=2000, autoattack_n=200,
-                 autoattack_keeps=[1.0, 0.95, 0.9, 0.8, 0.7, 0.5, 0.3])
+        # the CIFAR-10 MLP has 69M weights: a 2,000-image subset, one epoch and 100 evaluation images
+        p.update(datasets=["mnist", "cifar10"], epochs={"mnist": m["epochs"], "cifar10": 1},
+                 train_subset={"mnist": None, "cifar10": 2000}, n_eval={"mnist": 2000, "cifar10": 100},
+                 keeps={"mnist": CPU_KEEPS, "cifar10": [1.0, 0.9, 0.8, 0.6, 0.4, 0.2]},
+                 subset_n=50, subset_keeps=[1.0, 0.7])
     elif profile == "paper":
-        p.update(datasets=["mnist", "cifar10"], models=["mlp", "mlp_cifar"], epochs=[30, 100],
-                 train_subset=[None, None], keeps=PAPER_KEEPS, n_eval=10000, autoattack_n=1000,
-                 autoattack_keeps=PAPER_KEEPS)
+        p.update(datasets=["mnist", "cifar10"], epochs={"mnist": 30, "cifar10": 100},
+                 train_subset={"mnist": None, "cifar10": None}, n_eval={"mnist": 10000, "cifar10": 10000},
+                 attacks={"mnist": ["fgsm", "pgd", "cw"], "cifar10": ["fgsm", "pgd", "cw"]}, keeps=PAPER_KEEPS,
+                 subset_datasets=["mnist", "cifar10"], subset_n=1000, subset_keeps=PAPER_KEEPS,
+                 subset_seeds=SEEDS)
     return p
 
 
 def _magnitude_cnn(profile: str) -> dict[str, Any]:
+    c = _CNN[profile]
     p = {
         "datasets": ["cifar10"],
-        "models": ["cnn4"],
-        "epochs": [1],
-        "train_subset": [5000],
+        "model": "cnn4",
+        "epochs": {"cifar10": c["epochs"], "cifar100": c["epochs"]},
+        "train_subset": {"cifar10": c["train_subset"], "cifar100": c["train_subset"]},
         "seeds": [0, 1],
         "methods": ["magnitude", "random"],
-        "keeps": QUICK_KEEPS,
+        "keeps": [1.0, 0.7, 0.4],
         "attacks": ["fgsm", "pgd"],
         "eps": EPS,
-        "n_eval": 500,
+        "n_eval": 200,
     }
     if profile == "cpu":
-        p.update(epochs=[5], train_subset=[20000], seeds=[0, 1, 2], keeps=CPU_KEEPS, n_eval=1000)
+        p.update(seeds=SEEDS, keeps=[1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2], n_eval=300)
     elif profile == "paper":
         # CIFAR-100 is not available offline; the notebook says so and skips it when missing.
-        p.update(datasets=["cifar10", "cifar100"], models=["cnn4", "cnn4"], epochs=[100, 100],
-                 train_subset=[None, None], seeds=[0, 1, 2], keeps=PAPER_KEEPS, n_eval=10000)
+        p.update(datasets=["cifar10", "cifar100"], seeds=SEEDS, keeps=PAPER_KEEPS, n_eval=10000)
     return p
 
 
 def _score_vit(profile: str) -> dict[str, Any]:
     p = {
-        # pretrained ViT weights are not available offline: the ViT is trained from scratch
+        # pretrained ViT weights are not available offline: vit_small is trained from scratch
         "model": "vit_small",
         "datasets": ["cifar10", "imagenette"],
-        "image_size": [None, 64],
-        "epochs": [1, 1],
-        "train_subset": [5000, 3000],
-        "seeds": [0, 1],
+        "image_size": {"cifar10": None, "cifar100": None, "imagenet100": 64, "imagenette": 64},
+        "epochs": {"cifar10": 1, "cifar100": 1, "imagenet100": 1, "imagenette": 1},
+        "train_subset": {"cifar10": 1000, "cifar100": 1000, "imagenet100": 1000, "imagenette": 1000},
+        "seeds": [0],
         "methods": ["taylor", "random"],
-        "score_batches": 20,
-        "keeps": QUICK_KEEPS,
-        "attacks": ["fgsm", "pgd", "cw", "autoattack"],
+        "keeps": [1.0, 0.5],
+        "attacks": ["fgsm", "pgd"],
         "eps": EPS,
         "fgsm_extra_eps": ["8/255"],
-        "n_eval": 300,
-        "autoattack_n": 50,
-        "autoattack_keeps": [1.0, 0.5],
+        "n_eval": 100,
+        "subset_attacks": [],
+        "subset_n": 50,
+        "subset_keeps": [1.0, 0.5],
+        "subset_seeds": [0],
     }
     if profile == "cpu":
-        p.update(epochs=[4, 4], train_subset=[20000, None], seeds=[0, 1, 2], keeps=CPU_KEEPS, n_eval=500,
-                 autoattack_n=100, autoattack_keeps=[1.0, 0.9, 0.7, 0.5, 0.3])
+        p.update(seeds=SEEDS, train_subset={k: 2000 for k in p["train_subset"]},
+                 epochs={k: 2 for k in p["epochs"]}, keeps=[1.0, 0.8, 0.6, 0.4, 0.2], n_eval=100,
+                 subset_attacks=["cw"], subset_n=100, subset_keeps=[1.0, 0.8, 0.6, 0.4, 0.2], subset_seeds=[0])
     elif profile == "paper":
-        # the paper fine-tunes an ImageNet-pretrained ViT for 10 epochs (App. I); offline it is
-        # trained from scratch. CIFAR-100 and ImageNet-100 are used when available (else skipped,
-        # with a note); Imagenette at 64 px is the offline stand-in for the ImageNet subset.
-        p.update(datasets=["cifar10", "cifar100", "imagenet100", "imagenette"], image_size=[None, None, 64, 64],
-                 epochs=[10, 10, 10, 10], train_subset=[None, None, None, None], seeds=[0, 1, 2],
-                 keeps=PAPER_KEEPS, n_eval=10000, autoattack_n=1000, autoattack_keeps=PAPER_KEEPS)
+        # App. I fine-tunes an ImageNet-pretrained ViT for 10 epochs; offline it is trained from
+        # scratch. CIFAR-100 and ImageNet-100 are used when available (else skipped, with a note);
+        # Imagenette at 64 px is the offline stand-in for the ImageNet subset.
+        p.update(datasets=["cifar10", "cifar100", "imagenet100", "imagenette"],
+                 epochs={k: 10 for k in p["epochs"]}, train_subset={k: None for k in p["train_subset"]},
+                 seeds=SEEDS, keeps=PAPER_KEEPS, attacks=["fgsm", "pgd", "cw"], n_eval=10000,
+                 subset_attacks=["autoattack"], subset_n=1000, subset_keeps=PAPER_KEEPS, subset_seeds=SEEDS)
     return p
 
 
 def _depth(profile: str) -> dict[str, Any]:
-    m = _MLP_MNIST[profile]
     p = {
         "models": ["mlp", "mlp3", "mlp4"],
         "dataset": "mnist",
-        "epochs": m["epochs"],
-        "train_subset": m["train_subset"],
-        "seeds": m["seeds"],
+        **_mnist(profile),
         "methods": ["magnitude", "random"],
         "keeps": QUICK_KEEPS,
         "attacks": ["fgsm", "pgd"],
@@ -202,14 +235,11 @@ def _depth(profile: str) -> dict[str, Any]:
 
 
 def _algorithm1(profile: str) -> dict[str, Any]:
-    m = _MLP_MNIST[profile]
     p = {
         "model": "mlp",
         "dataset": "mnist",
-        "epochs": m["epochs"],
-        "train_subset": m["train_subset"],
-        "seeds": m["seeds"],
-        "lambdas": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+        **_mnist(profile),
+        "lambdas": [0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0],
         "modes": ["uniform", "layerwise"],
         "p0": 0.5,
         "tol": 1e-8,
@@ -220,27 +250,24 @@ def _algorithm1(profile: str) -> dict[str, Any]:
         "grid_keeps": QUICK_KEEPS,
     }
     if profile == "cpu":
-        p.update(lambdas=[round(0.05 * i, 2) for i in range(21)], n_eval=5000, grid_keeps=CPU_KEEPS)
+        p.update(lambdas=[round(0.05 * i, 2) for i in range(21)], n_eval=2000, grid_keeps=CPU_KEEPS)
     elif profile == "paper":
-        p.update(lambdas=[round(0.05 * i, 2) for i in range(21)], n_eval=10000, grid_keeps=PAPER_KEEPS)
+        p.update(lambdas=PAPER_LAMBDAS, n_eval=10000, grid_keeps=PAPER_KEEPS)
     return p
 
 
 def _pareto(profile: str) -> dict[str, Any]:
-    m = _MLP_MNIST[profile]
     return {
         # result tables of the sibling notebooks (relative to the executed notebook's folder)
         "mlp_table": "results/magnitude_mlp/sweep.csv",
         "vit_table": "results/score_vit/sweep.csv",
         "mlp_attacks": ["fgsm", "pgd", "cw"],
+        "vit_attack": "fgsm",
         "eps": EPS,
         # bound-space front of Lemma 2 for the MNIST MLP
         "model": "mlp",
         "dataset": "mnist",
-        "epochs": m["epochs"],
-        "train_subset": m["train_subset"],
-        "seeds": m["seeds"],
-        "n_eval": {"quick": 1000, "cpu": 10000, "paper": 10000}[profile],
+        **_mnist(profile),
         "n_front": 101,
     }
 

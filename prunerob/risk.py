@@ -177,6 +177,7 @@ def adversarial_risk_worst_case(
     ``delta += a sign(grad)``), random starts in the ball (the objective's gradient vanishes at
     ``delta = 0``), step size decaying linearly from ``step_size`` (default ``eps`` for L2,
     ``eps/2`` for L-inf) to 1/20 of it; the best iterate over all steps and restarts is kept.
+    Where the gradient vanishes (flat spot) a random direction is used for that step.
     The result is a lower bound on the sup, and is exact (to 1e-3) for linear maps.
     """
     check_choice("norm", norm, ("l2", "linf"))
@@ -209,6 +210,12 @@ def adversarial_risk_worst_case(
                 if t == steps:
                     break
                 a = a0 * (1 - (1 - 0.05) * t / max(steps - 1, 1))
+                # a flat spot (e.g. x~ clipped onto a point with g(x~) = g(x)) has zero gradient:
+                # move in a random direction instead of staying stuck
+                flat = _flatnorm(grad) == 0
+                if bool(flat.any()):
+                    rnd = torch.randn(grad.shape, generator=gen, dtype=grad.dtype)
+                    grad = torch.where(flat.view(view), rnd, grad)
                 if norm == "l2":
                     gn = _flatnorm(grad).clamp_min(1e-30).view(view)
                     delta = delta.detach() + a * grad / gn

@@ -1,0 +1,141 @@
+"""Tests of prunerob.profiles against the notebook sources (notebooks/*.py, jupytext percent)."""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from prunerob.config import ConfigError, parse_eps
+from prunerob.profiles import DEPENDS, NOTEBOOKS, PAPER_KEEPS, PROFILES, parameters
+
+NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def parameters_cell(name: str) -> dict:
+    """Names and literal values assigned in the cell tagged ``parameters`` of notebooks/<name>.py.
+
+    Parsed independently of jupytext/papermill: the cell starts at a ``# %%`` line carrying
+    ``tags=["parameters"]`` and ends at the next ``# %%`` line.
+    """
+    lines = (NB_DIR / f"{name}.py").read_text().splitlines()
+    starts = [i for i, l in enumerate(lines) if l.startswith("# %%") and 'tags=["parameters"]' in l]
+    assert len(starts) == 1, f"{name}: expected one parameters cell, found {len(starts)}"
+    body = []
+    for line in lines[starts[0] + 1:]:
+        if line.startswith("# %%"):
+            break
+        body.append(line)
+    out = {}
+    for node in ast.parse("\n".join(body)).body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), \
+            f"{name}: parameters cell must hold simple assignments"
+        out[node.targets[0].id] = ast.literal_eval(node.value)
+    return out
+
+
+def test_every_notebook_has_a_source_and_vice_versa():
+    assert set(NOTEBOOKS) == {p.stem for p in NB_DIR.glob("*.py")}
+    assert set(DEPENDS) <= set(NOTEBOOKS)
+    for deps in DEPENDS.values():
+        assert set(deps) <= set(NOTEBOOKS)
+    assert DEPENDS["pareto"] == ["magnitude_mlp", "score_vit"]
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+@pytest.mark.parametrize("profile", PROFILES)
+def test_parameter_keys_match_notebook(name, profile):
+    cell = parameters_cell(name)
+    params = parameters(name, profile)
+    assert list(params) == list(cell) or set(params) == set(cell), (
+        f"{name}/{profile}: only in profiles {sorted(set(params) - set(cell))}, "
+        f"only in notebook {sorted(set(cell) - set(params))}")
+    assert params["profile"] == profile
+    assert params["out_dir"] == f"results/{name}"
+    json.dumps(params)  # papermill injects plain literals
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_quick_profile_equals_notebook_defaults(name):
+    assert parameters(name, "quick") == parameters_cell(name)
+
+
+def test_unknown_names_raise():
+    with pytest.raises(ConfigError, match="notebook='nope'.*risk_vs_keep"):
+        parameters("nope", "quick")
+    with pytest.raises(ConfigError, match="profile='gpu'.*quick, cpu, paper"):
+        parameters("depth", "gpu")
+
+
+def test_parameters_returns_a_fresh_copy():
+    a = parameters("depth", "cpu")
+    a["keeps"].append(0.01)
+    a["models"].clear()
+    b = parameters("depth", "cpu")
+    assert 0.01 not in b["keeps"] and b["models"] == ["mlp", "mlp3", "mlp4"]
+
+
+def _values(v, key):
+    """A per-data-set dict or a plain value -> list of values."""
+    return list(v.values()) if isinstance(v, dict) else [v]
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+@pytest.mark.parametrize("profile", PROFILES)
+def test_values_are_valid_choices(name, profile):
+    from prunerob.attacks import ATTACKS
+    from prunerob.data import DATASETS
+    from prunerob.models import ARCHS
+    from prunerob.pruning import METHODS
+
+    p = parameters(name, profile)
+    for key in ("keeps", "grid_keeps", "subset_keeps"):
+        for ks in _values(p.get(key, []), key):
+            assert all(0.0 <= k <= 1.0 for k in ks), (key, ks)
+    for key in ("datasets", "subset_datasets"):
+        assert set(p.get(key, [])) <= set(DATASETS)
+    if "dataset" in p:
+        assert p["dataset"] in DATASETS
+    for key in ("model", "models"):
+        for m in _values(p.get(key, []), key):
+            for arch in (m if isinstance(m, list) else [m]):
+                assert arch in ARCHS
+    assert set(p.get("methods", [])) <= set(METHODS)
+    for a in _values(p.get("attacks", []), "attacks"):
+        assert set(a if isinstance(a, list) else [a]) <= set(ATTACKS)
+    assert set(p.get("subset_attacks", [])) <= set(ATTACKS)
+    if "eps" in p:
+        assert parse_eps(p["eps"]) == pytest.approx(4 / 255)
+    for key in ("epochs", "train_subset", "image_size", "n_eval", "models", "attacks"):
+        if isinstance(p.get(key), dict) and "datasets" in p:
+            missing = set(p["datasets"]) - set(p[key])
+            assert not missing, f"{name}/{profile}: {key} lacks {missing}"
+    if profile in ("cpu", "paper"):
+        assert len(p["seeds"]) >= 3
+
+
+def test_paper_profile_follows_the_paper():
+    assert PAPER_KEEPS[0] == 1.0 and PAPER_KEEPS[-1] == 0.05 and len(PAPER_KEEPS) == 20
+    mlp = parameters("magnitude_mlp", "paper")
+    assert mlp["epochs"] == {"mnist": 30, "cifar10": 100}
+    assert mlp["n_eval"] == {"mnist": 10000, "cifar10": 10000}
+    assert mlp["subset_n"] == 1000 and mlp["subset_attacks"] == ["autoattack"]
+    assert mlp["keeps"] == PAPER_KEEPS and mlp["seeds"] == [0, 1, 2]
+    assert parameters("magnitude_cnn", "paper")["epochs"]["cifar10"] == 100
+    vit = parameters("score_vit", "paper")
+    assert set(vit["epochs"].values()) == {10} and vit["fgsm_extra_eps"] == ["8/255"]
+    assert parameters("depth", "paper")["epochs"] == 30
+
+
+def test_shared_checkpoints_across_notebooks():
+    # the MNIST MLP is trained with the same settings wherever it appears, so the cache is shared
+    for profile in PROFILES:
+        ref = parameters("depth", profile)
+        for name in ("risk_vs_keep", "algorithm1", "pareto"):
+            p = parameters(name, profile)
+            assert (p["epochs"], p["train_subset"], p["seeds"]) == (ref["epochs"], ref["train_subset"], ref["seeds"])
+        m = parameters("magnitude_mlp", profile)
+        assert m["epochs"]["mnist"] == ref["epochs"] and m["train_subset"]["mnist"] == ref["train_subset"]
+        c, r = parameters("magnitude_cnn", profile), parameters("risk_vs_keep", profile)
+        assert (r["cnn_epochs"], r["cnn_train_subset"]) == (c["epochs"]["cifar10"], c["train_subset"]["cifar10"])
