@@ -107,8 +107,10 @@ for a in attacks:
     for m, k, g in zip(models, ks, gains):
         P.glue(f"depth_{a}_{m}_keep_best", k)
         P.glue(f"depth_{a}_{m}_adv_gain", g)
+    n_sig = int(sum(float(mag.loc[(a, m), "adv_gain_lo"]) > 0 for m in models))
     lines.append(f"- {a.upper()}: best keep ratio " + ", ".join(f"{m}: {k:g} ({P.pp(g)})" for m, k, g in zip(models, ks, gains))
-                 + f" — {'decreases with depth, as claimed' if monotone[a] else 'does not decrease with depth'}.")
+                 + f" — {'decreases with depth, as claimed' if monotone[a] else 'does not decrease with depth'}; "
+                 f"{n_sig} of {len(models)} gains have a paired 95% interval above zero.")
 for _, r in spots[spots.method == "magnitude"].iterrows():
     lines.append(f"- {P.describe_sweet_spot(r)}")
 elapsed = time.perf_counter() - t_start

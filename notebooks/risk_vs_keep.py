@@ -85,7 +85,7 @@ from IPython.display import Markdown, display
 
 from prunerob import bounds as B
 from prunerob import plotting as P
-from prunerob.config import resolve_device
+from prunerob.config import device_name, resolve_device
 from prunerob.data import load_dataset
 from prunerob.models import mlp_biases, mlp_weights
 from prunerob.risk import bernoulli_sampler, mlp_forward, optimality_zeta, risk_over_masks
@@ -103,6 +103,7 @@ x_u8, y_eval, subset_desc = select_examples(test, n_eval)
 x_eval = x_u8.double().div(255).flatten(1)  # [n, D] in [0, 1]
 D = x_eval.shape[1]
 x0_norm = float(x_eval.norm(dim=1).mean())
+est_device = device_name(torch.device("cpu"))  # the estimators and bounds run on the CPU
 
 
 def folded_mlp(net):
@@ -153,7 +154,9 @@ for seed in seeds:
                      realised_mask_bound=eps * lip, realised_mask_bound_se=eps * lip_se)
             rows.append(r)
 risk = pd.DataFrame(rows)
-risk["profile"], risk["device"], risk["n"], risk["x0_norm"] = profile, str(infos[0]["device"]), len(x_eval), x0_norm
+risk["profile"], risk["device"], risk["n"], risk["x0_norm"] = profile, est_device, len(x_eval), x0_norm
+risk["train_device"] = str(infos[0]["device"])
+dev_text = f"{est_device} (estimates and bounds); training: {infos[0]['device']}"
 P.save_table(risk, out, "risk_mlp")
 train_df = P.train_summary(infos)
 acc = ", ".join(f"seed {r.seed}: {P.pct(r.test_acc)}" for r in train_df.itertuples())
@@ -192,7 +195,7 @@ mc_note = (f"Per seed, each value averages {n_masks} Bernoulli masks (mean Monte
 cap = P.caption("Adversarial risk (Def. 1) for several L2 budgets ε and optimality ζ (Def. 2) against the keep "
                 "probability, 2-layer MLP on MNIST under Bernoulli pruning (paper Fig. 1)", profile=profile,
                 data=test, epochs=P.training_text(epochs, train_subset), seeds=seeds, n_eval=len(x_eval),
-                device=str(infos[0]["device"]), extra=mc_note)
+                device=dev_text, extra=mc_note)
 P.show(fig, cap, out, "fig1_risk_zeta_mlp")
 
 # %%
@@ -227,7 +230,7 @@ for ax in axes:
 fig.tight_layout()
 cap = P.caption("Tightness of Theorem 2 and Proposition 1 for the MNIST MLP: bounds against the estimated quantities "
                 "(paper Fig. 15; log scale)", profile=profile, data=test, epochs=P.training_text(epochs, train_subset),
-                seeds=seeds, n_eval=len(x_eval), device=str(infos[0]["device"]),
+                seeds=seeds, n_eval=len(x_eval), device=dev_text,
                 extra=mc_note + " With one keep probability for all weights the corrected Theorem 2 equals the printed "
                 "bound times ε (the two lines coincide).")
 P.show(fig, cap, out, "fig15_tightness_mlp")
@@ -276,7 +279,7 @@ for seed in seeds:
                  thm1_corrected=B.theorem1_gamma_corrected(tf, tightness_eps, keep, n_tokens=n_tokens, box=False))
         tf_rows.append(r)
 tfr = pd.DataFrame(tf_rows)
-tfr["profile"], tfr["device"], tfr["n"] = profile, "cpu", min(tf_n_eval, len(x_u8))
+tfr["profile"], tfr["device"], tfr["n"] = profile, est_device, min(tf_n_eval, len(x_u8))
 P.save_table(tfr, out, "risk_transformer")
 
 fig, ax = plt.subplots(figsize=(6.2, 4))
@@ -295,7 +298,7 @@ cap = P.caption(
     "Tightness of Theorem 1 for a one-layer transformer trained on MNIST: printed and corrected bounds vs estimates of "
     f"the block's adversarial risk at ε = {tightness_eps:g} in token space (paper Fig. 16; log scale)", profile=profile,
     data=test, epochs=P.training_text(tf_epochs, tf_train_subset), seeds=seeds, n_eval=min(tf_n_eval, len(x_u8)),
-    device="cpu",
+    device=est_device,
     extra=(f"d = {tf_d}, {tf_heads} heads, patch {tf_patch} ({n_tokens} tokens), LayerNorm on; test accuracy "
            + ", ".join(f"seed {s}: {P.pct(a)}" for s, a in tf_acc.items()) + f". {n_masks} Bernoulli masks per p; K = "
            f"{k_samples}; gradient ascent {worst_case_steps} steps × {worst_case_restarts} starts."))
@@ -331,7 +334,8 @@ if run_cnn:
                                                              seed=seed, progress=False, **kw)
                 crow.append(r)
     cnn = pd.DataFrame(crow)
-    cnn["profile"], cnn["device"], cnn["n"] = profile, str(cinfos[0]["device"]), len(cx)
+    cnn["profile"], cnn["device"], cnn["n"] = profile, est_device, len(cx)
+    cnn["train_device"] = str(cinfos[0]["device"])
     P.save_table(cnn, out, "risk_cnn")
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for est, ax in (("sampling_mean", axes[0]), ("worst_case", axes[1])):
@@ -350,7 +354,7 @@ if run_cnn:
     cap = P.caption("Adversarial risk and optimality against the keep probability for a 4-layer CNN on CIFAR-10 under "
                     "Bernoulli pruning (analogue of paper Fig. 7)", profile=profile, data=ctest,
                     epochs=P.training_text(cnn_epochs, cnn_train_subset), seeds=cnn_seeds, n_eval=len(cx),
-                    device=str(cinfos[0]["device"]) + " (training), cpu (risk)",
+                    device=f"{est_device} (estimates); training: {cinfos[0]['device']}",
                     extra=(f"{cnn_n_masks} masks per p, K = {cnn_k_samples}, gradient ascent {worst_case_steps} steps × 1 "
                            f"start. Unpruned test accuracy {cacc}. Inputs: {cdesc}."))
     P.show(fig, cap, out, "fig7_risk_zeta_cnn")
@@ -412,7 +416,7 @@ elapsed = time.perf_counter() - t_start
 display(Markdown(
     "**Paper:** lowering p lowers the adversarial risk and raises ζ (ζ = 0 at p = 1); the bounds of Theorems 1 and 2 lie "
     "above the estimates with a gap.\n\n"
-    f"**This run** (profile `{profile}`, device {infos[0]['device']}, {len(seeds)} seed(s), L2 budgets {eps_l2}):\n\n"
+    f"**This run** (profile `{profile}`, device {dev_text}, {len(seeds)} seed(s), L2 budgets {eps_l2}):\n\n"
     f"- Risk at keep {k_lo:g} is below the risk at keep {k_hi:g} for {trend('sampling_mean')} of {len(eps_l2)} budgets "
     f"with the paper's sampling estimator and for {trend('worst_case')} of {len(eps_l2)} with the worst-case estimator; "
     f"the worst-case curve is monotone in p for {monotone('worst_case')} of {len(eps_l2)} budgets.\n"

@@ -188,21 +188,23 @@ def _score_vit(profile: str) -> dict[str, Any]:
         "datasets": ["cifar10", "imagenette"],
         "image_size": {"cifar10": None, "cifar100": None, "imagenet100": 64, "imagenette": 64},
         "epochs": {"cifar10": 1, "cifar100": 1, "imagenet100": 1, "imagenette": 1},
-        "train_subset": {"cifar10": 1000, "cifar100": 1000, "imagenet100": 1000, "imagenette": 1000},
+        "train_subset": {"cifar10": 500, "cifar100": 500, "imagenet100": 500, "imagenette": 500},
         "seeds": [0],
         "methods": ["taylor", "random"],
+        # Taylor scores (App. I: 20 batches of training images) from at most this many images
+        "score_examples": 256,
         "keeps": [1.0, 0.5],
         "attacks": ["fgsm", "pgd"],
         "eps": EPS,
         "fgsm_extra_eps": ["8/255"],
-        "n_eval": 100,
+        "n_eval": 50,
         "subset_attacks": [],
         "subset_n": 50,
         "subset_keeps": [1.0, 0.5],
         "subset_seeds": [0],
     }
     if profile == "cpu":
-        p.update(seeds=SEEDS, train_subset={k: 2000 for k in p["train_subset"]},
+        p.update(seeds=SEEDS, train_subset={k: 2000 for k in p["train_subset"]}, score_examples=640,
                  epochs={k: 2 for k in p["epochs"]}, keeps=[1.0, 0.8, 0.6, 0.4, 0.2], n_eval=100,
                  subset_attacks=["cw"], subset_n=100, subset_keeps=[1.0, 0.8, 0.6, 0.4, 0.2], subset_seeds=[0])
     elif profile == "paper":
@@ -211,7 +213,7 @@ def _score_vit(profile: str) -> dict[str, Any]:
         # Imagenette at 64 px is the offline stand-in for the ImageNet subset.
         p.update(datasets=["cifar10", "cifar100", "imagenet100", "imagenette"],
                  epochs={k: 10 for k in p["epochs"]}, train_subset={k: None for k in p["train_subset"]},
-                 seeds=SEEDS, keeps=PAPER_KEEPS, attacks=["fgsm", "pgd", "cw"], n_eval=10000,
+                 seeds=SEEDS, keeps=PAPER_KEEPS, attacks=["fgsm", "pgd", "cw"], n_eval=10000, score_examples=None,
                  subset_attacks=["autoattack"], subset_n=1000, subset_keeps=PAPER_KEEPS, subset_seeds=SEEDS)
     return p
 

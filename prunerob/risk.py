@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bounds import sample_bernoulli_masks
 from .config import ConfigError, check_choice
 
 __all__ = [
@@ -237,11 +236,34 @@ def _module_weights(model: nn.Module) -> "dict[str, torch.Tensor]":
         raise ConfigError("model has no prunable_weights(); give an MLP weight list instead") from exc
 
 
-def bernoulli_sampler(weights_or_model, keep_probs) -> Callable[[torch.Generator], object]:
-    """A mask sampler ``gen -> masks`` for the paper's Bernoulli pruning (Sec. 3).
+def _keep_spec(w: torch.Tensor, p, name: str) -> float | torch.Tensor:
+    """Validate one keep probability: a float, or a tensor of the weight's shape (kept on the CPU)."""
+    if isinstance(p, (int, float)) or (isinstance(p, torch.Tensor) and p.dim() == 0):
+        v = float(p)
+        if not 0.0 <= v <= 1.0:
+            raise ConfigError(f"keep_probs[{name}]={v} must lie in [0, 1] (probability of KEEPING a weight)")
+        return v
+    t = torch.as_tensor(p).detach().to("cpu", torch.float32)
+    if t.shape != w.shape:
+        raise ConfigError(f"keep_probs[{name}] has shape {tuple(t.shape)}, the weight has {tuple(w.shape)}")
+    if not bool(((t >= 0) & (t <= 1)).all()):
+        raise ConfigError(f"keep_probs[{name}] must lie in [0, 1] (probability of KEEPING a weight)")
+    return t
 
-    For an MLP weight list the masks are a list; for a module (with ``prunable_weights()``) a dict
-    name -> mask, with ``keep_probs`` a float or a dict name -> float / tensor.
+
+def _draw(w: torch.Tensor, p: float | torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One Bernoulli(p) mask for ``w`` (drawn on the CPU with ``gen``, returned on w's device/dtype)."""
+    u = torch.rand(w.shape, generator=gen, dtype=torch.float32)
+    return (u < p).to(device=w.device, dtype=w.dtype)
+
+
+def bernoulli_sampler(weights_or_model, keep_probs) -> Callable[[torch.Generator], object]:
+    """A mask sampler ``gen -> masks`` for the paper's Bernoulli pruning (Sec. 3): ``B_ij ~ Bernoulli(p_ij)``.
+
+    For an MLP weight list the masks are a list (``keep_probs``: a float, or one float / array per
+    layer); for a module (with ``prunable_weights()``) a dict name -> mask, with ``keep_probs`` a
+    float or a dict name -> float / tensor. Masks are drawn on the CPU from ``gen`` (uniform
+    ``u < p``) and returned on the weight's device and dtype.
     """
     if isinstance(weights_or_model, nn.Module):
         ws = _module_weights(weights_or_model)
@@ -254,16 +276,23 @@ def bernoulli_sampler(weights_or_model, keep_probs) -> Callable[[torch.Generator
             kp = [keep_probs] * len(ws)
         names = list(ws)
         wl = [w.detach() for w in ws.values()]
+        specs = [_keep_spec(w, p, n) for w, p, n in zip(wl, kp, names)]
 
         def sample_mod(gen: torch.Generator):
-            return {n: m.to(w.dtype) for n, w, m in zip(names, wl, sample_bernoulli_masks(wl, kp, gen))}
+            return {n: _draw(w, p, gen) for n, w, p in zip(names, wl, specs)}
 
         return sample_mod
 
     wl = [w.detach() if isinstance(w, torch.Tensor) else torch.as_tensor(w) for w in weights_or_model]
+    if isinstance(keep_probs, (int, float)):
+        keep_probs = [keep_probs] * len(wl)
+    keep_probs = list(keep_probs)
+    if len(keep_probs) != len(wl):
+        raise ConfigError(f"keep_probs has {len(keep_probs)} entries but there are {len(wl)} weight matrices")
+    specs = [_keep_spec(w, p, str(i)) for i, (w, p) in enumerate(zip(wl, keep_probs))]
 
     def sample_list(gen: torch.Generator):
-        return [m.to(w.dtype) for w, m in zip(wl, sample_bernoulli_masks(wl, keep_probs, gen))]
+        return [_draw(w, p, gen) for w, p in zip(wl, specs)]
 
     return sample_list
 

@@ -59,7 +59,7 @@ def test_lemma1_fails_with_layernorm_random_weights_flat_patches():
 
 
 def attention_counterexample(d=24, a=4.0, c=100.0):
-    """No LN, n=2, H=1: rank-one A = W^Q W^K^T/sqrt(d) = a w 1^T/d^(1/2) ... (see findings), V = I, O = c I, FFN = 0.
+    """No LN, n=2, H=1: rank-one A = W^Q W^K^T / sqrt(d) = s^2 w 1^T / d, V = I, O = c I, FFN = 0.
 
     w = (2u - 1)/sqrt(d) with u the indicator of the first d/2 coordinates, W^Q = s w e1^T,
     W^K = s (1/sqrt d) e1^T, s^2 = a sqrt(d) (so ||A||_2 = a, ||W^Q|| ||W^K|| / sqrt(d) = a).
@@ -248,7 +248,7 @@ def test_proposition1_fails_with_bias_at_zero_input():
     assert abs(mean - 0.5) < 4 * se
     assert B.proposition1_zeta(ws, [1.0, 0.5], 0.0) == 0.0
     assert mean - 3 * se > 0.4
-    assert mean <= B.proposition1_zeta_corrected(ws, [1.0, 0.5], 0.0, biases=bs) + 3 * se  # = 0.5 * 1
+    assert mean <= B.proposition1_zeta_corrected(ws, [1.0, 0.5], 0.0, biases=bs) + 3 * se  # = sqrt(1/2) * ||b1||
 
 
 def test_proposition1_main_text_fails_when_norm_x0_above_one():
@@ -346,18 +346,19 @@ def search(n_mlp: int = 48, n_tf: int = 24, n_masks: int = 30, seed: int = 0) ->
         X = torch.cat([torch.rand(3, n, d, generator=gen, dtype=DT),
                        torch.rand(2, n, 1, generator=gen, dtype=DT).expand(2, n, d)])  # random + flat tokens
         cfg = dict(model="transformer", trial=trial, d=d, H=H, n=n, layernorm=ln, init_scale=scale)
+        tag = " [LN]" if ln else " [no LN]"
         for eps in EPS_GRID:
             wc = adversarial_risk_worst_case(model.block, X, eps, steps=20, restarts=2, seed=trial)
             best = float(wc.max())  # sup over these centres (a point-mass input distribution)
             c = dict(cfg, eps=eps)
-            rec("Lemma 1 (printed)", best, 0.0, B.lemma1_gamma(model, eps), c)
-            rec("Lemma 1 corrected", best, 0.0, B.lemma1_gamma_corrected(model, eps, n_tokens=n), c)
+            rec("Lemma 1 (printed)" + tag, best, 0.0, B.lemma1_gamma(model, eps), c)
+            rec("Lemma 1 corrected" + tag, best, 0.0, B.lemma1_gamma_corrected(model, eps, n_tokens=n), c)
             for p in (0.3, 0.7):
                 mean, se = risk_over_masks(model, p, X[wc.argmax()][None], eps, n_masks=max(4, n_masks // 5),
                                            seed=trial, method="block", steps=15, restarts=1)
                 cp = dict(c, keep=p)
-                rec("Theorem 1 (printed C gamma)", mean, se, B.theorem1_gamma(model, eps, p), cp)
-                rec("Theorem 1 corrected", mean, se, B.theorem1_gamma_corrected(model, eps, p, n_tokens=n), cp)
+                rec("Theorem 1 (printed C gamma)" + tag, mean, se, B.theorem1_gamma(model, eps, p), cp)
+                rec("Theorem 1 corrected" + tag, mean, se, B.theorem1_gamma_corrected(model, eps, p, n_tokens=n), cp)
     return list(stats.values())
 
 
