@@ -39,6 +39,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 device = "auto"
+threads = 1
 out_dir = "results/algorithm1"
 data_root = None
 download = False
@@ -80,6 +81,8 @@ from prunerob.train import TrainConfig, train_model
 
 warnings.filterwarnings("ignore", message="IProgress not found")
 t_start = time.perf_counter()
+if threads:  # 1 avoids MKL/OpenMP slow-downs when the CPU cores are shared
+    torch.set_num_threads(int(threads))
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
 dev = resolve_device(device)
@@ -230,7 +233,7 @@ lw = ch[(ch["mode"] == "layerwise") & (ch.method == "algorithm1") & ch.lam.isin(
 second_more = float((lw.keep_2 < lw.keep_1 - 1e-9).mean()) if len(lw) and L >= 2 else float("nan")
 alg = pts[(pts.src == "chosen") & (pts.method == "algorithm1")]
 mini = pts[(pts.src == "chosen") & (pts.method == "minimiser")]
-best_grid = gm.loc[gm.adv_mean.idxmax()]
+best_grid = gm.sort_values("keep_ratio", ascending=False).loc[lambda t: t.adv_mean == t.adv_mean.max()].iloc[0]
 best_alg = agg[agg.method == "algorithm1"].sort_values(f"adv_acc_{a0}").iloc[-1]
 P.glue("alg1_second_layer_pruned_more_frac", second_more)
 P.glue("alg1_on_front", int(alg.pareto.sum()))

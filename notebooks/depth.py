@@ -26,6 +26,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 device = "auto"
+threads = 1
 out_dir = "results/depth"
 data_root = None
 download = False
@@ -46,6 +47,7 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
+import torch
 from IPython.display import Markdown, display
 
 from prunerob import plotting as P
@@ -57,6 +59,8 @@ from prunerob.train import TrainConfig, train_model
 
 warnings.filterwarnings("ignore", message="IProgress not found")
 t_start = time.perf_counter()
+if threads:  # 1 avoids MKL/OpenMP slow-downs when the CPU cores are shared
+    torch.set_num_threads(int(threads))
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
 dev = resolve_device(device)

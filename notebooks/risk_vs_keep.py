@@ -38,6 +38,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 device = "auto"
+threads = 1
 out_dir = "results/risk_vs_keep"
 data_root = None
 download = False
@@ -95,6 +96,8 @@ from prunerob.transformer import OneLayerTransformer
 
 warnings.filterwarnings("ignore", message="IProgress not found")
 t_start = time.perf_counter()
+if threads:  # 1 avoids MKL/OpenMP slow-downs when the CPU cores are shared
+    torch.set_num_threads(int(threads))
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
 dev = resolve_device(device)

@@ -35,6 +35,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 device = "auto"
+threads = 1
 out_dir = "results/score_vit"
 data_root = None
 download = False
@@ -63,6 +64,7 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
+import torch
 from IPython.display import Markdown, display
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -75,6 +77,8 @@ from prunerob.train import TrainConfig, train_model  # noqa: E402
 warnings.filterwarnings("ignore", message="IProgress not found")
 warnings.filterwarnings("ignore", message="taylor_scores: only")  # fewer than 20 batches when score_examples is set
 t_start = time.perf_counter()
+if threads:  # 1 avoids MKL/OpenMP slow-downs when the CPU cores are shared
+    torch.set_num_threads(int(threads))
 out = Path(out_dir)
 out.mkdir(parents=True, exist_ok=True)
 dev = resolve_device(device)

@@ -502,4 +502,7 @@ def pct(x: float, digits: int = 1) -> str:
 
 def pp(x: float, digits: int = 1) -> str:
     """A difference of fractions in percentage points with sign: ``0.031 -> '+3.1 pp'``."""
-    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:+.{digits}f} pp"
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    v = round(100 * float(x), digits) + 0.0  # no "-0.0"
+    return f"{v:+.{digits}f} pp"

@@ -25,6 +25,8 @@ from prunerob.plotting import (  # noqa: E402
     save_figure,
     save_table,
     load_table,
+    pct,
+    pp,
     sweet_spot,
 )
 
@@ -216,3 +218,8 @@ def test_save_figure_and_table(tmp_path):
     back = load_table(p)
     assert back.shape == t.shape and back.adv_acc.tolist() == pytest.approx(t.adv_acc.tolist())
     assert load_table(tmp_path / "missing.csv") is None
+
+
+def test_number_formatting():
+    assert pct(0.91234) == "91.2%" and pct(float("nan")) == "n/a"
+    assert pp(0.031) == "+3.1 pp" and pp(-0.0) == "+0.0 pp" and pp(-0.00001) == "+0.0 pp" and pp(-0.02) == "-2.0 pp"

@@ -21,10 +21,13 @@ mkdir -p "$OUT"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 case "$part" in
   core)
+    # shellcheck disable=SC2086
     ( time python3 -m prunerob reproduce --profile "$PROFILE" --output-dir "$OUT/experiments" \
-        risk_vs_keep magnitude_mlp magnitude_cnn depth algorithm1 score_vit pareto \
-        -p datasets '["cifar10"]' ) 2>&1 | tee "$OUT/reproduce.log" || true
-    python3 benchmarks/sweep.py --device auto 2>&1 | tee "$OUT/benchmarks.txt" || true ;;
+        ${NAMES:-risk_vs_keep magnitude_mlp magnitude_cnn depth algorithm1 score_vit pareto} \
+        ) 2>&1 | tee "$OUT/reproduce.log" || true
+    if [[ "${BENCH:-1}" == 1 ]]; then
+      python3 benchmarks/sweep.py --device auto 2>&1 | tee "$OUT/benchmarks.txt" || true
+    fi ;;
   imagenette)
     ( time python3 -m prunerob reproduce --profile "$PROFILE" --output-dir "$OUT/experiments_imagenette" \
         score_vit -p datasets '["imagenette"]' ) 2>&1 | tee "$OUT/reproduce.log" ;;
