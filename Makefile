@@ -7,7 +7,8 @@
 #                             execute notebooks into book/experiments (skips unchanged ones)
 #   make ci-notebooks         execute every notebook (quick profile) into a temporary folder
 #   make book-strict          build the book with warnings as errors (-W -n --keep-going)
-#   make setup | clean
+#   make lint                 set up and run `ruff check .` (configured in pyproject.toml)
+#   make setup | clean        (WITH_LAB=1 make setup also installs JupyterLab)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -16,10 +17,14 @@ NAMES ?=
 ARGS ?=
 export PYTHON VENV PROFILE NAMES ARGS
 
-.PHONY: help setup book book-strict test reproduce ci-notebooks clean
+.PHONY: help setup book book-strict test reproduce ci-notebooks clean lint
 
 help:
-	@sed -n '1,11p' Makefile
+	@sed -n '1,12p' Makefile
 
 setup book book-strict test reproduce ci-notebooks clean:
 	@scripts/tasks.sh $@
+
+lint:
+	@scripts/setup.sh
+	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""Wall time of the batched MLP sweep vs the per-ratio torchattacks loop (prunerob.sweep).
+"""Wall time of the batched MLP sweep (prunerob.stacked) vs the per-ratio torchattacks loop (prunerob.sweep).
 
 Both paths evaluate the same trained model on the same examples: clean accuracy, FGSM and PGD-5
 (App. I settings, eps = 4/255) at 20 keep ratios 1.0, 0.95, ..., 0.05 of magnitude pruning.
@@ -46,7 +46,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="mlp", help="mlp (batched + loop); cnn4, vit_small: loop only")
     ap.add_argument("--dataset", default="mnist")
-    ap.add_argument("--n", type=int, default=None, help="evaluation examples (default 10000 on GPU, 1000 on CPU)")
+    ap.add_argument("--n", type=int, default=None,
+                    help="evaluation examples (default 10000 on GPU, 1000 on CPU)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--keeps", type=int, default=20, help="number of keep ratios 1.0 .. 1/K (default 20)")
     ap.add_argument("--attacks", default="fgsm,pgd")
@@ -69,7 +70,8 @@ def main(argv=None) -> int:
     dev = resolve_device(args.device)
     n = args.n or (10000 if dev.type == "cuda" else 1000)
     keeps = [round(1 - i / args.keeps, 6) for i in range(args.keeps)]
-    cfg = TrainConfig.paper(args.model, args.dataset, epochs=args.train_epochs, train_subset=args.train_subset)
+    cfg = TrainConfig.paper(args.model, args.dataset, epochs=args.train_epochs,
+                            train_subset=args.train_subset)
     t_train, _, (model, info) = _timed(lambda: train_model(cfg, device=dev, progress=False), dev)
     if args.dtype == "float64":
         model = model.double()
@@ -77,12 +79,13 @@ def main(argv=None) -> int:
     kw = dict(model_name=args.model, dataset_name=args.dataset, methods=args.method, keeps=keeps,
               attacks=args.attacks, eps=args.eps, n=n, batch_size=args.batch_size, device=dev, progress=False)
     print(f"device: {device_name(dev)}; torch {torch.__version__}; threads {torch.get_num_threads()}")
-    print(f"model: {args.model} on {args.dataset} ({'cached' if info.get('cached') else f'trained in {t_train:.1f}s'}, "
+    state = "cached" if info.get("cached") else f"trained in {t_train:.1f}s"
+    print(f"model: {args.model} on {args.dataset} ({state}, "
           f"test acc {info.get('test_acc', float('nan')):.4f}), {args.dtype}")
     print(f"sweep: {args.method}, {len(keeps)} keep ratios {keeps[0]}..{keeps[-1]}, clean + {args.attacks} "
           f"at eps {args.eps}, n={n}, batch {args.batch_size}")
 
-    from prunerob.sweep import batchable
+    from prunerob.stacked import batchable
 
     can_batch = batchable(model)
     # warm-up (imports, kernels, allocator) on a tiny sweep of each path
@@ -111,7 +114,8 @@ def main(argv=None) -> int:
         print(f"max |clean_acc diff| = {d_clean:.6f}, max |adv_acc diff| = {d_adv:.6f} "
               f"(in examples: {int(round(d_adv * n))} of {n})")
         for (a, e), g in m.groupby(["attack", "eps"]):
-            print(f"  {a} eps={format_eps(e)}: max |adv diff| {((g.adv_acc_b - g.adv_acc_l).abs().max()):.6f}; "
+            diff = (g.adv_acc_b - g.adv_acc_l).abs().max()
+            print(f"  {a} eps={format_eps(e)}: max |adv diff| {diff:.6f}; "
                   f"adv acc at keep 1: {g[g.keep_ratio == 1.0].adv_acc_l.iloc[0]:.4f}")
     return 0
 

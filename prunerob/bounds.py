@@ -20,12 +20,21 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from .config import ConfigError, check_choice
+from prunerob import masks as M
+from prunerob.config import ConfigError, check_choice
+
+#: a weight matrix: a tensor or anything ``np.asarray`` accepts
+Matrix = Any
+#: keep probabilities: a float, one float / array per layer, or a dict name -> float / tensor (prunerob.masks)
+KeepLike = Any
+#: a one-layer transformer with ``.matrices()`` or its dict of matrices (Q, K, V, O, W1, W2, ...)
+MatsLike = Any
 
 __all__ = [
     "spectral_norm",
@@ -58,7 +67,7 @@ def _t(w) -> torch.Tensor:
     return torch.as_tensor(np.asarray(w, dtype=np.float64))
 
 
-def spectral_norm(w) -> float:
+def spectral_norm(w: Matrix) -> float:
     """``||W||_2`` (largest singular value); vectors use the Euclidean norm."""
     t = _t(w)
     if t.dim() <= 1:
@@ -85,19 +94,26 @@ def _weights(weights: Sequence) -> list[torch.Tensor]:
 
 
 def _keeps(weights: list[torch.Tensor], keep_probs) -> list[torch.Tensor]:
-    """Broadcast ``keep_probs`` (float, or per-layer float/array) to one tensor per weight."""
+    """Broadcast ``keep_probs`` (float, per-layer float/array, or a dict in layer order) to one tensor
+    per weight."""
+    if isinstance(keep_probs, Mapping):
+        keep_probs = M.by_layer(keep_probs)
     if isinstance(keep_probs, (int, float)):
         keep_probs = [keep_probs] * len(weights)
     keep_probs = list(keep_probs)
     if len(keep_probs) != len(weights):
-        raise ConfigError(f"keep_probs has {len(keep_probs)} entries but there are {len(weights)} weight matrices")
+        raise ConfigError(
+            f"keep_probs has {len(keep_probs)} entries but there are {len(weights)} weight matrices"
+        )
     out = []
-    for i, (w, p) in enumerate(zip(weights, keep_probs)):
+    for i, (w, p) in enumerate(zip(weights, keep_probs, strict=False)):
         pt = _t(p)
         if pt.dim() == 0:
             pt = torch.full_like(w, float(pt))
         if pt.shape != w.shape:
-            raise ConfigError(f"keep_probs[{i}] has shape {tuple(pt.shape)}, weights[{i}] has {tuple(w.shape)}")
+            raise ConfigError(
+                f"keep_probs[{i}] has shape {tuple(pt.shape)}, weights[{i}] has {tuple(w.shape)}"
+            )
         if not bool(((pt >= 0) & (pt <= 1)).all()):
             raise ConfigError(f"keep_probs[{i}] must lie in [0, 1] (probability of KEEPING a weight)")
         out.append(pt)
@@ -105,10 +121,13 @@ def _keeps(weights: list[torch.Tensor], keep_probs) -> list[torch.Tensor]:
 
 
 def _masks(weights: list[torch.Tensor], masks) -> list[torch.Tensor]:
+    """Masks as float64 tensors in layer order (a list, or a mask dict of :mod:`prunerob.masks`)."""
+    if isinstance(masks, Mapping):
+        masks = M.by_layer(masks)
     masks = [_t(m) for m in masks]
     if len(masks) != len(weights):
         raise ConfigError(f"masks has {len(masks)} entries but there are {len(weights)} weight matrices")
-    for i, (w, m) in enumerate(zip(weights, masks)):
+    for i, (w, m) in enumerate(zip(weights, masks, strict=False)):
         if m.shape != w.shape:
             raise ConfigError(f"masks[{i}] has shape {tuple(m.shape)}, weights[{i}] has {tuple(w.shape)}")
     return masks
@@ -121,10 +140,17 @@ def _check_eps(eps) -> float:
     return e
 
 
-def sample_bernoulli_masks(weights: Sequence, keep_probs, generator: torch.Generator) -> list[torch.Tensor]:
-    """One draw of the paper's pruning (Sec. 3): ``B_ij ~ Bernoulli(p_ij)``, independent entries."""
+def sample_bernoulli_masks(
+    weights: Sequence[Matrix], keep_probs: KeepLike, generator: torch.Generator
+) -> list[torch.Tensor]:
+    """One draw of the paper's pruning (Sec. 3): ``B_ij ~ Bernoulli(p_ij)``, independent entries.
+
+    Float64 0/1 masks in layer order, drawn by :func:`prunerob.masks.sample_masks` (the package's
+    one Bernoulli sampler).
+    """
     ws = _weights(weights)
-    return [torch.bernoulli(p, generator=generator) for p in _keeps(ws, keep_probs)]
+    draw = M.sample_masks(ws, _keeps(ws, keep_probs), generator)
+    return [m.to(torch.float64) for m in draw.values()]
 
 
 # --------------------------------------------------------------- Lemma 1 / Theorem 1
@@ -134,7 +160,7 @@ def _mats(model_or_mats) -> Mapping:
     return model_or_mats
 
 
-def lemma1_C1_C2(model_or_mats, norm: str = "spectral") -> tuple[float, float]:
+def lemma1_C1_C2(model_or_mats: MatsLike, norm: str = "spectral") -> tuple[float, float]:
     """``C1, C2`` of Lemma 1 (App. A) with the chosen matrix norm (``spectral`` as printed, or ``fro``).
 
     ``C1 = 1 + ||W^O|| sqrt(H) max_h ||W^{V,h}|| (4/sqrt(d/H) ||W^{Q,h}|| ||W^{K,h}|| + 1)``,
@@ -142,26 +168,28 @@ def lemma1_C1_C2(model_or_mats, norm: str = "spectral") -> tuple[float, float]:
     """
     check_choice("norm", norm, ("spectral", "fro"))
     m = _mats(model_or_mats)
-    Q, K, V, O = m["Q"], m["K"], m["V"], m["O"]
+    Q, K, V, WO = m["Q"], m["K"], m["V"], m["O"]
     H = len(Q)
-    d = _t(O).shape[0]
+    d = _t(WO).shape[0]
     dh = d / H
     alpha = max(
-        _norm(V[h], norm) * (4.0 / math.sqrt(dh) * _norm(Q[h], norm) * _norm(K[h], norm) + 1.0) for h in range(H)
+        _norm(V[h], norm) * (4.0 / math.sqrt(dh) * _norm(Q[h], norm) * _norm(K[h], norm) + 1.0)
+        for h in range(H)
     )
-    C1 = 1.0 + _norm(O, norm) * math.sqrt(H) * alpha
+    C1 = 1.0 + _norm(WO, norm) * math.sqrt(H) * alpha
     C2 = 1.0 + _norm(m["W1"], norm) * _norm(m["W2"], norm)
     return C1, C2
 
 
-def lemma1_gamma(model_or_mats, eps: float, norm: str = "spectral") -> float:
+def lemma1_gamma(model_or_mats: MatsLike, eps: float, norm: str = "spectral") -> float:
     """Lemma 1 as printed (Sec. 4.2 / App. A): ``gamma = (d/(d-1))^2 C1 C2 eps``.
 
     Statement: the unpruned one-layer TBM classifier is (eps, gamma)-robust with
     ``gamma = (d/(d-1))^2 C1 C2 eps``, ``C1 = 1 + ||W_O|| sqrt(H) max_h[||W^{V,h}||
     (4/sqrt(d/H) ||W^{Q,h}|| ||W^{K,h}|| + 1)]``, ``C2 = 1 + ||W_FFN||`` (spectral norms).
-    Here it is read as a bound on the Lipschitz constant of :meth:`OneLayerTransformer.block`
-    times ``eps`` (pooling/head are outside the printed bound). FAILS with LayerNorm (LN is only
+    Here it is read as a bound on the Lipschitz constant of
+    :meth:`~prunerob.transformer.OneLayerTransformer.block` times ``eps`` (pooling/head are outside
+    the printed bound). FAILS with LayerNorm (LN is only
     ``max|g|/sqrt(ln_eps)``-Lipschitz, not ``d/(d-1)``) and the proof assumes ``||X|| <= 1``;
     see :func:`lemma1_gamma_corrected`.
     """
@@ -174,7 +202,7 @@ def lemma1_gamma(model_or_mats, eps: float, norm: str = "spectral") -> float:
     return (d / (d - 1)) ** 2 * C1 * C2 * eps
 
 
-def theorem1_C(mats, keep: float) -> float:
+def theorem1_C(mats: MatsLike, keep: float) -> float:
     """Theorem 1's constant as printed (Sec. 4.2, App. B Eq. 13), uniform keep ``p``.
 
     ``C = (1 + p^2 ||W^O||_F sqrt(H) alpha)/(1 + ||W^O||_F sqrt(H) alpha) *
@@ -192,7 +220,7 @@ def theorem1_C(mats, keep: float) -> float:
     return (1 + p**2 * a) / (1 + a) * (1 + p * b) / (1 + b)
 
 
-def theorem1_gamma(mats, eps: float, keep: float) -> float:
+def theorem1_gamma(mats: MatsLike, eps: float, keep: float) -> float:
     """Theorem 1 as printed: ``gamma' <= C gamma`` with ``gamma`` of Lemma 1 (spectral norms).
 
     The printed chain mixes norms: ``C`` is a ratio of Frobenius expressions while ``gamma``
@@ -203,7 +231,7 @@ def theorem1_gamma(mats, eps: float, keep: float) -> float:
 
 
 # --------------------------------------------------------------- Theorem 2 (MLP)
-def theorem2_gamma(weights: Sequence, keep_probs, eps: float | None = None) -> float:
+def theorem2_gamma(weights: Sequence[Matrix], keep_probs: KeepLike, eps: float | None = None) -> float:
     """Theorem 2 as printed (Sec. 5.1, App. C): ``gamma = P_L prod_l ||W^(l)||_F``,
     ``P_L = prod_l sqrt(max_ij p_ij^(l))``.
 
@@ -219,7 +247,7 @@ def theorem2_gamma(weights: Sequence, keep_probs, eps: float | None = None) -> f
     return g if eps is None else _check_eps(eps) * g
 
 
-def theorem2_gamma_corrected(weights: Sequence, keep_probs, eps: float) -> float:
+def theorem2_gamma_corrected(weights: Sequence[Matrix], keep_probs: KeepLike, eps: float) -> float:
     """Corrected Theorem 2: ``gamma = eps prod_l sqrt(sum_ij p_ij w_ij^2)`` (<= eps P_L prod ||W||_F).
 
     Proof sketch. For a fixed mask the pruned MLP ``g`` is ``prod_l ||B^(l) o W^(l)||_2``-
@@ -230,10 +258,14 @@ def theorem2_gamma_corrected(weights: Sequence, keep_probs, eps: float) -> float
     """
     ws = _weights(weights)
     ps = _keeps(ws, keep_probs)
-    return _check_eps(eps) * math.prod(math.sqrt(float((p * w**2).sum())) for w, p in zip(ws, ps))
+    return _check_eps(eps) * math.prod(
+        math.sqrt(float((p * w**2).sum())) for w, p in zip(ws, ps, strict=False)
+    )
 
 
-def realised_mask_bound(weights: Sequence, masks: Sequence, eps: float) -> float:
+def realised_mask_bound(
+    weights: Sequence[Matrix], masks: Sequence[Matrix] | Mapping[str, Matrix], eps: float
+) -> float:
     """``eps prod_l ||M^(l) o W^(l)||_2`` for ONE fixed mask (any method: magnitude, Taylor, a draw).
 
     Valid for 1-Lipschitz activations, with or without biases, for any mask: it is the product
@@ -244,11 +276,11 @@ def realised_mask_bound(weights: Sequence, masks: Sequence, eps: float) -> float
     """
     ws = _weights(weights)
     ms = _masks(ws, masks)
-    return _check_eps(eps) * math.prod(spectral_norm(m * w) for w, m in zip(ws, ms))
+    return _check_eps(eps) * math.prod(spectral_norm(m * w) for w, m in zip(ws, ms, strict=False))
 
 
 def expected_lipschitz_mc(
-    weights: Sequence, keep_probs, n_masks: int = 1000, seed: int = 0
+    weights: Sequence[Matrix], keep_probs: KeepLike, n_masks: int = 1000, seed: int = 0
 ) -> tuple[float, float]:
     """Monte-Carlo ``E_B prod_l ||B^(l) o W^(l)||_2`` with its standard error ``(mean, stderr)``.
 
@@ -260,14 +292,14 @@ def expected_lipschitz_mc(
     ws = _weights(weights)
     ps = _keeps(ws, keep_probs)
     gen = torch.Generator().manual_seed(int(seed))
+    draws = M.sample_masks(ws, ps, gen, n=n_masks)  # n_masks masks per layer at once
     vals = torch.ones(n_masks, dtype=torch.float64)
-    for w, p in zip(ws, ps):
-        B = torch.bernoulli(p.expand(n_masks, *p.shape), generator=gen)
-        vals *= torch.linalg.matrix_norm(B * w, ord=2)
+    for w, B in zip(ws, draws.values(), strict=True):
+        vals *= torch.linalg.matrix_norm(B.to(torch.float64) * w, ord=2)
     return float(vals.mean()), float(vals.std(unbiased=True) / math.sqrt(n_masks))
 
 
-def expected_masked_norm_exact(W, keep_probs, ord: str = "spectral") -> float:
+def expected_masked_norm_exact(W: Matrix, keep_probs: KeepLike, ord: str = "spectral") -> float:
     """Exact ``E_B ||B o W||`` by enumerating all ``2^(#entries)`` masks (at most 20 entries).
 
     ``ord``: ``spectral`` or ``fro``. For small matrices only (tests, counterexamples).
@@ -294,7 +326,7 @@ def _delta_fro(w: torch.Tensor, p: torch.Tensor) -> float:
     return math.sqrt(float(((1 - p) * w**2).sum()))
 
 
-def proposition1_zeta(weights: Sequence, keep_probs, x0_norm: float) -> float:
+def proposition1_zeta(weights: Sequence[Matrix], keep_probs: KeepLike, x0_norm: float) -> float:
     """Proposition 1, appendix version (App. D):
     ``zeta = ||x0|| prod_l ||W^(l)|| sum_l (1/||W^(l)||) sqrt(sum_ij (1-p_ij^(l)) (W_ij^(l))^2)``
     (spectral norms ``||.||``). Bound on ``E_masks ||f(x0) - g(x0)||``.
@@ -311,10 +343,10 @@ def proposition1_zeta(weights: Sequence, keep_probs, x0_norm: float) -> float:
     norms = [spectral_norm(w) for w in ws]
     if any(n == 0 for n in norms):
         raise ConfigError("a weight matrix is all zero; Proposition 1 divides by ||W^(l)||")
-    return x0n * math.prod(norms) * sum(_delta_fro(w, p) / n for w, p, n in zip(ws, ps, norms))
+    return x0n * math.prod(norms) * sum(_delta_fro(w, p) / n for w, p, n in zip(ws, ps, norms, strict=False))
 
 
-def proposition1_zeta_main_text(weights: Sequence, keep_probs) -> float:
+def proposition1_zeta_main_text(weights: Sequence[Matrix], keep_probs: KeepLike) -> float:
     """Proposition 1 as printed in Sec. 5.2 (no ``||x0||``):
     ``zeta = prod_l ||W^(l)|| sum_l (1/||W^(l)||) sqrt(sum_ij (1-p_ij^(l)) (W_ij^(l))^2)``.
 
@@ -329,14 +361,17 @@ def _hidden_norm_bounds(
 ) -> list[float]:
     """``m_0 = ||x0||``, ``m_l = s_l m_{l-1} + ||b_l||`` for l < L (bounds on ||g_{l}(x0)||)."""
     m = [float(x0_norm)]
-    for l in range(L - 1):
-        b = 0.0 if biases is None or biases[l] is None else _fro(biases[l])
-        m.append(scale[l] * m[-1] + b)
+    for k in range(L - 1):
+        b = 0.0 if biases is None or biases[k] is None else _fro(biases[k])
+        m.append(scale[k] * m[-1] + b)
     return m
 
 
 def proposition1_zeta_corrected(
-    weights: Sequence, keep_probs, x0_norm: float, biases: Sequence | None = None
+    weights: Sequence[Matrix],
+    keep_probs: KeepLike,
+    x0_norm: float,
+    biases: Sequence[Matrix | None] | None = None,
 ) -> float:
     """Corrected Proposition 1 (any keep probs, optional biases, activations 1-Lipschitz with sigma(0)=0).
 
@@ -364,7 +399,7 @@ def proposition1_zeta_corrected(
         raise ConfigError(f"biases has {len(biases)} entries but there are {L} weight matrices")
     spec = [spectral_norm(w) for w in ws]
     s, dl = [], []
-    for w, p, sp in zip(ws, ps, spec):
+    for w, p, sp in zip(ws, ps, spec, strict=False):
         if bool(((p == 0) | (p == 1)).all()):  # deterministic mask: exact realised norms
             s.append(spectral_norm(p * w))
             dl.append(spectral_norm((1 - p) * w))
@@ -373,27 +408,34 @@ def proposition1_zeta_corrected(
             s.append(min(math.sqrt(float((p * w**2).sum())), sp + d_f))
             dl.append(d_f)
     m = _hidden_norm_bounds(s, biases, x0_norm, L)
-    return sum(math.prod(spec[l + 1 :]) * dl[l] * m[l] for l in range(L))
+    return sum(math.prod(spec[k + 1 :]) * dl[k] * m[k] for k in range(L))
 
 
 def proposition1_realised(
-    weights: Sequence, masks: Sequence, x0_norm: float, biases: Sequence | None = None
+    weights: Sequence[Matrix],
+    masks: Sequence[Matrix] | Mapping[str, Matrix],
+    x0_norm: float,
+    biases: Sequence[Matrix | None] | None = None,
 ) -> float:
-    """``||f(x0) - g(x0)||`` bound for ONE fixed mask (telescoping, spectral norms of the realised matrices):
-    ``sum_l [prod_{j>l} ||W^(j)||_2] ||(1-M^(l)) o W^(l)||_2 m_{l-1}``, ``m_l = ||M^(l) o W^(l)||_2 m_{l-1} + ||b^(l)||``.
+    """``||f(x0) - g(x0)||`` bound for ONE fixed mask (telescoping, spectral norms of the realised
+    matrices): ``sum_l [prod_{j>l} ||W^(j)||_2] ||(1-M^(l)) o W^(l)||_2 m_{l-1}``,
+    ``m_l = ||M^(l) o W^(l)||_2 m_{l-1} + ||b^(l)||``.
     """
     ws = _weights(weights)
     ms = _masks(ws, masks)
     L = len(ws)
-    s = [spectral_norm(m * w) for w, m in zip(ws, ms)]
+    s = [spectral_norm(m * w) for w, m in zip(ws, ms, strict=False)]
     m_ = _hidden_norm_bounds(s, biases, x0_norm, L)
     spec = [spectral_norm(w) for w in ws]
-    return sum(math.prod(spec[l + 1 :]) * spectral_norm((1 - ms[l]) * ws[l]) * m_[l] for l in range(L))
+    return sum(
+        math.prod(spec[k + 1 :]) * spectral_norm((1 - ms[k]) * ws[k]) * m_[k] for k in range(L)
+    )
 
 
 # --------------------------------------------------------------- corrected Lemma 1 / Theorem 1
-def layernorm_lipschitz(weight=None, ln_eps: float = 1e-5) -> float:
-    """Global Lipschitz constant of ``LN(x) = g o (x - mean)/sqrt(var + ln_eps) + b`` on R^d: ``max|g| / sqrt(ln_eps)``.
+def layernorm_lipschitz(weight: Matrix | None = None, ln_eps: float = 1e-5) -> float:
+    """Global Lipschitz constant of ``LN(x) = g o (x - mean)/sqrt(var + ln_eps) + b`` on R^d:
+    ``max|g| / sqrt(ln_eps)``.
 
     The Jacobian is ``diag(g) (I - 11^T/d - y y^T/d) / sqrt(var + ln_eps)`` with ``y`` the
     normalised vector, ``||y||^2 < d``; the middle factor is PSD with eigenvalues in [0, 1] and
@@ -407,8 +449,11 @@ def layernorm_lipschitz(weight=None, ln_eps: float = 1e-5) -> float:
     return gmax / math.sqrt(ln_eps)
 
 
-def attention_head_lipschitz(WQ, WK, WV, n_tokens: int, r: float, dh: float | None = None) -> float:
-    """Lipschitz bound of ``Y -> softmax(Y W^Q (Y W^K)^T/sqrt(dh)) Y W^V`` on ``{Y: every row ||y_i|| <= r}`` (Frobenius).
+def attention_head_lipschitz(
+    WQ: Matrix, WK: Matrix, WV: Matrix, n_tokens: int, r: float, dh: float | None = None
+) -> float:
+    """Lipschitz bound of ``Y -> softmax(Y W^Q (Y W^K)^T/sqrt(dh)) Y W^V`` on
+    ``{Y: every row ||y_i|| <= r}`` (Frobenius).
 
     ``||W^V||_2 (sqrt(n) + (1 + sqrt(n)) r^2 ||A||_2)`` with ``A = W^Q W^K^T / sqrt(dh)``.
     Proof sketch: ``dh_i = sum_j P_ij dy_j + Cov_{P_i}(y, ds_i)``, ``ds_ij = dy_i^T A y_j + y_i^T
@@ -442,9 +487,10 @@ def _attention_radius(m: Mapping, d: int, eps: float, box: bool, r: float | None
 
 
 def lemma1_gamma_corrected(
-    model_or_mats, eps: float, n_tokens: int, box: bool = True, r: float | None = None
+    model_or_mats: MatsLike, eps: float, n_tokens: int, box: bool = True, r: float | None = None
 ) -> float:
-    """Corrected Lemma 1: a valid bound on ``sup_{||X~-X||_F <= eps} ||block(X~) - block(X)||_F`` for X in [0,1]^{n x d}.
+    """Corrected Lemma 1: a valid bound on ``sup_{||X~-X||_F <= eps} ||block(X~) - block(X)||_F``
+    for X in [0,1]^{n x d}.
 
     ``gamma = eps (1 + L_LN1 L_MH)(1 + L_LN2 ||W1||_2 ||W2||_2)``, ``L_MH = ||W^O||_2
     sqrt(sum_h L_h^2)`` (concatenation: sqrt of the sum of squares, <= sqrt(H) max_h),
@@ -476,7 +522,12 @@ _GROUPS = ("Q", "K", "V", "O", "W1", "W2")
 
 
 def theorem1_gamma_corrected(
-    model_or_mats, eps: float, keep, n_tokens: int, box: bool = True, r: float | None = None
+    model_or_mats: MatsLike,
+    eps: float,
+    keep: float | Mapping[str, float],
+    n_tokens: int,
+    box: bool = True,
+    r: float | None = None,
 ) -> float:
     """Corrected Theorem 1: bound on ``E_masks sup ||g(X~) - g(X)||_F`` for Bernoulli pruning of the block.
 
@@ -484,8 +535,9 @@ def theorem1_gamma_corrected(
     group). With ``c = (1+sqrt n) r^2 / sqrt(d/H)``:
     ``gamma' = eps (1 + L_LN1 sqrt(p_O)||W^O||_F sqrt(sum_h p_V ||W^{V,h}||_F^2
     (sqrt(n) + c sqrt(p_Q p_K) ||W^{Q,h}||_F ||W^{K,h}||_F)^2)) (1 + L_LN2 sqrt(p_1 p_2) ||W1||_F ||W2||_F)``.
-    Uniform p: the attention term is ``p ||W^O||_F sqrt(sum_h ||V_h||_F^2 (sqrt n + c p ||Q_h||_F||K_h||_F)^2)``:
-    the ``sqrt n`` (paper: ``+1``) part gets ``p``, the QK part ``p^2``, the FFN ``p``.
+    Uniform p: the attention term is
+    ``p ||W^O||_F sqrt(sum_h ||V_h||_F^2 (sqrt n + c p ||Q_h||_F||K_h||_F)^2)``: the ``sqrt n``
+    (paper: ``+1``) part gets ``p``, the QK part ``p^2``, the FFN ``p``.
 
     Proof sketch: take E over masks of :func:`lemma1_gamma_corrected` for the pruned matrices.
     The masks of different matrices are independent, so expectations of products of norms of

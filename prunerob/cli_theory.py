@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from prunerob.config import ConfigError, check_choice, check_keep, parse_eps, parse_list
+from prunerob.masks import keep_probs, named_weights
+from prunerob.pruning import magnitude_masks
 
 DEFAULT_LAMS = "0,0.25,0.5,0.75,1"
 
@@ -35,7 +36,8 @@ DEFAULT_LAMS = "0,0.25,0.5,0.75,1"
 def _lam(v: Any) -> float:
     x = float(v)
     if not (0.0 <= x <= 1.0):
-        raise ConfigError(f"lam={v!r} is outside [0, 1]; lam weights robustness (gamma) against optimality (zeta)")
+        raise ConfigError(f"lam={v!r} is outside [0, 1]; "
+                          "lam weights robustness (gamma) against optimality (zeta)")
     return x
 
 
@@ -45,7 +47,11 @@ def parse_lams(value: str) -> list[float]:
 
 
 def parse_widths(value: str) -> list[int]:
-    widths = parse_list(value, int, "random-mlp")
+    """``'784,512,10'`` -> ``[784, 512, 10]``; ConfigError naming ``--random-mlp`` otherwise."""
+    try:
+        widths = parse_list(value, int, "random-mlp")
+    except ConfigError:
+        widths = []
     if len(widths) < 2 or any(w < 1 for w in widths):
         raise ConfigError(f"random-mlp={value!r}: give at least two positive widths, e.g. 784,512,10")
     return widths
@@ -53,8 +59,10 @@ def parse_widths(value: str) -> list[int]:
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="a .safetensors written by prunerob train (the .json beside it is read)")
-    src.add_argument("--random-mlp", metavar="WIDTHS", help="untrained MLP with these widths, e.g. 784,512,10")
+    src.add_argument("--checkpoint",
+                     help="a .safetensors written by prunerob train (the .json beside it is read)")
+    src.add_argument("--random-mlp", metavar="WIDTHS",
+                     help="untrained MLP with these widths, e.g. 784,512,10")
     src.add_argument("--arch", "--model", dest="arch",
                      help="train (or load from the cache) this MLP arch with the paper's recipe, e.g. mlp")
     p.add_argument("--dataset", help="data set for --arch and for --x-norm auto (e.g. mnist)")
@@ -65,7 +73,10 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
                    help="E||x|| of Eq. 18: 'auto' (mean L2 norm of the test inputs in [0,1]) or a number; "
                         "default auto when a data set is known, else 1.0")
     p.add_argument("--device", default="cpu", help="device for training with --arch (default cpu)")
-    p.add_argument("--data-root", default=None, metavar="PATH", help="data folder (default $PRUNEROB_DATA)")
+    p.add_argument("--data-root", default=None, metavar="PATH",
+                   help="data folder, must exist (default $PRUNEROB_DATA)")
+    p.add_argument("--download", action="store_true",
+                   help="allow torchvision to download a missing data set (default: never touch the network)")
     p.add_argument("--csv", default=None, help="also write the table to this CSV file")
 
 
@@ -76,10 +87,13 @@ def register(subparsers: Any) -> None:
         help="Algorithm 1 (App. E) as printed vs the verified minimiser of Eq. 20",
         description="For each lam: Algorithm 1's keep probability per layer and J, and the exact "
                     "minimiser of J (a vertex: keep all, or remove the layer with the smallest "
-                    "||W||_F/||W||_2). --budget adds the exact minimiser at a fixed fraction of kept weights.",
+                    "||W||_F/||W||_2). --budget adds the exact minimiser at a fixed fraction of kept "
+                    "weights.",
     )
-    o.add_argument("--lam", default=DEFAULT_LAMS, help=f"comma-separated lambdas in [0,1] (default {DEFAULT_LAMS})")
-    o.add_argument("--mode", default="layerwise", help="layerwise (one p per layer) or uniform (one shared p)")
+    o.add_argument("--lam", default=DEFAULT_LAMS,
+                   help=f"comma-separated lambdas in [0,1] (default {DEFAULT_LAMS})")
+    o.add_argument("--mode", default="layerwise",
+                   help="layerwise (one p per layer) or uniform (one shared p)")
     o.add_argument("--p0", type=float, default=1.0, help="Algorithm 1's initial keep probability (default 1)")
     o.add_argument("--tol", type=float, default=1e-6, help="Algorithm 1's relative tolerance (default 1e-6)")
     o.add_argument("--max-iter", type=int, default=50, help="Algorithm 1's T_max (default 50)")
@@ -94,8 +108,10 @@ def register(subparsers: Any) -> None:
         description="Per keep ratio: Theorem 2 as printed (no eps, and times eps), the corrected "
                     "Theorem 2, the realised-mask bound of magnitude pruning, and Proposition 1's zeta.",
     )
-    b.add_argument("--keep", default="1,0.9,0.5", help="comma-separated keep ratios (fraction of weights KEPT)")
-    b.add_argument("--eps", default="4/255", help="attack budget (L2 radius in [0,1] pixel units), e.g. 4/255")
+    b.add_argument("--keep", default="1,0.9,0.5",
+                   help="comma-separated keep ratios (fraction of weights KEPT)")
+    b.add_argument("--eps", default="4/255",
+                   help="attack budget (L2 radius in [0,1] pixel units), e.g. 4/255")
     b.add_argument("--scope", default="layer", help="magnitude pruning scope: layer or global")
     _add_source_args(b)
     b.set_defaults(func=cmd_bounds)
@@ -110,8 +126,9 @@ def random_mlp(widths: list[int], seed: int = 0) -> tuple[list[Any], list[Any]]:
 
     g = torch.Generator().manual_seed(int(seed))
     ws, bs = [], []
-    for a, b in zip(widths[:-1], widths[1:]):
-        bound = 1.0 / np.sqrt(a)  # nn.Linear default: kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(in), 1/sqrt(in))
+    for a, b in zip(widths[:-1], widths[1:], strict=True):
+        # nn.Linear default: kaiming_uniform(a=sqrt(5)) == U(-1/sqrt(in), 1/sqrt(in))
+        bound = 1.0 / np.sqrt(a)
         ws.append((torch.rand(b, a, generator=g, dtype=torch.float64) * 2 - 1) * bound)
         bs.append((torch.rand(b, generator=g, dtype=torch.float64) * 2 - 1) * bound)
     return ws, bs
@@ -129,20 +146,34 @@ def load_mlp_checkpoint(path: str | Path) -> tuple[list[Any], list[Any], dict]:
         raise ConfigError(f"checkpoint={str(path)!r} does not exist")
     meta_path = path.with_suffix(".json")
     if not meta_path.is_file():
-        raise ConfigError(f"checkpoint={str(path)!r} has no {meta_path.name} beside it (written by prunerob train)")
-    meta = json.loads(meta_path.read_text())
+        raise ConfigError(f"checkpoint={str(path)!r} has no {meta_path.name} beside it "
+                          "(written by prunerob train)")
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"checkpoint={str(path)!r}: {meta_path.name} is unreadable ({exc}); "
+                          "retrain with prunerob train --force") from None
     arch = meta.get("arch") or meta.get("config", {}).get("arch")
     if arch not in MLP_HIDDEN:
         raise ConfigError(
-            f"checkpoint arch={arch!r}: Theorem 2 and Proposition 1 are MLP bounds; use an MLP arch ({', '.join(MLP_HIDDEN)})")
+            f"checkpoint arch={arch!r}: Theorem 2 and Proposition 1 are MLP bounds; "
+            f"use an MLP arch ({', '.join(MLP_HIDDEN)})")
     if "data_info" in meta:
         d = meta["data_info"]
-        info = DatasetInfo(d["name"], int(d["num_classes"]), tuple(d["input_shape"]), tuple(d["mean"]), tuple(d["std"]))
+        info = DatasetInfo(d["name"], int(d["num_classes"]), tuple(d["input_shape"]), tuple(d["mean"]),
+                           tuple(d["std"]))
     else:
         info = dataset_info(meta["dataset"])
     hidden = (meta.get("config") or {}).get("hidden")
     model = build_model(arch, info, **({"hidden": tuple(hidden)} if hidden else {}))
-    model.load_state_dict(load_file(str(path)))
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except Exception as exc:  # SafetensorError (truncated/garbage), missing or misshapen tensors
+        raise ConfigError(f"checkpoint={str(path)!r} is unreadable or does not match its .json "
+                          f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+                          "retrain with prunerob train --force") from None
     meta.setdefault("dataset", info.name)
     return mlp_weights(model), mlp_biases(model), meta
 
@@ -151,7 +182,8 @@ def _weights_from_args(args: argparse.Namespace) -> tuple[list[Any], list[Any], 
     """(weights, biases, dataset name or None, description)."""
     if getattr(args, "checkpoint", None):
         ws, bs, meta = load_mlp_checkpoint(args.checkpoint)
-        return ws, bs, args.dataset or meta.get("dataset"), f"checkpoint {args.checkpoint} ({meta.get('arch')})"
+        desc = f"checkpoint {args.checkpoint} ({meta.get('arch')})"
+        return ws, bs, args.dataset or meta.get("dataset"), desc
     if getattr(args, "arch", None):
         if not args.dataset:
             raise ConfigError("--arch needs --dataset (e.g. --arch mlp --dataset mnist)")
@@ -159,33 +191,53 @@ def _weights_from_args(args: argparse.Namespace) -> tuple[list[Any], list[Any], 
         from prunerob.train import TrainConfig, train_model
 
         if args.arch not in MLP_HIDDEN:
-            raise ConfigError(f"arch={args.arch!r}: the theory applies to MLPs; use one of {', '.join(MLP_HIDDEN)}")
+            raise ConfigError(f"arch={args.arch!r}: the theory applies to MLPs; "
+                              f"use one of {', '.join(MLP_HIDDEN)}")
         over = {"seed": args.seed}
         if args.epochs is not None:
             over["epochs"] = args.epochs
         if args.train_subset is not None:
             over["train_subset"] = args.train_subset
         cfg = TrainConfig.paper(args.arch, args.dataset, **over)
-        model, _info = train_model(cfg, device=args.device, data_root=getattr(args, "data_root", None))
-        return mlp_weights(model), mlp_biases(model), args.dataset, f"{args.arch} on {args.dataset} ({cfg.stem()})"
-    widths = parse_widths(getattr(args, "random_mlp", None) or "784,512,10")
+        model, _info = train_model(cfg, device=args.device, data_root=getattr(args, "data_root", None),
+                                   download=getattr(args, "download", False))
+        desc = f"{args.arch} on {args.dataset} ({cfg.stem()})"
+        return mlp_weights(model), mlp_biases(model), args.dataset, desc
+    text = getattr(args, "random_mlp", None)
+    widths = parse_widths("784,512,10" if text is None else text)
     ws, bs = random_mlp(widths, args.seed)
     return ws, bs, args.dataset, f"untrained MLP {'-'.join(map(str, widths))} (seed {args.seed})"
 
 
-def mean_input_norm(dataset: str, split: str = "test", root: str | None = None) -> float:
+def mean_input_norm(
+    dataset: str, split: str = "test", root: str | None = None, download: bool = False
+) -> float:
     """Mean L2 norm of the inputs in [0, 1] (uint8 / 255, flattened): ``E||x||`` of Eq. 18."""
     import torch
 
     from prunerob.data import load_dataset
 
-    ds = load_dataset(dataset, split) if root is None else load_dataset(dataset, split, root=root)
+    ds = load_dataset(dataset, split, root=root, download=download)
     total, n = 0.0, 0
     for i in range(0, len(ds), 4096):
         xb = ds.x[i:i + 4096].reshape(min(4096, len(ds) - i), -1).to(torch.float64) / 255.0
         total += float(torch.linalg.vector_norm(xb, dim=1).sum())
         n += xb.shape[0]
     return total / n
+
+
+def _check_input_dim(ws: list[Any], dataset: str | None, desc: str) -> None:
+    """The first layer must take the data set's inputs: ``E||x||`` of Eq. 18 is over those inputs."""
+    if not dataset:
+        return
+    from prunerob.data import DATASETS, dataset_info
+
+    check_choice("dataset", dataset, DATASETS)
+    c, h, w = dataset_info(dataset).input_shape
+    n_in = int(ws[0].shape[1])
+    if n_in != c * h * w:
+        raise ConfigError(f"--dataset {dataset} has {c * h * w} inputs ({c}x{h}x{w}) "
+                          f"but the weights ({desc}) take {n_in}; give matching widths or drop --dataset")
 
 
 def _x_norm(args: argparse.Namespace, dataset: str | None) -> tuple[float, str]:
@@ -196,8 +248,10 @@ def _x_norm(args: argparse.Namespace, dataset: str | None) -> tuple[float, str]:
         v = "auto"
     if str(v).strip().lower() == "auto":
         if dataset is None:
-            raise ConfigError("x-norm=auto needs a data set: pass --dataset (e.g. mnist) or give --x-norm a number")
-        xn = mean_input_norm(dataset, root=getattr(args, "data_root", None))
+            raise ConfigError("x-norm=auto needs a data set: pass --dataset (e.g. mnist) "
+                              "or give --x-norm a number")
+        xn = mean_input_norm(dataset, root=getattr(args, "data_root", None),
+                             download=getattr(args, "download", False))
         return xn, f"{xn:.4f} (auto: mean L2 norm of {dataset} test inputs in [0,1])"
     try:
         xn = float(v)
@@ -219,7 +273,8 @@ def _emit(df: Any, args: argparse.Namespace, header: list[str]) -> None:
 
     for line in header:
         print(line)
-    with pd.option_context("display.width", 200, "display.max_columns", 50, "display.float_format", "{:.6g}".format):
+    with pd.option_context("display.width", 200, "display.max_columns", 50,
+                           "display.float_format", "{:.6g}".format):
         print(df.to_string(index=False))
     if args.csv:
         atomic_write_text(args.csv, df.to_csv(index=False))
@@ -241,6 +296,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if args.budget is not None:
         check_keep(args.budget, "budget")
     ws, _, dataset, desc = _weights_from_args(args)
+    _check_input_dim(ws, dataset, desc)
     xn, xdesc = _x_norm(args, dataset)
     k = T.constants(ws, xn)
     rows = []
@@ -257,7 +313,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     df = pd.DataFrame(rows)
     header = [
         f"weights: {desc}; L={k.L} layers; mode={args.mode}; x_norm={xdesc}",
-        f"A=prod||W||_F={k.A:.6g}  C=x_norm*prod||W||_2={k.C:.6g}  b=||W||_F/||W||_2=[{', '.join(f'{v:.4g}' for v in k.b)}]",
+        f"A=prod||W||_F={k.A:.6g}  C=x_norm*prod||W||_2={k.C:.6g}  "
+        f"b=||W||_F/||W||_2=[{', '.join(f'{v:.4g}' for v in k.b)}]",
         "keep = probability of KEEPING a weight, per layer. alg1 = Algorithm 1 as printed (App. E);",
         ("min = global minimiser of J (Eq. 20), a vertex of {0,1}^L" if args.mode == "layerwise" else
          "min = global minimiser of J over one shared p (exact 1-D solution)")
@@ -267,26 +324,30 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu(w: Any) -> Any:
+    return w.detach().cpu() if hasattr(w, "detach") else w
+
+
 def cmd_bounds(args: argparse.Namespace) -> int:
     """``prunerob bounds``: Theorem 2 / Proposition 1 (printed and corrected) per keep ratio."""
     import pandas as pd
     import torch
 
     from prunerob import bounds as B
-    from prunerob.pruning import magnitude_masks
 
     keeps = parse_list(args.keep, lambda v: check_keep(float(v), "keep"), "keep")
     eps = parse_eps(args.eps)
     check_choice("scope", args.scope, ("layer", "global"))
     ws, bs, dataset, desc = _weights_from_args(args)
+    _check_input_dim(ws, dataset, desc)
     xn, xdesc = _x_norm(args, dataset)
-    wt = [torch.as_tensor(np.asarray(w.detach().cpu() if hasattr(w, "detach") else w), dtype=torch.float64) for w in ws]
-    named = OrderedDict((f"layer{i + 1}", w) for i, w in enumerate(wt))
+    # one mask representation (prunerob.masks): weights, masks, keep probabilities keyed layer1, ...
+    named = named_weights([torch.as_tensor(np.asarray(_cpu(w)), dtype=torch.float64) for w in ws])
+    wt = list(named.values())
     rows = []
     for keep in keeps:
-        masks = magnitude_masks(named, keep, args.scope)
-        mlist = [masks[n].to(torch.float64) for n in named]
-        kp = [keep] * len(wt)
+        mlist = magnitude_masks(named, keep, args.scope)  # a mask dict; the bounds take it in layer order
+        kp = keep_probs(named, keep)
         rows.append({
             "keep": keep,
             "thm2_printed": B.theorem2_gamma(wt, kp),
@@ -298,10 +359,13 @@ def cmd_bounds(args: argparse.Namespace) -> int:
         })
     df = pd.DataFrame(rows)
     header = [
-        f"weights: {desc}; L={len(wt)} layers; eps={args.eps} ({eps:.6g}); x_norm={xdesc}; magnitude scope={args.scope}",
+        f"weights: {desc}; L={len(wt)} layers; eps={args.eps} ({eps:.6g}); x_norm={xdesc}; "
+        f"magnitude scope={args.scope}",
         "thm2_printed: P_L prod||W||_F as printed (no eps); thm2_printed_x_eps: times eps; thm2_corrected:",
-        "eps prod sqrt(sum p w^2) (Bernoulli keep=p); realised_magnitude: eps prod ||M o W||_2 for the magnitude mask;",
-        "prop1_zeta: appendix Proposition 1 (Bernoulli keep=p); prop1_realised_magnitude: the fixed-mask bound with biases.",
+        "eps prod sqrt(sum p w^2) (Bernoulli keep=p); realised_magnitude: eps prod ||M o W||_2 "
+        "for the magnitude mask;",
+        "prop1_zeta: appendix Proposition 1 (Bernoulli keep=p); prop1_realised_magnitude: "
+        "the fixed-mask bound with biases.",
     ]
     _emit(df, args, header)
     return 0

@@ -5,13 +5,19 @@ that names the parameter and the allowed values.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import re
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -20,8 +26,17 @@ class ConfigError(ValueError):
     """Bad user input: the message names the parameter and what is allowed."""
 
 
+class CorruptCacheError(ConfigError):
+    """A cache entry failed validation; it was moved aside (see :func:`quarantine`) and can be rebuilt."""
+
+
+class CorruptCacheWarning(UserWarning):
+    """Issued once per bad cache entry, naming the file and where it was moved."""
+
+
 def data_root(root: str | os.PathLike | None = None) -> Path:
-    """Root folder for data sets: ``root`` if given, else ``$PRUNEROB_DATA``, else ``~/.cache/prunerob/data``."""
+    """Root folder for data sets: ``root`` if given, else ``$PRUNEROB_DATA``, else
+    ``~/.cache/prunerob/data``."""
     if root is not None:
         return Path(root).expanduser()
     env = os.environ.get("PRUNEROB_DATA")
@@ -29,7 +44,8 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """Cache folder for checkpoints and decoded data: ``path``, else ``$PRUNEROB_CACHE``, else ``~/.cache/prunerob``."""
+    """Cache folder for checkpoints and decoded data: ``path``, else ``$PRUNEROB_CACHE``, else
+    ``~/.cache/prunerob``."""
     if path is not None:
         p = Path(path).expanduser()
     else:
@@ -49,7 +65,8 @@ def shared_data_dir() -> Path | None:
         p = Path(env)
         return p if p.is_dir() else None
     here = Path(__file__).resolve().parent.parent
-    for cand in (here.parent / "shared" / "data", here / "shared" / "data", Path.cwd().parent / "shared" / "data"):
+    cands = (here.parent / "shared" / "data", here / "shared" / "data", Path.cwd().parent / "shared" / "data")
+    for cand in cands:
         if cand.is_dir():
             return cand
     return None
@@ -64,7 +81,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise ConfigError(f"device={device!r} is not a valid torch device; use 'auto', 'cpu' or 'cuda[:N]'") from exc
+        raise ConfigError(f"device={device!r} is not a valid torch device; "
+                          "use 'auto', 'cpu' or 'cuda[:N]'") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
     return dev
@@ -80,23 +98,26 @@ def device_name(device: torch.device) -> str:
 _EPS_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*$")
 
 
-def parse_eps(value: str | float | int) -> float:
-    """Parse an attack budget such as ``4/255``, ``0.0157`` or ``8``-over-255 written ``8/255``.
+def parse_eps(value: str | float | int, name: str = "eps") -> float:
+    """Parse an attack budget such as ``4/255`` or ``0.0157`` (L-inf, [0,1] pixel units).
 
-    Raises ConfigError for negative or malformed values.
+    Raises ConfigError naming ``name`` for malformed, non-finite, negative or > 1 values.
     """
+    allowed = "a number or a fraction like 4/255 in [0, 1] ([0,1] pixel units)"
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is not {allowed}")
     if isinstance(value, (int, float)):
         eps = float(value)
     else:
         m = _EPS_RE.match(str(value))
         if not m:
-            raise ConfigError(f"eps={value!r} is not a number or a fraction like 4/255; eps must be >= 0")
+            raise ConfigError(f"{name}={value!r} is not {allowed}")
         num, den = float(m.group(1)), m.group(2)
         if den is not None and float(den) == 0:
-            raise ConfigError(f"eps={value!r} divides by zero")
+            raise ConfigError(f"{name}={value!r} divides by zero; give {allowed}")
         eps = num / float(den) if den is not None else num
-    if not eps >= 0 or eps != eps:
-        raise ConfigError(f"eps={value!r} must be >= 0 (given in [0,1] pixel units, e.g. 4/255)")
+    if not math.isfinite(eps) or not 0.0 <= eps <= 1.0:
+        raise ConfigError(f"{name}={value!r} is outside [0, 1]; give {allowed}")
     return eps
 
 
@@ -149,19 +170,163 @@ def config_hash(cfg: dict[str, Any], n: int = 12) -> str:
     return hashlib.sha256(blob).hexdigest()[:n]
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename, so no half-written file remains."""
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+def atomic_save(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """Write a file atomically: ``write(tmp)`` fills a uniquely named temporary file in the target
+    folder (``tempfile.NamedTemporaryFile(dir=..., delete=False)``), which is then renamed onto
+    ``path`` with ``os.replace``. Concurrent writers never share a temporary file, and a reader
+    sees either the old or the new complete file, never a half-written one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                     delete=False) as f:
+        tmp = Path(f.name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # NamedTemporaryFile creates 0600; give the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_save`)."""
+    return atomic_save(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_save`), so no half-written file remains."""
+    return atomic_save(path, lambda tmp: tmp.write_text(text))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def quarantine(path: str | os.PathLike, reason: str, also: Iterable[str | os.PathLike] = ()) -> Path | None:
+    """Move a bad cache entry aside to ``<file>.corrupt-<timestamp>`` and warn once, naming it.
+
+    ``also``: files belonging to the same entry (a checkpoint's ``.json``), moved aside with it.
+    Returns the new path of ``path`` (None when it had already gone). The caller then rebuilds it.
+    """
+    path = Path(path)
+    stamp = f"corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    moved: dict[Path, Path] = {}
+    for p in (path, *map(Path, also)):
+        dest = p.with_name(f"{p.name}.{stamp}")
+        with contextlib.suppress(FileNotFoundError):  # gone already (another process moved it)
+            os.replace(p, dest)
+            moved[p] = dest
+    if moved:
+        names = ", ".join(d.name for d in moved.values())
+        warnings.warn(f"corrupt cache entry {path} ({reason}); moved aside to {names}, rebuilding it",
+                      CorruptCacheWarning, stacklevel=2)
+    return moved.get(path)
+
+
+# --------------------------------------------------------------------------------------------
+# validators shared by the CLI, ``prunerob reproduce -p`` and the API
+
+
+def check_int(value: Any, name: str, minimum: int = 0, allow_none: bool = False) -> int | None:
+    """An integer ``>= minimum`` (``None`` too if ``allow_none``); bools and floats like 1.5 are refused."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok and isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value, ok = int(value.strip()), True
+    if not ok or value < minimum:
+        extra = " or None" if allow_none else ""
+        raise ConfigError(f"{name}={value!r} must be an integer >= {minimum}{extra}")
+    return int(value)
+
+
+def check_float(value: Any, name: str, lo: float = -math.inf, hi: float = math.inf,
+                lo_open: bool = False, hi_open: bool = False) -> float:
+    """A finite number in the interval ``[lo, hi]`` (ends open when ``lo_open`` / ``hi_open``)."""
+    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+    interval = f"{left}{lo:g}, {hi:g}{right}"
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} is not a number; allowed: a finite number in {interval}") \
+            from None
+    if not math.isfinite(x) or x < lo or x > hi or (lo_open and x == lo) or (hi_open and x == hi):
+        raise ConfigError(f"{name}={value!r} is outside {interval}")
+    return x
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """A random seed: an integer >= 0."""
+    return int(check_int(value, name, 0))
+
+
+def check_dir(path: str | os.PathLike, name: str) -> Path:
+    """An existing directory (input folders such as ``--data-root``); no silent fallback."""
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        what = "is not a directory" if p.exists() else "does not exist"
+        raise ConfigError(f"{name}={str(path)!r} {what}; give an existing folder")
+    return p
+
+
+def check_writable(path: str | os.PathLike, name: str, kind: str = "file") -> Path:
+    """Check, before any work, that ``path`` (a ``file`` or a ``dir``) can be written.
+
+    The nearest existing ancestor must be a directory in which a probe file can be created and
+    removed (missing parents are created later by the writer, never here). A file target must not
+    be an existing directory, a dir target not an existing file. Returns the path.
+    """
+    check_choice("kind", kind, ("file", "dir"))
+    if str(path).strip() == "":
+        raise ConfigError(f"{name}='' is empty; give a {'file' if kind == 'file' else 'folder'} path")
+    p = Path(path).expanduser()
+    if kind == "file" and p.is_dir():
+        raise ConfigError(f"{name}={str(path)!r} is a directory; give a file path")
+    if kind == "dir" and p.exists() and not p.is_dir():
+        raise ConfigError(f"{name}={str(path)!r} is an existing file; give a folder")
+    probe_in = p if (kind == "dir" and p.is_dir()) else p.parent
+    anc = probe_in.absolute()
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ConfigError(f"{name}={str(path)!r} cannot be created: {str(anc)!r} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=anc, prefix=".prunerob-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{name}={str(path)!r} is not writable ({exc.strerror or exc} in {str(anc)!r}); "
+                          "give a writable location") from None
+    if kind == "file" and p.exists() and not os.access(p, os.W_OK):
+        raise ConfigError(f"{name}={str(path)!r} exists and is read-only; give a writable location")
+    return p
 
 
 def provenance(device: torch.device | None = None) -> dict[str, str]:
     """Versions and device used, for result tables."""
-    import numpy
     import platform
+
+    import numpy
 
     out = {
         "prunerob_version": __import__("prunerob").__version__,

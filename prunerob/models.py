@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -58,7 +58,9 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
     def extra_repr(self) -> str:
-        return f"mean={tuple(round(v, 4) for v in self.mean.flatten().tolist())}, std={tuple(round(v, 4) for v in self.std.flatten().tolist())}"
+        mean = tuple(round(v, 4) for v in self.mean.flatten().tolist())
+        std = tuple(round(v, 4) for v in self.std.flatten().tolist())
+        return f"mean={mean}, std={std}"
 
 
 def _mean_std(c: int, mean, std):
@@ -97,7 +99,7 @@ class MLP(nn.Module):
         widths = [math.prod(self.input_shape)] + list(hidden) + [int(num_classes)]
         act = nn.ReLU if activation == "relu" else nn.Tanh
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             layers.append(nn.Linear(a, b, bias=bias))
             if i < len(widths) - 2:
                 layers.append(act())
@@ -146,7 +148,8 @@ class CNN4(nn.Module):
             nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(c4 * (h // 4) * (w // 4), head), nn.ReLU(), nn.Linear(head, int(num_classes))
+            nn.Flatten(), nn.Linear(c4 * (h // 4) * (w // 4), head), nn.ReLU(),
+            nn.Linear(head, int(num_classes)),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -198,7 +201,8 @@ class SmallViT(nn.Module):
 class TimmViT(nn.Module):
     """Normalize -> bilinear resize to the ViT's input size (if needed) -> timm model ``self.vit``."""
 
-    def __init__(self, vit: nn.Module, mean: Sequence[float], std: Sequence[float], input_size: int, model_size: int = 224):
+    def __init__(self, vit: nn.Module, mean: Sequence[float], std: Sequence[float], input_size: int,
+                 model_size: int = 224):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.vit = vit
@@ -208,7 +212,8 @@ class TimmViT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normalize(x)
         if x.shape[-1] != self.model_size or x.shape[-2] != self.model_size:
-            x = F.interpolate(x, size=(self.model_size, self.model_size), mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=(self.model_size, self.model_size), mode="bilinear",
+                              align_corners=False)
         return self.vit(x)
 
 
@@ -233,7 +238,8 @@ def timm_vit(
     import timm
 
     try:
-        vit = timm.create_model(TIMM_VIT, pretrained=pretrained, num_classes=int(num_classes), in_chans=int(in_chans))
+        vit = timm.create_model(TIMM_VIT, pretrained=pretrained, num_classes=int(num_classes),
+                                in_chans=int(in_chans))
     except Exception as exc:
         if not pretrained:
             raise
@@ -247,7 +253,8 @@ def timm_vit(
             "(training from scratch needs far more than the paper's 10 fine-tuning epochs)."
         ) from exc
     if mean is None or std is None:
-        cfg_mean, cfg_std = vit.pretrained_cfg.get("mean", IMAGENET_MEAN), vit.pretrained_cfg.get("std", IMAGENET_STD)
+        cfg_mean = vit.pretrained_cfg.get("mean", IMAGENET_MEAN)
+        cfg_std = vit.pretrained_cfg.get("std", IMAGENET_STD)
         base_mean, base_std = (cfg_mean, cfg_std) if pretrained else (IMAGENET_MEAN, IMAGENET_STD)
         if in_chans != 3:  # e.g. MNIST: average the RGB statistics
             base_mean = (sum(base_mean) / 3,) * in_chans
@@ -258,7 +265,7 @@ def timm_vit(
 
 
 def build_model(arch: str, info: DatasetInfo, **kw) -> nn.Module:
-    """Build ``arch`` (one of :data:`ARCHS`) for a data set described by ``info``.
+    """Build ``arch`` (one of ``models.ARCHS``) for a data set described by ``info``.
 
     * ``mlp`` (784-512-10 on MNIST: the paper's "2-layer MLP"), ``mlp3`` (512, 256),
       ``mlp4`` (512, 256, 128), ``mlp_cifar`` (8192, 4096, 2048, 1024): the paper's "4-layer"
@@ -275,9 +282,11 @@ def build_model(arch: str, info: DatasetInfo, **kw) -> nn.Module:
     hidden = kw.pop("hidden", None)
     pretrained = bool(kw.pop("pretrained", False))
     if arch in MLP_HIDDEN:
-        return MLP(info.input_shape, info.num_classes, hidden=hidden or MLP_HIDDEN[arch], mean=info.mean, std=info.std, **kw)
+        return MLP(info.input_shape, info.num_classes, hidden=hidden or MLP_HIDDEN[arch], mean=info.mean,
+                   std=info.std, **kw)
     if hidden is not None:
-        raise ConfigError(f"hidden={hidden!r} only applies to MLP architectures ({', '.join(MLP_HIDDEN)}), not arch={arch!r}")
+        raise ConfigError(f"hidden={hidden!r} only applies to MLP architectures ({', '.join(MLP_HIDDEN)}), "
+                          f"not arch={arch!r}")
     if pretrained and arch != "vit_tiny":
         raise ConfigError(f"pretrained=True is only available for arch='vit_tiny', not arch={arch!r}")
     if arch == "cnn4":
@@ -286,7 +295,8 @@ def build_model(arch: str, info: DatasetInfo, **kw) -> nn.Module:
         return SmallViT(info.input_shape, info.num_classes, mean=info.mean, std=info.std, **kw)
     c, h, _ = info.input_shape
     mean, std = (None, None) if pretrained else (info.mean, info.std)
-    return timm_vit(info.num_classes, pretrained=pretrained, mean=mean, std=std, input_size=h, in_chans=c, **kw)
+    return timm_vit(info.num_classes, pretrained=pretrained, mean=mean, std=std, input_size=h, in_chans=c,
+                    **kw)
 
 
 def _linear_layers(model: nn.Module) -> list[nn.Linear]:
@@ -305,3 +315,23 @@ def mlp_weights(model: nn.Module) -> list[torch.Tensor]:
 def mlp_biases(model: nn.Module) -> list[torch.Tensor | None]:
     """Detached biases ``b^(1..L)`` of an MLP in forward order (None where a layer has no bias)."""
     return [None if layer.bias is None else layer.bias.detach() for layer in _linear_layers(model)]
+
+
+def folded_mlp(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Weights and biases of an MLP as a function of the pixels in [0, 1] (float64, CPU).
+
+    The models normalise inside (``(x - mean) / std`` per channel, see CONTRIBUTING.md); the
+    theory of Sec. 4 (Theorem 2, Proposition 1) is stated for ``f(x) = W_L s(... s(W_1 x))`` on
+    the inputs themselves, so the normalisation is folded into the first layer:
+    ``W_1' = W_1 / std`` and ``b_1' = b_1 - W_1 (mean / std)``. A layer without bias gets zeros.
+    """
+    ws = [w.double().cpu() for w in mlp_weights(model)]
+    bs = [torch.zeros(w.shape[0], dtype=torch.float64) if b is None else b.double().cpu()
+          for w, b in zip(ws, mlp_biases(model), strict=True)]
+    norm = model.normalize
+    per_ch = ws[0].shape[1] // norm.mean.numel()
+    mean = norm.mean.double().cpu().flatten().repeat_interleave(per_ch)
+    std = norm.std.double().cpu().flatten().repeat_interleave(per_ch)
+    bs[0] = bs[0] - ws[0] @ (mean / std)
+    ws[0] = ws[0] / std
+    return ws, bs

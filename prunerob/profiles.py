@@ -39,6 +39,8 @@ NOTEBOOKS: dict[str, str] = {
     "with the accuracies they give (Fig. 5)",
     "pareto": "Empirical Pareto fronts in clean-vs-attacked accuracy space and the bound-space front of "
     "Lemma 2 (Fig. 6)",
+    "own_model": "Use it on your own model: a hand-written CNN trained briefly on MNIST, pruned by two "
+    "registered methods and swept under two attacks with the public API",
 }
 
 DEPENDS: dict[str, list[str]] = {name: [] for name in NOTEBOOKS}
@@ -114,15 +116,16 @@ def _risk_vs_keep(profile: str) -> dict[str, Any]:
         "cnn_k_samples": 16,
     }
     if profile == "cpu":
-        p.update(keeps=[1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], eps_l2=[0.25, 0.5, 1.0, 2.0], n_eval=100,
-                 n_masks=4, k_samples=64, worst_case_steps=10, worst_case_restarts=2, tf_epochs=2,
+        p.update(keeps=[1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], eps_l2=[0.25, 0.5, 1.0, 2.0],
+                 n_eval=100, n_masks=4, k_samples=64, worst_case_steps=10, worst_case_restarts=2, tf_epochs=2,
                  tf_train_subset=20000, tf_n_eval=100, run_cnn=True, cnn_seeds=[0, 1, 2], cnn_n_eval=32,
                  cnn_n_masks=2, cnn_k_samples=16)
     elif profile == "paper":
         # the risk estimators run on the CPU (seeded CPU generators): sizes fit a 16-core host
         p.update(keeps=PAPER_KEEPS, eps_l2=[0.25, 0.5, 1.0, 2.0, 4.0], n_eval=500, n_masks=10, k_samples=200,
-                 worst_case_steps=50, worst_case_restarts=5, tf_epochs=10, tf_train_subset=None, tf_n_eval=500,
-                 run_cnn=True, cnn_seeds=SEEDS, cnn_eps_l2=[0.5, 1.0, 2.0], cnn_n_eval=64, cnn_n_masks=4,
+                 worst_case_steps=50, worst_case_restarts=5, tf_epochs=10, tf_train_subset=None,
+                 tf_n_eval=500, run_cnn=True, cnn_seeds=SEEDS, cnn_eps_l2=[0.5, 1.0, 2.0], cnn_n_eval=64,
+                 cnn_n_masks=4,
                  cnn_k_samples=50)
     return p
 
@@ -156,7 +159,8 @@ def _magnitude_mlp(profile: str) -> dict[str, Any]:
     elif profile == "paper":
         p.update(datasets=["mnist", "cifar10"], epochs={"mnist": 30, "cifar10": 100},
                  train_subset={"mnist": None, "cifar10": None}, n_eval={"mnist": 10000, "cifar10": 10000},
-                 attacks={"mnist": ["fgsm", "pgd", "cw"], "cifar10": ["fgsm", "pgd", "cw"]}, keeps=PAPER_KEEPS,
+                 attacks={"mnist": ["fgsm", "pgd", "cw"], "cifar10": ["fgsm", "pgd", "cw"]},
+                 keeps=PAPER_KEEPS,
                  subset_datasets=["mnist", "cifar10"], subset_n=1000, subset_keeps=PAPER_KEEPS,
                  subset_seeds=SEEDS)
     return p
@@ -217,7 +221,8 @@ def _score_vit(profile: str) -> dict[str, Any]:
         # Imagenette at 64 px is the offline stand-in for the ImageNet subset.
         p.update(datasets=["cifar10", "cifar100", "imagenet100", "imagenette"],
                  epochs={k: 10 for k in p["epochs"]}, train_subset={k: None for k in p["train_subset"]},
-                 seeds=SEEDS, keeps=PAPER_KEEPS, attacks=["fgsm", "pgd", "cw"], n_eval=10000, score_examples=None,
+                 seeds=SEEDS, keeps=PAPER_KEEPS, attacks=["fgsm", "pgd", "cw"], n_eval=10000,
+                 score_examples=None,
                  subset_attacks=["autoattack"], subset_n=1000, subset_keeps=PAPER_KEEPS, subset_seeds=SEEDS)
     return p
 
@@ -278,6 +283,26 @@ def _pareto(profile: str) -> dict[str, Any]:
     }
 
 
+def _own_model(profile: str) -> dict[str, Any]:
+    p = {
+        "width": 16,
+        "dataset": "mnist",
+        "epochs": 1,
+        "train_subset": 5000,
+        "seeds": [0],
+        "methods": ["magnitude", "random"],
+        "keeps": [1.0, 0.8, 0.6, 0.4, 0.2],
+        "attacks": ["fgsm", "pgd"],
+        "eps": EPS,
+        "n_eval": 500,
+    }
+    if profile == "cpu":
+        p.update(epochs=2, train_subset=20000, seeds=SEEDS, n_eval=1000)
+    elif profile == "paper":
+        p.update(epochs=5, train_subset=None, seeds=SEEDS, keeps=PAPER_KEEPS, n_eval=10000)
+    return p
+
+
 _BUILDERS = {
     "risk_vs_keep": _risk_vs_keep,
     "magnitude_mlp": _magnitude_mlp,
@@ -286,6 +311,7 @@ _BUILDERS = {
     "depth": _depth,
     "algorithm1": _algorithm1,
     "pareto": _pareto,
+    "own_model": _own_model,
 }
 
 

@@ -20,13 +20,18 @@ expectation) and :func:`optimality_zeta` estimates Def. 2, each with a Monte-Car
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
-from .config import ConfigError, check_choice
+from prunerob import masks as M
+from prunerob.config import ConfigError, check_choice
+from prunerob.pruning import apply_masks
 
 __all__ = [
     "mlp_forward",
@@ -64,10 +69,10 @@ def mlp_forward(
         raise ConfigError(f"biases has {len(biases)} entries but there are {len(weights)} weight matrices")
     h = x.reshape(x.shape[0], -1)
     L = len(weights)
-    for l, W in enumerate(weights):
-        b = None if biases is None else biases[l]
+    for i, W in enumerate(weights):
+        b = None if biases is None else biases[i]
         h = F.linear(h, W.to(h.dtype), None if b is None else b.to(h.dtype))
-        if l < L - 1:
+        if i < L - 1:
             h = act(h)
     return h
 
@@ -225,86 +230,34 @@ def adversarial_risk_worst_case(
 
 
 # ------------------------------------------------------------------ masks
-def _module_weights(model: nn.Module) -> "dict[str, torch.Tensor]":
-    if hasattr(model, "prunable_weights"):
-        return dict(model.prunable_weights())
-    try:
-        from .pruning import prunable_weights  # type: ignore
-
-        return dict(prunable_weights(model))
-    except ImportError as exc:  # pragma: no cover - depends on another module
-        raise ConfigError("model has no prunable_weights(); give an MLP weight list instead") from exc
-
-
-def _keep_spec(w: torch.Tensor, p, name: str) -> float | torch.Tensor:
-    """Validate one keep probability: a float, or a tensor of the weight's shape (kept on the CPU)."""
-    if isinstance(p, (int, float)) or (isinstance(p, torch.Tensor) and p.dim() == 0):
-        v = float(p)
-        if not 0.0 <= v <= 1.0:
-            raise ConfigError(f"keep_probs[{name}]={v} must lie in [0, 1] (probability of KEEPING a weight)")
-        return v
-    t = torch.as_tensor(p).detach().to("cpu", torch.float32)
-    if t.shape != w.shape:
-        raise ConfigError(f"keep_probs[{name}] has shape {tuple(t.shape)}, the weight has {tuple(w.shape)}")
-    if not bool(((t >= 0) & (t <= 1)).all()):
-        raise ConfigError(f"keep_probs[{name}] must lie in [0, 1] (probability of KEEPING a weight)")
-    return t
-
-
-def _draw(w: torch.Tensor, p: float | torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """One Bernoulli(p) mask for ``w`` (drawn on the CPU with ``gen``, returned on w's device/dtype)."""
-    u = torch.rand(w.shape, generator=gen, dtype=torch.float32)
-    return (u < p).to(device=w.device, dtype=w.dtype)
-
-
-def bernoulli_sampler(weights_or_model, keep_probs) -> Callable[[torch.Generator], object]:
+def bernoulli_sampler(
+    weights_or_model: nn.Module | Sequence[torch.Tensor], keep_probs: Any
+) -> Callable[[torch.Generator], list[torch.Tensor] | OrderedDict[str, torch.Tensor]]:
     """A mask sampler ``gen -> masks`` for the paper's Bernoulli pruning (Sec. 3): ``B_ij ~ Bernoulli(p_ij)``.
 
-    For an MLP weight list the masks are a list (``keep_probs``: a float, or one float / array per
-    layer); for a module (with ``prunable_weights()``) a dict name -> mask, with ``keep_probs`` a
-    float or a dict name -> float / tensor. Masks are drawn on the CPU from ``gen`` (uniform
-    ``u < p``) and returned on the weight's device and dtype.
+    For an MLP weight list the masks are a list in layer order (``keep_probs``: a float, or one
+    float / array per layer); for a module a mask dict name -> bool tensor (:mod:`prunerob.masks`),
+    with ``keep_probs`` a float or a dict name -> float / tensor. Masks are drawn with
+    :func:`prunerob.masks.sample_masks` (the package's one Bernoulli sampler, ``u < p`` from
+    ``gen``) and live on the weights' devices.
     """
-    if isinstance(weights_or_model, nn.Module):
-        ws = _module_weights(weights_or_model)
-        if isinstance(keep_probs, Mapping):
-            missing = set(ws) - set(keep_probs)
-            if missing:
-                raise ConfigError(f"keep_probs misses {sorted(missing)}")
-            kp = [keep_probs[k] for k in ws]
-        else:
-            kp = [keep_probs] * len(ws)
-        names = list(ws)
-        wl = [w.detach() for w in ws.values()]
-        specs = [_keep_spec(w, p, n) for w, p, n in zip(wl, kp, names)]
+    weights = M.named_weights(weights_or_model)
+    kp = M.keep_probs(weights, keep_probs)  # validated once, here
+    as_list = not isinstance(weights_or_model, (nn.Module, Mapping))
 
-        def sample_mod(gen: torch.Generator):
-            return {n: _draw(w, p, gen) for n, w, p in zip(names, wl, specs)}
+    def sample(gen: torch.Generator) -> list[torch.Tensor] | OrderedDict[str, torch.Tensor]:
+        masks = M.sample_masks(weights, kp, gen)
+        return M.by_layer(masks) if as_list else masks
 
-        return sample_mod
-
-    wl = [w.detach() if isinstance(w, torch.Tensor) else torch.as_tensor(w) for w in weights_or_model]
-    if isinstance(keep_probs, (int, float)):
-        keep_probs = [keep_probs] * len(wl)
-    keep_probs = list(keep_probs)
-    if len(keep_probs) != len(wl):
-        raise ConfigError(f"keep_probs has {len(keep_probs)} entries but there are {len(wl)} weight matrices")
-    specs = [_keep_spec(w, p, str(i)) for i, (w, p) in enumerate(zip(wl, keep_probs))]
-
-    def sample_list(gen: torch.Generator):
-        return [_draw(w, p, gen) for w, p in zip(wl, specs)]
-
-    return sample_list
+    return sample
 
 
 def _pruned_fn(f, masks, biases, activation):
     if isinstance(f, nn.Module):
         if hasattr(f, "pruned_copy"):
             return f.pruned_copy(masks)
-        from .pruning import apply_masks  # type: ignore
-
         return apply_masks(f, masks)
-    return mlp_fn([m * w for w, m in zip(f, masks)], biases, activation)
+    return mlp_fn([m * w for w, m in zip(f, masks, strict=True)], biases, activation)
 
 
 def _base_fn(f, biases, activation):
@@ -349,12 +302,7 @@ def risk_over_masks(
     sampler = mask_sampler or bernoulli_sampler(f, keep_probs)
     gen = torch.Generator().manual_seed(int(seed))
     vals = []
-    try:
-        from tqdm.auto import tqdm
-
-        it = tqdm(range(n_masks), desc="masks", disable=None if progress is None else not progress, leave=False)
-    except ImportError:  # pragma: no cover
-        it = range(n_masks)
+    it = tqdm(range(n_masks), desc="masks", disable=None if progress is None else not progress, leave=False)
     for i in it:
         g = _pruned_fn(f, sampler(gen), biases, activation)
         if method is not None:

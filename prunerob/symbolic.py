@@ -67,7 +67,7 @@ def bernoulli_frobenius(n: int = 2, m: int = 2) -> SymbolicResult:
     for mask in itertools.product((0, 1), repeat=len(cells)):
         prob = sp.Integer(1)
         sq = sp.Integer(0)
-        for (i, j), bit in zip(cells, mask):
+        for (i, j), bit in zip(cells, mask, strict=True):
             prob *= P[i, j] if bit else (1 - P[i, j])
             sq += bit * W[i, j] ** 2
         E_sq += prob * sq
@@ -96,11 +96,12 @@ def theorem2_product(L: int) -> SymbolicResult:
     F = sp.symbols(f"F_1:{L + 1}", positive=True)  # ||W_l||_F
     P_L = sp.Mul(*[sp.sqrt(x) for x in m])
     gamma = P_L * sp.Mul(*F)
-    per_layer = sp.Mul(*[sp.sqrt(mi) * Fi for mi, Fi in zip(m, F)])
+    per_layer = sp.Mul(*[sp.sqrt(mi) * Fi for mi, Fi in zip(m, F, strict=True)])
     eps = sp.Symbol("epsilon", nonnegative=True)
     exprs = {"P_L": P_L, "gamma": gamma, "gamma_with_eps": eps * gamma, "product_of_layer_bounds": per_layer}
     checks = {"gamma == prod_l sqrt(m_l) F_l": _zero(gamma - per_layer)}
-    return SymbolicResult("theorem2_product", exprs, {"m": m, "F": F, "epsilon": eps, "args": list(m) + list(F)}, checks)
+    syms = {"m": m, "F": F, "epsilon": eps, "args": list(m) + list(F)}
+    return SymbolicResult("theorem2_product", exprs, syms, checks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,10 +119,10 @@ def proposition1_zeta_symbolic(L: int) -> SymbolicResult:
     D = sp.symbols(f"D_1:{L + 1}", nonnegative=True)
     F = sp.symbols(f"F_1:{L + 1}", positive=True)
     p = sp.symbols(f"p_1:{L + 1}", nonnegative=True)
-    zeta = x0 * sp.Mul(*S) * sp.Add(*[d / s for d, s in zip(D, S)])
-    zeta_layer = zeta.subs({d: sp.sqrt(1 - pl) * f for d, pl, f in zip(D, p, F)})
+    zeta = x0 * sp.Mul(*S) * sp.Add(*[d / s for d, s in zip(D, S, strict=True)])
+    zeta_layer = zeta.subs({d: sp.sqrt(1 - pl) * f for d, pl, f in zip(D, p, F, strict=True)})
     C = x0 * sp.Mul(*S)
-    eq19 = C * sp.Add(*[(f / s) * sp.sqrt(1 - pl) for f, s, pl in zip(F, S, p)])
+    eq19 = C * sp.Add(*[(f / s) * sp.sqrt(1 - pl) for f, s, pl in zip(F, S, p, strict=True)])
     exprs = {"zeta": zeta, "zeta_per_layer": zeta_layer, "eq19": eq19, "C": C}
     checks = {"Eq.18 == Eq.19": _zero(zeta_layer - eq19)}
     syms = {"x0": x0, "S": S, "D": D, "F": F, "p": p, "args": [x0, *S, *D], "args_layer": [x0, *S, *F, *p]}
@@ -143,18 +144,22 @@ def algorithm1_derivation(L: int = 3, k: int = 1) -> SymbolicResult:
     lam, A, C, g, t, s, u = sp.symbols("lambda A C g t s u", positive=True)
     pk, bk = p[k - 1], b[k - 1]
     gamma = A * sp.Mul(*[sp.sqrt(x) for x in p])
-    zeta = C * sp.Add(*[bl * sp.sqrt(1 - pl) for bl, pl in zip(b, p)])
+    zeta = C * sp.Add(*[bl * sp.sqrt(1 - pl) for bl, pl in zip(b, p, strict=True)])
     J = lam * gamma + (1 - lam) * zeta
     dgamma = sp.diff(gamma, pk)
     dzeta = sp.diff(zeta, pk)
     dJ = sp.diff(J, pk)
     eq21_lhs, eq21_rhs = lam * g / pk, (1 - lam) * C * bk / sp.sqrt(1 - pk)
     # substitute p_k = 1 - t^2 (t >= 0, so sqrt(1 - p_k) = t) and clear denominators
-    quad_derived = sp.expand((lam * g * t - (1 - lam) * C * bk * (1 - t ** 2)))
+    quad_derived = sp.expand(lam * g * t - (1 - lam) * C * bk * (1 - t ** 2))
     quad_printed = (1 - lam) * C * bk * t ** 2 + lam * g * t - (1 - lam) * C * bk
-    eq21_times = sp.simplify((eq21_lhs - eq21_rhs).subs(pk, 1 - t ** 2).subs(sp.sqrt(t ** 2), t) * (1 - t ** 2) * t)
+    eq21_times = sp.simplify(
+        (eq21_lhs - eq21_rhs).subs(pk, 1 - t ** 2).subs(sp.sqrt(t ** 2), t) * (1 - t ** 2) * t
+    )
     roots = sp.solve(sp.Eq(quad_printed, 0), t)
-    t_printed = (-lam * g + sp.sqrt((lam * g) ** 2 + 4 * (1 - lam) ** 2 * C ** 2 * bk ** 2)) / (2 * (1 - lam) * C * bk)
+    t_printed = (-lam * g + sp.sqrt((lam * g) ** 2 + 4 * (1 - lam) ** 2 * C ** 2 * bk ** 2)) / (
+        2 * (1 - lam) * C * bk
+    )
     nonneg = [r for r in roots if _zero(r - t_printed)]
     d2J = sp.diff(J, pk, 2)
     # sign: substitute p_k = 1/(1+s), s > 0 (so 0 < p_k < 1), and 0 < lam < 1 via lam = 1/(1+u)
@@ -176,7 +181,9 @@ def algorithm1_derivation(L: int = 3, k: int = 1) -> SymbolicResult:
     Ju = lam * A * q ** sp.Rational(L, 2) + (1 - lam) * C * B * sp.sqrt(1 - q)
     gu = A * q ** sp.Rational(L, 2)
     uniform_cond = sp.simplify(2 * sp.diff(Ju, q) - (lam * L * gu / q - (1 - lam) * C * B / sp.sqrt(1 - q)))
-    t_uniform = (-lam * L * g + sp.sqrt((lam * L * g) ** 2 + 4 * (1 - lam) ** 2 * C ** 2 * B ** 2)) / (2 * (1 - lam) * C * B)
+    t_uniform = (-lam * L * g + sp.sqrt((lam * L * g) ** 2 + 4 * (1 - lam) ** 2 * C ** 2 * B ** 2)) / (
+        2 * (1 - lam) * C * B
+    )
     lam0 = sp.simplify(t_printed.subs(lam, 0))
     lam1 = sp.limit(t_printed, lam, 1, "-")
     exprs = {
@@ -233,7 +240,8 @@ def lemma3_rate(L: int | None = None) -> SymbolicResult:
     exprs = {"gamma": gamma, "zeta": zeta, "rate": sp.simplify(rate), "rate_printed": printed,
              "zeta_dominating": zeta_dom, "gamma_dominating": A * sp.sqrt(p ** Ls)}
     checks = {"dgamma/dzeta == printed": _zero(rate - printed),
-              "rate < 0 on (0,1)": bool(sp.simplify(printed.subs(p, 1 / (1 + sp.Symbol('s', positive=True)))).is_negative)}
+              "rate < 0 on (0,1)": bool(
+                  sp.simplify(printed.subs(p, 1 / (1 + sp.Symbol('s', positive=True)))).is_negative)}
     return SymbolicResult("lemma3_rate", exprs, {"p": p, "A": A, "K": K, "B": B, "b_min": bmin, "L": Ls,
                                                  "args": [p, A, K, B]}, checks)
 
@@ -260,7 +268,9 @@ def theorem1_C_symbolic() -> SymbolicResult:
     gap = sp.simplify(1 - factor)
     alpha = v * (c0 * qn * kn + 1)
     attn_printed = p ** 2 * o * sp.sqrt(H) * alpha
-    attn_corrected = (sp.sqrt(p) * o) * sp.sqrt(H) * (sp.sqrt(p) * v) * (c0 * (sp.sqrt(p) * qn) * (sp.sqrt(p) * kn) + 1)
+    attn_corrected = (
+        (sp.sqrt(p) * o) * sp.sqrt(H) * (sp.sqrt(p) * v) * (c0 * (sp.sqrt(p) * qn) * (sp.sqrt(p) * kn) + 1)
+    )
     ffn_printed, ffn_corrected = p * f, sp.sqrt(p) * f
     C_corrected = (1 + attn_corrected) / (1 + o * sp.sqrt(H) * alpha) * (1 + ffn_corrected) / (1 + f)
     diff_attn = sp.factor(sp.expand(attn_corrected - attn_printed))
@@ -279,12 +289,15 @@ def theorem1_C_symbolic() -> SymbolicResult:
             bool(sp.factor(sp.together(sp.expand((x * (1 - p ** jj) / (1 + x)).subs(p, (1 + u) ** -2))))
                  .is_nonnegative)
             for jj in (sp.Rational(1, 2), 1, 2)),
-        "corrected - printed attention == p(1-p) o v sqrt(H)": _zero(diff_attn - p * (1 - p) * o * v * sp.sqrt(H)),
-        "corrected attention >= printed for p in (0,1)": bool(sp.simplify(diff_attn.subs(p, 1 / (1 + u))).is_positive),
+        "corrected - printed attention == p(1-p) o v sqrt(H)": _zero(
+            diff_attn - p * (1 - p) * o * v * sp.sqrt(H)),
+        "corrected attention >= printed for p in (0,1)": bool(
+            sp.simplify(diff_attn.subs(p, 1 / (1 + u))).is_positive),
         # o sqrt(H) alpha - attn_corrected = o sqrt(H) v (1-p)(c0 q k (1+p) + 1) >= 0 and
         # f - sqrt(p) f = f (1 - sqrt(p)) >= 0 on [0, 1]: both corrected factors are <= 1
         "corrected C <= 1 (each factor)": _zero(
-            o * sp.sqrt(H) * alpha - attn_corrected - o * sp.sqrt(H) * v * (1 - p) * (c0 * qn * kn * (1 + p) + 1))
+            o * sp.sqrt(H) * alpha - attn_corrected
+            - o * sp.sqrt(H) * v * (1 - p) * (c0 * qn * kn * (1 + p) + 1))
             and _zero(f - ffn_corrected - f * (1 - sp.sqrt(p))),
     }
     syms = {"p": p, "a": a, "f": f, "o": o, "v": v, "q": qn, "k": kn, "c0": c0, "H": H,

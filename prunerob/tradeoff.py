@@ -51,12 +51,15 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from prunerob.config import ConfigError, check_choice
+from prunerob.masks import keep_probs, named_weights
 
 MODES = ("layerwise", "uniform")
 SWEEPS = ("jacobi", "gauss-seidel")
@@ -124,14 +127,15 @@ def as_matrices(weights: Any) -> list[np.ndarray]:
 
 
 def _module_weights(model: Any) -> list[Any]:
-    try:  # contract: prunerob.pruning.prunable_weights(model) -> ordered dict name -> weight
-        from prunerob.pruning import prunable_weights
+    """The model's prunable weights in layer order (:mod:`prunerob.masks` naming)."""
+    return list(named_weights(model).values())
 
-        return list(prunable_weights(model).values())
-    except ImportError:
-        import torch
 
-        return [m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)]
+def keep_probs_by_name(weights: Any, p: Any) -> OrderedDict[str, float]:
+    """Algorithm 1's per-layer keep probabilities ``p_l`` (an array in layer order) as the package's
+    keep-probability dict ``name -> p_l`` (:func:`prunerob.masks.keep_probs`), ready for
+    :func:`prunerob.masks.sample_masks` or :func:`prunerob.masks.layerwise_magnitude_masks`."""
+    return keep_probs(weights, [float(v) for v in np.asarray(p, dtype=np.float64).ravel()])
 
 
 def layer_norms(weights: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +166,8 @@ def constants(weights: Any, x_norm: float = 1.0, eps: float | None = None) -> Co
         if not eps >= 0:
             raise ConfigError(f"eps={eps!r} must be >= 0")
         A *= float(eps)
-    return Constants(A=A, b=fro / spec, C=x_norm * float(np.prod(spec)), sizes=np.array([m.size for m in mats], float))
+    sizes = np.array([m.size for m in mats], float)
+    return Constants(A=A, b=fro / spec, C=x_norm * float(np.prod(spec)), sizes=sizes)
 
 
 def as_constants(weights_or_constants: Any, x_norm: float = 1.0) -> Constants:
@@ -181,7 +186,9 @@ def as_constants(weights_or_constants: Any, x_norm: float = 1.0) -> Constants:
 def _check_lam(lam: float) -> float:
     lam = float(lam)
     if not (0.0 <= lam <= 1.0):
-        raise ConfigError(f"lam={lam!r} is outside [0, 1]; lam weights robustness (gamma) against optimality (zeta)")
+        raise ConfigError(
+            f"lam={lam!r} is outside [0, 1]; lam weights robustness (gamma) against optimality (zeta)"
+        )
     return lam
 
 
@@ -190,9 +197,13 @@ def _check_p(p: Any, L: int) -> np.ndarray:
     if arr.ndim == 0:
         arr = np.full(L, float(arr))
     if arr.shape[-1] != L:
-        raise ConfigError(f"keep probabilities have {arr.shape[-1]} entries per configuration; expected L={L}")
+        raise ConfigError(
+            f"keep probabilities have {arr.shape[-1]} entries per configuration; expected L={L}"
+        )
     if np.any(~np.isfinite(arr)) or np.any(arr < 0) or np.any(arr > 1):
-        raise ConfigError("keep probabilities p must lie in [0, 1] (the paper's p is the probability of keeping)")
+        raise ConfigError(
+            "keep probabilities p must lie in [0, 1] (the paper's p is the probability of keeping)"
+        )
     return arr
 
 
@@ -208,7 +219,8 @@ def zeta_of(p: Any, b: Any, C: float) -> np.ndarray:
 
 
 def objective_J(p: Any, A: float, b: Any, C: float, lam: float) -> np.ndarray | float:
-    """Eq. 20: ``J(p) = lam*gamma(p) + (1-lam)*zeta(p)``; ``p`` has shape ``[..., L]`` (or is a scalar = uniform)."""
+    """Eq. 20: ``J(p) = lam*gamma(p) + (1-lam)*zeta(p)``; ``p`` has shape ``[..., L]`` (or is a
+    scalar = uniform)."""
     lam = _check_lam(lam)
     b = np.atleast_1d(np.asarray(b, float))
     p = _check_p(p, b.size)
@@ -517,7 +529,9 @@ def _budget_sizes(k: Constants, sizes: Any) -> np.ndarray:
         if sizes == "equal":
             return np.ones(k.L)
         if k.sizes is None:
-            raise ConfigError("sizes='params' needs constants computed from weights; pass sizes='equal' or an array")
+            raise ConfigError(
+                "sizes='params' needs constants computed from weights; pass sizes='equal' or an array"
+            )
         return np.asarray(k.sizes, float)
     n = np.asarray(sizes, float)
     if n.shape != (k.L,) or np.any(n <= 0):
@@ -606,11 +620,16 @@ def layerwise_front(weights_or_constants: Any, qs: Iterable[float] | None = None
     for q in qs:
         p = np.ones(k.L)
         p[j] = q
-        rows.append({"q": float(q), "layer": j + 1, "gamma": float(gamma_of(p, k.A)), "zeta": float(zeta_of(p, k.b, k.C))})
+        rows.append({
+            "q": float(q), "layer": j + 1,
+            "gamma": float(gamma_of(p, k.A)), "zeta": float(zeta_of(p, k.b, k.C)),
+        })
     return pd.DataFrame(rows)
 
 
-def uniform_front(weights: Any, x_norm: float = 1.0, ps: Iterable[float] | None = None, fd_step: float = 1e-6):
+def uniform_front(
+    weights: Any, x_norm: float = 1.0, ps: Iterable[float] | None = None, fd_step: float = 1e-6
+):
     """Lemma 2/3's uniform curve with checks. One row per ``p`` in ``ps``:
 
     ``keep, gamma, zeta, dgamma_dzeta`` (Lemma 3 closed form), ``dgamma_dzeta_fd`` (central finite

@@ -27,7 +27,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import config as _config
-from .config import ConfigError, atomic_write_text, check_choice, config_hash, provenance, resolve_device
+from .config import (
+    ConfigError,
+    CorruptCacheError,
+    atomic_save,
+    atomic_write_text,
+    check_choice,
+    config_hash,
+    provenance,
+    quarantine,
+    resolve_device,
+    sha256_file,
+)
 from .data import DATASETS, ArrayDataset, DatasetInfo, load_dataset
 from .models import ARCHS, MLP_HIDDEN, build_model
 
@@ -84,15 +95,17 @@ class TrainConfig:
             raise ConfigError(f"train_subset={self.train_subset!r} must be >= 1 or None (all)")
         if self.hidden is not None:
             if self.arch not in MLP_HIDDEN:
-                raise ConfigError(f"hidden={self.hidden!r} only applies to MLP architectures ({', '.join(MLP_HIDDEN)})")
+                raise ConfigError(f"hidden={self.hidden!r} only applies to MLP architectures "
+                                  f"({', '.join(MLP_HIDDEN)})")
             self.hidden = tuple(int(h) for h in self.hidden)
         if self.pretrained and self.arch != "vit_tiny":
-            raise ConfigError(f"pretrained=True is only available for arch='vit_tiny', not arch={self.arch!r}")
+            raise ConfigError("pretrained=True is only available for arch='vit_tiny', "
+                              f"not arch={self.arch!r}")
         self.epochs, self.batch_size = int(self.epochs), int(self.batch_size)
         self.lr, self.weight_decay = float(self.lr), float(self.weight_decay)
 
     @classmethod
-    def paper(cls, arch: str, dataset: str, **overrides: Any) -> "TrainConfig":
+    def paper(cls, arch: str, dataset: str, **overrides: Any) -> TrainConfig:
         """The recipe of App. I for ``arch`` on ``dataset`` (keyword arguments override fields).
 
         MLP and CNN: Adam, lr 1e-3; 30 epochs on MNIST, 100 otherwise (CIFAR-10/100). ViTs:
@@ -160,27 +173,55 @@ def evaluate_accuracy(model: nn.Module, dataset: ArrayDataset, batch_size: int =
 
 def _info_from_meta(meta: dict) -> DatasetInfo:
     d = meta["data_info"]
-    return DatasetInfo(d["name"], int(d["num_classes"]), tuple(d["input_shape"]), tuple(d["mean"]), tuple(d["std"]))
+    return DatasetInfo(d["name"], int(d["num_classes"]), tuple(d["input_shape"]), tuple(d["mean"]),
+                       tuple(d["std"]))
 
 
 def load_checkpoint(
     cfg: TrainConfig, device: str | torch.device = "auto", cache_dir: str | os.PathLike | None = None
 ) -> tuple[nn.Module, dict]:
-    """Load the cached model of ``cfg`` (eval mode) and its metadata; ConfigError if absent."""
+    """Load the cached model of ``cfg`` (eval mode) and its metadata; ConfigError if absent.
+
+    The entry is validated first: the ``.json`` must parse and name this config's hash, the
+    ``.safetensors`` must have the size and SHA-256 recorded in it and hold exactly the model's
+    tensors. A bad entry is moved aside (``<file>.corrupt-<time>``, one warning naming it) and
+    :class:`~prunerob.config.CorruptCacheError` is raised; :func:`train_model` then retrains.
+    """
     from safetensors.torch import load_file
 
     paths = checkpoint_paths(cfg, cache_dir)
     if not (paths["weights"].is_file() and paths["meta"].is_file()):
         raise ConfigError(
-            f"no checkpoint for {cfg.stem()} in {paths['weights'].parent}; train it first with train_model(cfg)"
+            f"no checkpoint for {cfg.stem()} in {paths['weights'].parent}; "
+            "train it first with train_model(cfg)"
         )
     dev = resolve_device(device)
-    meta = json.loads(paths["meta"].read_text())
-    kw = cfg.model_kwargs()
-    kw.pop("pretrained", None)  # the weights come from the checkpoint, not from the hub
-    model = build_model(cfg.arch, _info_from_meta(meta), **kw)
-    state = load_file(str(paths["weights"]))
-    model.load_state_dict(state)  # Normalize buffers are in the state dict, so mean/std come back too
+    culprit = "meta"  # which file of the pair failed (named in the warning)
+    try:
+        meta = json.loads(paths["meta"].read_text())
+        if not isinstance(meta, dict) or meta.get("hash") != cfg.hash():
+            raise ValueError(f"records config hash {meta.get('hash') if isinstance(meta, dict) else None!r}, "
+                             f"expected {cfg.hash()!r}")
+        culprit = "weights"
+        size, digest = meta.get("weights_size"), meta.get("weights_sha256")
+        if size is not None and paths["weights"].stat().st_size != int(size):
+            raise ValueError(f"{paths['weights'].name} has {paths['weights'].stat().st_size} bytes, "
+                             f"{size} were written")
+        if digest is not None and sha256_file(paths["weights"]) != digest:
+            raise ValueError(f"SHA-256 of {paths['weights'].name} does not match the one recorded")
+        kw = cfg.model_kwargs()
+        kw.pop("pretrained", None)  # the weights come from the checkpoint, not from the hub
+        model = build_model(cfg.arch, _info_from_meta(meta), **kw)
+        state = load_file(str(paths["weights"]))
+        model.load_state_dict(state)  # Normalize buffers are in the state dict, so mean/std come back too
+    except Exception as exc:  # JSONDecodeError, SafetensorError, missing keys, shape mismatch, ...
+        reason = f"{type(exc).__name__}: {exc}".strip()[:300]
+        bad = culprit
+        other = "weights" if bad == "meta" else "meta"
+        quarantine(paths[bad], reason, also=[paths[other]])
+        raise CorruptCacheError(
+            f"checkpoint {paths['weights']} was corrupt ({reason}); moved aside with its "
+            f"{paths[other].suffix} file; train_model(cfg) retrains it") from None
     model.to(dev).eval()
     meta.update(cached=True, checkpoint=str(paths["weights"]))
     return model, meta
@@ -190,15 +231,33 @@ def _save_weights(model: nn.Module, path: Path, metadata: dict[str, str]) -> Non
     from safetensors.torch import save_file
 
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    atomic_save(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
 
 
 def _save_resume(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_save(path, lambda tmp: torch.save(payload, tmp))
+
+
+_RESUME_KEYS = ("hash", "epoch", "model", "optimizer", "generator", "torch_rng", "train_losses",
+                "epoch_times_s")
+
+
+def _load_resume(path: Path, cfg: TrainConfig) -> dict | None:
+    """The validated resume state of ``cfg``, or None (absent, other config, or corrupt: moved aside)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or any(k not in state for k in _RESUME_KEYS):
+            raise ValueError("keys missing")
+        epoch = int(state["epoch"])
+        if not 1 <= epoch <= cfg.epochs or len(state["train_losses"]) != epoch:
+            raise ValueError(f"epoch {epoch} does not fit {cfg.epochs} epochs / "
+                             f"{len(state['train_losses'])} losses")
+    except Exception as exc:  # garbage, truncated, PytorchStreamReader errors, ...
+        quarantine(path, f"{type(exc).__name__}: {exc}".strip()[:300])
+        return None
+    return state if state.get("hash") == cfg.hash() else None
 
 
 def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -220,6 +279,7 @@ def train_model(
     progress: bool = True,
     force: bool = False,
     stop_after_epoch: int | None = None,
+    download: bool = False,
 ) -> tuple[nn.Module, dict]:
     """Train ``cfg`` (or load its cached checkpoint) and return ``(model in eval mode, info)``.
 
@@ -228,17 +288,24 @@ def train_model(
     ``test_acc`` on the full test split, ``n_train``, ``n_test``, ``data_source``, ``device``,
     versions and ``resumed_from_epoch``. ``force=True`` retrains and ignores any resume file.
     ``stop_after_epoch=k`` (testing hook) returns after epoch ``k`` as if interrupted, leaving the
-    resume file and no final checkpoint (``info['interrupted'] = True``).
+    resume file and no final checkpoint (``info['interrupted'] = True``). ``download=True`` lets
+    :func:`~prunerob.data.load_dataset` download missing data (off by default).
+
+    Every cache entry is validated before use (:func:`load_checkpoint`, resume state); a corrupt
+    one is moved aside with a warning naming it, and the model is trained again.
     """
     paths = checkpoint_paths(cfg, cache_dir)
     if not force and paths["weights"].is_file() and paths["meta"].is_file():
-        return load_checkpoint(cfg, device=device, cache_dir=cache_dir)
+        try:
+            return load_checkpoint(cfg, device=device, cache_dir=cache_dir)
+        except CorruptCacheError:
+            pass  # moved aside with a warning; train it again below
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     paths["weights"].parent.mkdir(parents=True, exist_ok=True)
 
-    data = load_dataset(cfg.dataset, "train", root=data_root, image_size=cfg.image_size)
+    data = load_dataset(cfg.dataset, "train", root=data_root, image_size=cfg.image_size, download=download)
     data = data.subset(cfg.train_subset, seed=cfg.seed).to(dev)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, data.info, **cfg.model_kwargs()).to(dev)
@@ -248,9 +315,9 @@ def train_model(
     resumed_from = None
     if force and paths["resume"].exists():
         paths["resume"].unlink()
-    if paths["resume"].is_file():
-        state = torch.load(paths["resume"], map_location="cpu", weights_only=True)
-        if state.get("hash") == cfg.hash():
+    state = _load_resume(paths["resume"], cfg)
+    if state is not None:
+        try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             gen.set_state(state["generator"])
@@ -260,6 +327,12 @@ def train_model(
             start_epoch = int(state["epoch"])
             losses, times = list(state["train_losses"]), list(state["epoch_times_s"])
             resumed_from = start_epoch
+        except Exception as exc:  # tensors of the wrong shape or type: start afresh
+            quarantine(paths["resume"], f"{type(exc).__name__}: {exc}".strip()[:300])
+            torch.manual_seed(cfg.seed)
+            model = build_model(cfg.arch, data.info, **cfg.model_kwargs()).to(dev)
+            optimizer = _make_optimizer(cfg, model)
+            gen = torch.Generator().manual_seed(cfg.seed)
     fwd = torch.compile(model) if cfg.compile else model
     # bf16 autocast on any device (CUDA in the paper profile; the CPU path exists so that
     # tests/test_fast_paths.py can compare it with float32 training without a GPU).
@@ -291,7 +364,8 @@ def train_model(
         if hasattr(epochs, "set_postfix"):
             epochs.set_postfix(loss=f"{losses[-1]:.4f}", s=f"{times[-1]:.1f}")
         _save_resume(paths["resume"], {
-            "hash": cfg.hash(), "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "hash": cfg.hash(), "epoch": epoch + 1, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
             "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
             "train_losses": losses, "epoch_times_s": times,
@@ -303,7 +377,8 @@ def train_model(
                            "resume": str(paths["resume"])}
 
     model.eval()
-    test = load_dataset(cfg.dataset, "test", root=data_root, image_size=cfg.image_size).to(dev)
+    test = load_dataset(cfg.dataset, "test", root=data_root, image_size=cfg.image_size,
+                        download=download).to(dev)
     test_acc = evaluate_accuracy(model, test)
     info = {
         "config": asdict(cfg),
@@ -324,8 +399,13 @@ def train_model(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **provenance(dev),  # versions and "device"
     }
-    _save_weights(model, paths["weights"], {"config_hash": cfg.hash(), "arch": cfg.arch, "dataset": cfg.dataset})
-    atomic_write_text(paths["meta"], json.dumps(info, indent=2, default=str))
+    _save_weights(model, paths["weights"],
+                  {"config_hash": cfg.hash(), "arch": cfg.arch, "dataset": cfg.dataset})
+    # the .json is written last and records the weights' size and checksum: a checkpoint is
+    # loaded only when both files are complete and belong together
+    info_file = {**info, "weights_size": paths["weights"].stat().st_size,
+                 "weights_sha256": sha256_file(paths["weights"])}
+    atomic_write_text(paths["meta"], json.dumps(info_file, indent=2, default=str))
     if paths["resume"].exists():
         paths["resume"].unlink()
     info.update(cached=False, checkpoint=str(paths["weights"]))

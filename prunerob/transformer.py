@@ -27,36 +27,40 @@ from __future__ import annotations
 import copy
 import math
 from collections import OrderedDict
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import ConfigError
+from .data import ArrayDataset
+from .fit import fit
 
-__all__ = ["OneLayerTransformer"]
+__all__ = ["OneLayerTransformer", "train_transformer"]
 
 
 class OneLayerTransformer(nn.Module):
     """One pre-LN transformer block + mean pooling + linear head (Lemma 1 / Theorem 1 model).
 
-    Args:
-        d: token dimension (must be divisible by ``heads``).
-        heads: number of attention heads ``H``.
-        num_classes: output size of the linear head.
-        d_ff: hidden width of the FFN (default ``2 d``).
-        layernorm: use LN1 / LN2 (``False`` replaces both by the identity).
-        ln_eps: the LayerNorm epsilon (the global Lipschitz constant of LN is
-            ``max|gain| / sqrt(ln_eps)``, see :func:`prunerob.bounds.lemma1_gamma_corrected`).
-        ffn_bias: add biases to the FFN (the paper's FFN has none).
-        image_size, patch_size, in_chans: when given, :meth:`forward` accepts images
-            ``[B, C, H, W]`` in [0, 1], cuts them into ``(H/patch)^2`` patches and embeds them
-            with a linear map (not pruned). Otherwise :meth:`forward` expects tokens.
-        mean, std: optional per-channel normalisation applied to images before patchify
-            (models take [0, 1] inputs and normalise inside, see CONTRIBUTING.md).
-        init_scale: standard deviation multiplier of the Gaussian initialisation of the
-            attention / FFN matrices (``init_scale / sqrt(fan_in)``).
+    :param d: token dimension (must be divisible by ``heads``).
+    :param heads: number of attention heads ``H``.
+    :param num_classes: output size of the linear head.
+    :param d_ff: hidden width of the FFN (default ``2 d``).
+    :param layernorm: use LN1 / LN2 (``False`` replaces both by the identity).
+    :param ln_eps: the LayerNorm epsilon (the global Lipschitz constant of LN is
+        ``max|gain| / sqrt(ln_eps)``, see :func:`prunerob.bounds.lemma1_gamma_corrected`).
+    :param ffn_bias: add biases to the FFN (the paper's FFN has none).
+    :param image_size: with ``patch_size`` and ``in_chans``: when given, :meth:`forward` accepts
+        images ``[B, C, H, W]`` in [0, 1], cuts them into ``(H/patch)^2`` patches and embeds them
+        with a linear map (not pruned). Otherwise :meth:`forward` expects tokens.
+    :param patch_size: side of a square patch (see ``image_size``).
+    :param in_chans: image channels (see ``image_size``).
+    :param mean: optional per-channel normalisation applied to images before patchify
+        (models take [0, 1] inputs and normalise inside, see CONTRIBUTING.md).
+    :param std: see ``mean``.
+    :param init_scale: standard deviation multiplier of the Gaussian initialisation of the
+        attention / FFN matrices (``init_scale / sqrt(fan_in)``).
     """
 
     def __init__(
@@ -114,7 +118,8 @@ class OneLayerTransformer(nn.Module):
         if image_size is not None or patch_size is not None:
             if image_size is None or patch_size is None or image_size % patch_size != 0:
                 raise ConfigError(
-                    f"image_size={image_size}, patch_size={patch_size}: give both, with image_size divisible by patch_size"
+                    f"image_size={image_size}, patch_size={patch_size}: give both, with image_size "
+                    "divisible by patch_size"
                 )
             self.embed = nn.Linear(in_chans * patch_size * patch_size, d)
             self.n_tokens = (image_size // patch_size) ** 2
@@ -165,11 +170,18 @@ class OneLayerTransformer(nn.Module):
         """Images in [0, 1] (when built with ``image_size``/``patch_size``) or tokens ``[B, n, d]``."""
         if self.embed is None:
             return self.forward_tokens(x)
+        return self.forward_tokens(self.tokens(x))
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, C, H, W]`` in [0, 1] -> embedded tokens ``[B, n, d]``, the input ``X`` of
+        :meth:`block` (normalised, patchified, linearly embedded; the part Lemma 1 does not bound)."""
+        if self.embed is None:
+            raise ConfigError("tokens() needs a model built with image_size and patch_size")
         if x.dim() != 4:
             raise ConfigError(f"expected images [B, C, H, W], got shape {tuple(x.shape)}")
         if self.norm_mean is not None:
             x = (x - self.norm_mean) / self.norm_std
-        return self.forward_tokens(self.embed(self.patchify(x)))
+        return self.embed(self.patchify(x))
 
     # --------------------------------------------------------------- for bounds
     def matrices(self) -> dict:
@@ -196,7 +208,7 @@ class OneLayerTransformer(nn.Module):
                 out[f"{name}_bias"] = c(ln.bias)
         return out
 
-    def prunable_weights(self) -> "OrderedDict[str, nn.Parameter]":
+    def prunable_weights(self) -> OrderedDict[str, nn.Parameter]:
         """Ordered ``name -> Parameter`` of the attention and FFN matrices (what pruning touches).
 
         Names match ``named_parameters()`` (``wq.0``, ..., ``wo``, ``w1``, ``w2``). The patch
@@ -211,7 +223,7 @@ class OneLayerTransformer(nn.Module):
         out["w2"] = self.w2
         return out
 
-    def pruned_copy(self, masks: Mapping[str, torch.Tensor]) -> "OneLayerTransformer":
+    def pruned_copy(self, masks: Mapping[str, torch.Tensor]) -> OneLayerTransformer:
         """A deep copy with ``W <- M o W`` for every ``name -> mask`` in ``masks`` (others untouched)."""
         names = self.prunable_weights()
         unknown = set(masks) - set(names)
@@ -222,18 +234,19 @@ class OneLayerTransformer(nn.Module):
         with torch.no_grad():
             for name, m in masks.items():
                 if m.shape != new_w[name].shape:
-                    raise ConfigError(f"mask {name!r} has shape {tuple(m.shape)}, weight has {tuple(new_w[name].shape)}")
+                    raise ConfigError(f"mask {name!r} has shape {tuple(m.shape)}, "
+                                      f"weight has {tuple(new_w[name].shape)}")
                 new_w[name].mul_(m.to(new_w[name].dtype))
         return new
 
     @classmethod
-    def from_matrices(cls, mats: Mapping, num_classes: int = 2, **kw) -> "OneLayerTransformer":
+    def from_matrices(cls, mats: Mapping, num_classes: int = 2, **kw) -> OneLayerTransformer:
         """Build a token-input model whose block uses the given matrices (float64 by default).
 
         ``mats`` has the keys of :meth:`matrices`; LN gains/biases are optional (defaults 1 / 0).
         """
-        O = torch.as_tensor(mats["O"], dtype=torch.float64)
-        d = O.shape[0]
+        w_o = torch.as_tensor(mats["O"], dtype=torch.float64)
+        d = w_o.shape[0]
         heads = len(mats["Q"])
         W1 = torch.as_tensor(mats["W1"], dtype=torch.float64)
         model = cls(
@@ -246,7 +259,7 @@ class OneLayerTransformer(nn.Module):
                 model.wq[h].copy_(torch.as_tensor(mats["Q"][h]))
                 model.wk[h].copy_(torch.as_tensor(mats["K"][h]))
                 model.wv[h].copy_(torch.as_tensor(mats["V"][h]))
-            model.wo.copy_(O)
+            model.wo.copy_(w_o)
             model.w1.copy_(W1)
             model.w2.copy_(torch.as_tensor(mats["W2"]))
             if model.layernorm:
@@ -256,3 +269,23 @@ class OneLayerTransformer(nn.Module):
                     if f"{name}_bias" in mats:
                         ln.bias.copy_(torch.as_tensor(mats[f"{name}_bias"]))
         return model
+
+
+def train_transformer(train: ArrayDataset, test: ArrayDataset, *, d: int = 64, heads: int = 4, patch: int = 7,
+                      epochs: int = 1, train_subset: int | None = None, seed: int = 0, lr: float = 1e-3,
+                      batch_size: int = 128,
+                      device: str | torch.device = "cpu") -> tuple[OneLayerTransformer, dict]:
+    """A :class:`OneLayerTransformer` on image patches, trained briefly for Fig. 16 (App. H.6).
+
+    The model (seeded by ``seed``) cuts each image into ``(size / patch)^2`` tokens, normalises
+    with the data set's mean and std, and is trained by :func:`prunerob.fit.fit` (Adam, ``lr``,
+    batches of ``batch_size``) on ``train.subset(train_subset, seed=seed)``. Returns the model
+    in eval mode and the :func:`~prunerob.fit.fit` info with ``test_acc`` on ``test`` and the
+    architecture (``d``, ``heads``, ``patch``, ``n_tokens``).
+    """
+    torch.manual_seed(int(seed))
+    model = OneLayerTransformer(d=d, heads=heads, num_classes=test.num_classes, image_size=test.x.shape[-1],
+                                patch_size=patch, in_chans=test.x.shape[1], mean=test.mean, std=test.std)
+    info = fit(model, train.subset(train_subset, seed=seed), epochs=epochs, lr=lr, batch_size=batch_size,
+               seed=seed, device=device, test=test)
+    return model, {**info, "d": d, "heads": heads, "patch": patch, "n_tokens": model.n_tokens}

@@ -14,9 +14,21 @@ export HF_HUB_OFFLINE=1          # nothing may download at test or build time
 export PYTHONDONTWRITEBYTECODE=1
 
 setup() { scripts/setup.sh; }
-# ARGS / NAMES are split like a shell command line, so quoting works: ARGS="-p seeds '[0, 1]'"
-eval "args=(${ARGS:-})"
-eval "names=(${NAMES:-})"
+# ARGS / NAMES are split into words with shell-like quoting, ARGS="-p seeds '[0, 1]'", by xargs
+# (which only splits and unquotes: nothing in them is ever executed or expanded)
+split_words() {  # split_words VAR_NAME TEXT
+  local -n _out="$1"
+  _out=()
+  [[ -z "$2" ]] && return 0
+  local words
+  if ! words="$(printf '%s' "$2" | xargs printf '%s\0' 2>/dev/null | tr '\0' '\036')"; then
+    echo "tasks.sh: cannot split $1='$2' into words (unmatched quote?)" >&2
+    exit 2
+  fi
+  IFS=$'\036' read -r -a _out <<< "$words" || true
+}
+split_words args "${ARGS:-}"
+split_words names "${NAMES:-}"
 
 task="${1:-help}"
 case "$task" in

@@ -54,7 +54,9 @@ def test_spec_defaults_and_description():
     assert pgd.steps == 5 and pgd.restarts == 1 and pgd.random_start
     assert pgd.alpha == pytest.approx(2 / 255) and pgd.eps == pytest.approx(4 / 255)
     assert pgd.describe() == "PGD-Linf, eps=4/255, 5 steps, step size 2/255, random start, 1 restart, seed 0"
-    assert pgd.as_columns() == {"attack_steps": 5, "attack_alpha": pytest.approx(2 / 255), "attack_restarts": 1, "attack_seed": 0}
+    assert pgd.as_columns() == {
+        "attack_steps": 5, "attack_alpha": pytest.approx(2 / 255), "attack_restarts": 1, "attack_seed": 0
+    }
     cw = AttackSpec("cw")
     assert (cw.steps, cw.kappa, cw.random_start) == (10, 50.0, False) and cw.alpha == pytest.approx(2 / 255)
     assert "kappa=50" in cw.describe() and "10 steps" in cw.describe()

@@ -43,7 +43,9 @@ def test_expected_spectral_norm_hand_value_and_enumeration():
     # 0 kept: 0; 1 kept (4): 1; 2 kept: rows/cols (4): sqrt2, diagonals (2): 1; 3 kept (4): phi; 4: sqrt2
     hand = (4 * 1 + 4 * math.sqrt(2) + 2 * 1 + 4 * PHI + math.sqrt(2)) / 16
     assert B.expected_masked_norm_exact(W_SIGN, 0.5) == pytest.approx(hand, rel=1e-12)
-    brute = sum(prob * B.spectral_norm(b * torch.tensor(W_SIGN)) for b, prob in _enumerate(W_SIGN, [[0.5] * 2] * 2))
+    brute = sum(
+        prob * B.spectral_norm(b * torch.tensor(W_SIGN)) for b, prob in _enumerate(W_SIGN, [[0.5] * 2] * 2)
+    )
     assert brute == pytest.approx(hand, rel=1e-12)
     # Frobenius version: Jensen's bound sqrt(sum p w^2) = sqrt(2) is above the exact mean
     assert B.expected_masked_norm_exact(W_SIGN, 0.5, ord="fro") < math.sqrt(2)
@@ -112,7 +114,8 @@ def test_proposition1_corrected_known():
     assert val == pytest.approx(B.proposition1_zeta([W1, W2], [1.0, 0.5], 3.0))
     # biases: m_1 = ||W1|| x0 + ||b1||; x0 = 0 gives a non-zero bound
     b = [torch.tensor([3.0, 4.0]), None]
-    assert B.proposition1_zeta_corrected([W1, W2], [1.0, 0.5], 0.0, biases=b) == pytest.approx(math.sqrt(12.5) * 5)
+    v0 = B.proposition1_zeta_corrected([W1, W2], [1.0, 0.5], 0.0, biases=b)
+    assert v0 == pytest.approx(math.sqrt(12.5) * 5)
     # p1 = 0.5 uniform: s_1 = min(sqrt(0.5*5), 2 + sqrt(0.5*5)) = sqrt(2.5); Delta_1 = sqrt(2.5)
     v2 = B.proposition1_zeta_corrected([W1, W2], [0.5, 0.5], 1.0)
     assert v2 == pytest.approx(5 * math.sqrt(2.5) + math.sqrt(12.5) * math.sqrt(2.5))
@@ -125,8 +128,9 @@ def test_proposition1_corrected_known():
 
 # ----------------------------------------------------------------- Lemma 1 / Theorem 1
 def _identity_mats(d=2, layernorm=False):
-    I = torch.eye(d, dtype=torch.float64)
-    return {"Q": [I], "K": [I], "V": [I], "O": I, "W1": I, "W2": I, "layernorm": layernorm, "ln_eps": 1e-4}
+    eye = torch.eye(d, dtype=torch.float64)
+    return {"Q": [eye], "K": [eye], "V": [eye], "O": eye, "W1": eye, "W2": eye,
+            "layernorm": layernorm, "ln_eps": 1e-4}
 
 
 def test_lemma1_printed_known():
@@ -156,7 +160,9 @@ def test_model_matrices_feed_bounds():
     m = model.matrices()
     assert len(m["Q"]) == 2 and m["Q"][0].shape == (4, 2) and m["O"].shape == (4, 4)
     assert B.lemma1_gamma(model, 0.1) == pytest.approx(B.lemma1_gamma(m, 0.1))
-    assert list(model.prunable_weights()) == ["wq.0", "wq.1", "wk.0", "wk.1", "wv.0", "wv.1", "wo", "w1", "w2"]
+    assert list(model.prunable_weights()) == [
+        "wq.0", "wq.1", "wk.0", "wk.1", "wv.0", "wv.1", "wo", "w1", "w2"
+    ]
 
 
 def test_layernorm_lipschitz_known_and_attained():
@@ -168,11 +174,11 @@ def test_layernorm_lipschitz_known_and_attained():
 
 
 def test_attention_head_lipschitz_known():
-    I = torch.eye(2, dtype=torch.float64)
+    eye = torch.eye(2, dtype=torch.float64)
     # A = I/sqrt2, ||W^V|| = 1, n = 4, r = 1: sqrt4 + (1 + sqrt4) * 1 * (1/sqrt2)
-    assert B.attention_head_lipschitz(I, I, I, 4, 1.0) == pytest.approx(2 + 3 / math.sqrt(2))
+    assert B.attention_head_lipschitz(eye, eye, eye, 4, 1.0) == pytest.approx(2 + 3 / math.sqrt(2))
     Z = torch.zeros(2, 2, dtype=torch.float64)
-    assert B.attention_head_lipschitz(Z, Z, 3 * I, 9, 5.0) == pytest.approx(9.0)
+    assert B.attention_head_lipschitz(Z, Z, 3 * eye, 9, 5.0) == pytest.approx(9.0)
 
 
 def test_lemma1_corrected_known():

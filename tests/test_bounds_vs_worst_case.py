@@ -33,8 +33,8 @@ def _tok(rows):
 # ============================================================ Lemma 1
 def ln_counterexample():
     """d=2, n=1, no attention (all zero), FFN W1 = W2 = I, LayerNorm(eps=1e-5), flat token (0.5, 0.5)."""
-    Z, I = torch.zeros(2, 2, dtype=DT), torch.eye(2, dtype=DT)
-    mats = {"Q": [Z], "K": [Z], "V": [Z], "O": Z, "W1": I, "W2": I, "layernorm": True, "ln_eps": 1e-5}
+    Z, eye = torch.zeros(2, 2, dtype=DT), torch.eye(2, dtype=DT)
+    mats = {"Q": [Z], "K": [Z], "V": [Z], "O": Z, "W1": eye, "W2": eye, "layernorm": True, "ln_eps": 1e-5}
     return mats, OneLayerTransformer.from_matrices(mats), _tok([[0.5, 0.5]])
 
 
@@ -98,14 +98,16 @@ def test_lemma1_corrected_holds_on_random_transformers(layernorm):
         model = OneLayerTransformer(d=d, heads=H, layernorm=layernorm, init_scale=2.0).double()
         X = torch.rand(3, n, d, generator=g, dtype=DT)
         for eps in EPS_GRID:
-            wc = float(adversarial_risk_worst_case(model.block, X, eps, steps=15, restarts=1, seed=seed).max())
+            wc = float(
+                adversarial_risk_worst_case(model.block, X, eps, steps=15, restarts=1, seed=seed).max()
+            )
             assert wc <= B.lemma1_gamma_corrected(model, eps, n_tokens=n), (seed, eps)
 
 
 # ============================================================ Theorem 1
 def ffn_identity_mats(d=4):
-    Z, I = torch.zeros(d, d, dtype=DT), torch.eye(d, dtype=DT)
-    return {"Q": [Z], "K": [Z], "V": [Z], "O": Z, "W1": I, "W2": I, "layernorm": False}
+    Z, eye = torch.zeros(d, d, dtype=DT), torch.eye(d, dtype=DT)
+    return {"Q": [Z], "K": [Z], "V": [Z], "O": Z, "W1": eye, "W2": eye, "layernorm": False}
 
 
 def test_theorem1_fails_mixed_norms_deterministic():
@@ -138,7 +140,9 @@ def test_theorem1_p_squared_fails_even_with_consistent_norms():
     mats = dense_ov_mats(d)
     model = OneLayerTransformer.from_matrices(mats)
     X = torch.full((1, 2, d), 0.5, dtype=DT)
-    mean, se = risk_over_masks(model, p, X, eps, n_masks=40, seed=0, method="block", box=False, steps=15, restarts=1)
+    mean, se = risk_over_masks(
+        model, p, X, eps, n_masks=40, seed=0, method="block", box=False, steps=15, restarts=1
+    )
     printed = B.theorem1_gamma(mats, eps, p)
     frob_consistent = (d / (d - 1)) ** 2 * (1 + p**2 * B.lemma1_C1_C2(mats, "fro")[0] - p**2) * eps
     assert printed == pytest.approx(frob_consistent)
@@ -155,12 +159,15 @@ def test_theorem1_printed_fails_with_layernorm_at_keep_one():
 
 def test_theorem1_corrected_holds_on_random_transformers():
     g = torch.Generator().manual_seed(5)
-    for seed, (d, H, n, ln, p) in enumerate([(4, 1, 2, False, 0.5), (6, 2, 3, False, 0.8), (4, 2, 2, True, 0.3)]):
+    configs = [(4, 1, 2, False, 0.5), (6, 2, 3, False, 0.8), (4, 2, 2, True, 0.3)]
+    for seed, (d, H, n, ln, p) in enumerate(configs):
         torch.manual_seed(seed)
         model = OneLayerTransformer(d=d, heads=H, layernorm=ln, init_scale=2.0).double()
         X = torch.rand(2, n, d, generator=g, dtype=DT)
         for eps in (0.1, 1.0):
-            mean, se = risk_over_masks(model, p, X, eps, n_masks=6, seed=seed, method="block", steps=10, restarts=1)
+            mean, se = risk_over_masks(
+                model, p, X, eps, n_masks=6, seed=seed, method="block", steps=10, restarts=1
+            )
             assert mean <= B.theorem1_gamma_corrected(model, eps, p, n_tokens=n) + 3 * se
 
 
@@ -220,21 +227,23 @@ def test_theorem2_corrected_and_realised_hold_on_random_mlps():
                 vals = []
                 for _ in range(8):
                     masks = sampler(mg)
-                    wc = adversarial_risk_worst_case(
-                        mlp_fn([m * w for m, w in zip(masks, ws)], bs), x, eps, steps=15, restarts=1
-                    )
+                    pruned = mlp_fn([m * w for m, w in zip(masks, ws, strict=True)], bs)
+                    wc = adversarial_risk_worst_case(pruned, x, eps, steps=15, restarts=1)
                     assert float(wc.max()) <= B.realised_mask_bound(ws, masks, eps) * (1 + 1e-9)
                     vals.append(float(wc.mean()))
                 t = torch.tensor(vals)
                 mean, se = float(t.mean()), float(t.std() / math.sqrt(len(vals)))
                 assert mean <= B.theorem2_gamma_corrected(ws, keep, eps) + 3 * se
-                assert B.theorem2_gamma_corrected(ws, keep, eps) <= B.theorem2_gamma(ws, keep, eps) * (1 + 1e-12)
+                corrected = B.theorem2_gamma_corrected(ws, keep, eps)
+                assert corrected <= B.theorem2_gamma(ws, keep, eps) * (1 + 1e-12)
         # magnitude pruning: a fixed mask; printed P_L = 1 gives the unpruned Frobenius product
         masks = _magnitude_masks(ws, 0.5)
         for eps in EPS_GRID:
-            wc = adversarial_risk_worst_case(mlp_fn([m * w for m, w in zip(masks, ws)], bs), x, eps, steps=15, restarts=1)
+            pruned = mlp_fn([m * w for m, w in zip(masks, ws, strict=True)], bs)
+            wc = adversarial_risk_worst_case(pruned, x, eps, steps=15, restarts=1)
             assert float(wc.max()) <= B.realised_mask_bound(ws, masks, eps) * (1 + 1e-9)
-            assert B.theorem2_gamma(ws, masks, eps) == pytest.approx(eps * math.prod(float(w.norm()) for w in ws))
+            unpruned = eps * math.prod(float(w.norm()) for w in ws)
+            assert B.theorem2_gamma(ws, masks, eps) == pytest.approx(unpruned)
 
 
 # ============================================================ Proposition 1
@@ -248,7 +257,8 @@ def test_proposition1_fails_with_bias_at_zero_input():
     assert abs(mean - 0.5) < 4 * se
     assert B.proposition1_zeta(ws, [1.0, 0.5], 0.0) == 0.0
     assert mean - 3 * se > 0.4
-    assert mean <= B.proposition1_zeta_corrected(ws, [1.0, 0.5], 0.0, biases=bs) + 3 * se  # = sqrt(1/2) * ||b1||
+    # = sqrt(1/2) * ||b1||
+    assert mean <= B.proposition1_zeta_corrected(ws, [1.0, 0.5], 0.0, biases=bs) + 3 * se
 
 
 def test_proposition1_main_text_fails_when_norm_x0_above_one():
@@ -278,9 +288,11 @@ def test_proposition1_corrected_holds_and_printed_bias_free_holds_on_random_mlps
         if bs is None:  # the printed appendix version: no counterexample found for bias-free nets
             assert mean <= B.proposition1_zeta(ws, keep, float(x0.norm())) + 3 * se
         masks = _magnitude_masks(ws, 0.5)  # fixed masks
-        diff = float((mlp_fn(ws, bs)(x0) - mlp_fn([m * w for m, w in zip(masks, ws)], bs)(x0)).norm())
-        assert diff <= B.proposition1_realised(ws, masks, float(x0.norm()), biases=bs) * (1 + 1e-9) + 1e-12
-        assert diff <= B.proposition1_zeta_corrected(ws, masks, float(x0.norm()), biases=bs) * (1 + 1e-9) + 1e-12
+        pruned = mlp_fn([m * w for m, w in zip(masks, ws, strict=True)], bs)
+        diff = float((mlp_fn(ws, bs)(x0) - pruned(x0)).norm())
+        x0n = float(x0.norm())
+        assert diff <= B.proposition1_realised(ws, masks, x0n, biases=bs) * (1 + 1e-9) + 1e-12
+        assert diff <= B.proposition1_zeta_corrected(ws, masks, x0n, biases=bs) * (1 + 1e-9) + 1e-12
 
 
 # ============================================================ wider seeded search (not a test)
@@ -301,7 +313,8 @@ def search(n_mlp: int = 48, n_tf: int = 24, n_masks: int = 30, seed: int = 0) ->
         if est - 3 * se > bound * (1 + 1e-9):
             s["violations"] += 1
         if ratio > s["max_ratio"]:
-            s["max_ratio"], s["at"] = ratio, dict(cfg, est=round(est, 5), se=round(se, 5), bound=round(bound, 5))
+            s["max_ratio"] = ratio
+            s["at"] = dict(cfg, est=round(est, 5), se=round(se, 5), bound=round(bound, 5))
 
     for trial in range(n_mlp):
         depth = 1 + trial % 3
@@ -330,9 +343,10 @@ def search(n_mlp: int = 48, n_tf: int = 24, n_masks: int = 30, seed: int = 0) ->
         for x0 in (x[:1], torch.zeros_like(x[:1])):
             z, zse = optimality_zeta(ws, sampler, x0, n_masks=max(n_masks, 100), seed=trial, biases=bs)
             c = dict(cfg, x0_norm=round(float(x0.norm()), 4))
-            rec("Proposition 1 (appendix, ||x0||)", z, zse, B.proposition1_zeta(ws, keep, float(x0.norm())), c)
+            x0n = float(x0.norm())
+            rec("Proposition 1 (appendix, ||x0||)", z, zse, B.proposition1_zeta(ws, keep, x0n), c)
             rec("Proposition 1 (main text)", z, zse, B.proposition1_zeta_main_text(ws, keep), c)
-            rec("Proposition 1 corrected", z, zse, B.proposition1_zeta_corrected(ws, keep, float(x0.norm()), bs), c)
+            rec("Proposition 1 corrected", z, zse, B.proposition1_zeta_corrected(ws, keep, x0n, bs), c)
             if bs is None:
                 rec("Proposition 1 (appendix), bias-free nets only", z, zse,
                     B.proposition1_zeta(ws, keep, float(x0.norm())), c)
@@ -358,7 +372,8 @@ def search(n_mlp: int = 48, n_tf: int = 24, n_masks: int = 30, seed: int = 0) ->
                                            seed=trial, method="block", steps=15, restarts=1)
                 cp = dict(c, keep=p)
                 rec("Theorem 1 (printed C gamma)" + tag, mean, se, B.theorem1_gamma(model, eps, p), cp)
-                rec("Theorem 1 corrected" + tag, mean, se, B.theorem1_gamma_corrected(model, eps, p, n_tokens=n), cp)
+                bound = B.theorem1_gamma_corrected(model, eps, p, n_tokens=n)
+                rec("Theorem 1 corrected" + tag, mean, se, bound, cp)
     return list(stats.values())
 
 
@@ -371,7 +386,8 @@ if __name__ == "__main__":  # pragma: no cover
     t0 = time.time()
     kw = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     rows = search(**kw)
-    print(f"| statement | configs | violations (> 3 se) | max ratio est/bound | at |\n|---|---|---|---|---|")
+    print("| statement | configs | violations (> 3 se) | max ratio est/bound | at |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['statement']} | {r['n']} | {r['violations']} | {r['max_ratio']:.3g} | {json.dumps(r['at'])} |")
+        print(f"| {r['statement']} | {r['n']} | {r['violations']} | {r['max_ratio']:.3g} "
+              f"| {json.dumps(r['at'])} |")
     print(f"\n{time.time() - t0:.0f} s")

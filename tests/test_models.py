@@ -8,8 +8,19 @@ import torch.nn as nn
 from prunerob.config import ConfigError
 from prunerob.data import DatasetInfo, dataset_info
 from prunerob.models import (
-    ARCHS, CNN4, MLP, Normalize, SmallViT, TimmViT, build_model, mlp_biases, mlp_weights, timm_vit,
+    ARCHS,
+    CNN4,
+    MLP,
+    Normalize,
+    SmallViT,
+    TimmViT,
+    build_model,
+    folded_mlp,
+    mlp_biases,
+    mlp_weights,
+    timm_vit,
 )
+from prunerob.risk import mlp_forward
 
 MNIST = dataset_info("mnist")
 CIFAR = dataset_info("cifar10")
@@ -31,9 +42,11 @@ def test_mlp_parameter_count_and_layers():
     assert [tuple(w.shape) for w in mlp_weights(m)] == [(512, 784), (10, 512)]
     assert [tuple(b.shape) for b in mlp_biases(m)] == [(512,), (10,)]
     assert isinstance(next(iter(m.children())), Normalize)
-    assert [tuple(w.shape) for w in mlp_weights(build_model("mlp3", MNIST))] == [(512, 784), (256, 512), (10, 256)]
+    shapes = [tuple(w.shape) for w in mlp_weights(build_model("mlp3", MNIST))]
+    assert shapes == [(512, 784), (256, 512), (10, 256)]
     assert len(mlp_weights(build_model("mlp4", MNIST))) == 4
-    assert [tuple(w.shape) for w in mlp_weights(build_model("mlp", MNIST, hidden=(7, 5)))] == [(7, 784), (5, 7), (10, 5)]
+    shapes = [tuple(w.shape) for w in mlp_weights(build_model("mlp", MNIST, hidden=(7, 5)))]
+    assert shapes == [(7, 784), (5, 7), (10, 5)]
     assert mlp_biases(build_model("mlp", MNIST, hidden=(3,), bias=False)) == [None, None]
     assert all(not w.requires_grad for w in mlp_weights(m))
 
@@ -54,9 +67,10 @@ def test_mlp_forward_known_answer(activation):
     m = MLP(info.input_shape, 3, hidden=(5, 4), mean=info.mean, std=info.std, activation=activation)
     x = torch.rand(6, 2, 2, 2)
     sigma = torch.relu if activation == "relu" else torch.tanh
-    h = ((x - torch.tensor([0.2, 0.4]).view(1, 2, 1, 1)) / torch.tensor([0.5, 0.25]).view(1, 2, 1, 1)).reshape(6, -1)
+    mean, std = torch.tensor([0.2, 0.4]).view(1, 2, 1, 1), torch.tensor([0.5, 0.25]).view(1, 2, 1, 1)
+    h = ((x - mean) / std).reshape(6, -1)
     ws, bs = mlp_weights(m), mlp_biases(m)
-    for i, (w, b) in enumerate(zip(ws, bs)):
+    for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
         h = h @ w.T + b
         if i < len(ws) - 1:
             h = sigma(h)
@@ -66,7 +80,7 @@ def test_mlp_forward_known_answer(activation):
 def test_cnn4_shapes():
     m = build_model("cnn4", CIFAR)
     assert isinstance(m, CNN4) and m(torch.rand(2, 3, 32, 32)).shape == (2, 10)
-    convs = [l for l in m.modules() if isinstance(l, nn.Conv2d)]
+    convs = [mod for mod in m.modules() if isinstance(mod, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [32, 32, 64, 64]
     assert sum(p.numel() for p in m.parameters()) == 1_116_970
     assert build_model("cnn4", MNIST)(torch.rand(1, 1, 28, 28)).shape == (1, 10)
@@ -125,3 +139,25 @@ def test_every_arch_starts_with_normalize_and_gives_logits(arch):
     m = build_model(arch, info, **kw)
     assert isinstance(m.normalize, Normalize) and next(iter(m.children())) is m.normalize
     assert m(torch.rand(2, 3, 16, 16)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("data", [MNIST, CIFAR])
+def test_folded_mlp_is_the_model_on_pixels(data):
+    """folded_mlp folds Normalize into layer 1: the float64 network on [0, 1] inputs equals the model."""
+    torch.manual_seed(0)
+    m = build_model("mlp", data, hidden=(16, 8)).double().eval()
+    x = torch.rand(5, *data.input_shape, dtype=torch.float64)
+    ws, bs = folded_mlp(m)
+    assert all(w.dtype == torch.float64 for w in ws) and len(bs) == len(ws) == 3
+    assert torch.allclose(mlp_forward(ws, bs, x.flatten(1)), m(x), atol=1e-10)
+    # the unfolded weights differ (the first layer is rescaled by 1/std), the others do not
+    assert not torch.allclose(ws[0], mlp_weights(m)[0]) and torch.equal(ws[1], mlp_weights(m)[1])
+
+
+def test_folded_mlp_without_bias():
+    m = build_model("mlp", MNIST, hidden=(4,), bias=False).double().eval()
+    ws, bs = folded_mlp(m)
+    x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
+    assert torch.allclose(mlp_forward(ws, bs, x.flatten(1)), m(x), atol=1e-10)
+    with pytest.raises(ConfigError, match="not an MLP"):
+        folded_mlp(build_model("cnn4", CIFAR))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def parameters_cell(name: str) -> dict:
     ``tags=["parameters"]`` and ends at the next ``# %%`` line.
     """
     lines = (NB_DIR / f"{name}.py").read_text().splitlines()
-    starts = [i for i, l in enumerate(lines) if l.startswith("# %%") and 'tags=["parameters"]' in l]
+    starts = [i for i, line in enumerate(lines) if line.startswith("# %%") and 'tags=["parameters"]' in line]
     assert len(starts) == 1, f"{name}: expected one parameters cell, found {len(starts)}"
     body = []
     for line in lines[starts[0] + 1:]:
@@ -29,10 +30,31 @@ def parameters_cell(name: str) -> dict:
         body.append(line)
     out = {}
     for node in ast.parse("\n".join(body)).body:
-        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), \
-            f"{name}: parameters cell must hold simple assignments"
-        out[node.targets[0].id] = ast.literal_eval(node.value)
+        typed = isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+        typed = typed and node.value is not None
+        assert typed, f"{name}: parameters cell must hold typed assignments `name: type = value  # help`"
+        out[node.target.id] = ast.literal_eval(node.value)
     return out
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_every_parameter_is_typed_and_documented(name):
+    """papermill --help-notebook shows `name: type (default ...) help` for each parameter (issue 11)."""
+    pattern = re.compile(r"^(?P<target>\w+)\s*:\s*[\"']?(?P<annotation>\w[\w\[\],\s]*)[\"']?\s*=\s*"
+                         r"(?P<value>.+?)\s+#\s*(?P<help>\S.*)$")
+    lines = (NB_DIR / f"{name}.py").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith("# %%") and 'tags=["parameters"]' in line)
+    body = []
+    for line in lines[start + 1:]:
+        if line.startswith("# %%"):
+            break
+        if line.strip():
+            body.append(line)
+    for line in body:
+        m = pattern.match(line)
+        assert m, f"{name}: parameter line is not `name: type = value  # help`: {line!r}"
+        ast.literal_eval(m["value"])
 
 
 def test_every_notebook_has_a_source_and_vice_versa():
@@ -134,8 +156,10 @@ def test_shared_checkpoints_across_notebooks():
         ref = parameters("depth", profile)
         for name in ("risk_vs_keep", "algorithm1", "pareto"):
             p = parameters(name, profile)
-            assert (p["epochs"], p["train_subset"], p["seeds"]) == (ref["epochs"], ref["train_subset"], ref["seeds"])
+            keys = ("epochs", "train_subset", "seeds")
+            assert tuple(p[k] for k in keys) == tuple(ref[k] for k in keys)
         m = parameters("magnitude_mlp", profile)
         assert m["epochs"]["mnist"] == ref["epochs"] and m["train_subset"]["mnist"] == ref["train_subset"]
         c, r = parameters("magnitude_cnn", profile), parameters("risk_vs_keep", profile)
-        assert (r["cnn_epochs"], r["cnn_train_subset"]) == (c["epochs"]["cifar10"], c["train_subset"]["cifar10"])
+        assert r["cnn_epochs"] == c["epochs"]["cifar10"]
+        assert r["cnn_train_subset"] == c["train_subset"]["cifar10"]

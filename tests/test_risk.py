@@ -11,8 +11,8 @@ from prunerob.risk import (
     adversarial_risk_sampling,
     adversarial_risk_worst_case,
     bernoulli_sampler,
-    mlp_forward,
     mlp_fn,
+    mlp_forward,
     optimality_zeta,
     risk_over_masks,
     sample_l2_ball,
@@ -117,7 +117,9 @@ def test_optimality_zeta_known_answer():
     assert abs(mean - 3.5) < 4 * se
     sd = math.sqrt((0 + 16 + 9 + 49) / 4 - 3.5**2)
     assert se == pytest.approx(sd / math.sqrt(2000), rel=0.1)
-    per, per_se = optimality_zeta(W, bernoulli_sampler(W, 0.5), torch.cat([x, 0 * x]), n_masks=50, reduce="none")
+    per, per_se = optimality_zeta(
+        W, bernoulli_sampler(W, 0.5), torch.cat([x, 0 * x]), n_masks=50, reduce="none"
+    )
     assert per.shape == (2,) and float(per[1]) == 0.0 and float(per_se[1]) == 0.0
 
 
@@ -131,7 +133,10 @@ def test_transformer_masks_and_block_identity_when_all_pruned():
     # keep 1: same as the unpruned model
     mean1, _ = risk_over_masks(model, 1.0, X, 0.1, n_masks=2, method="block", steps=10, restarts=1, seed=0)
     # (the i-th mask's inner estimator is seeded with seed * 100003 + i)
-    ref = [float(adversarial_risk_worst_case(model.block, X, 0.1, steps=10, restarts=1, seed=i).mean()) for i in (0, 1)]
+    ref = [
+        float(adversarial_risk_worst_case(model.block, X, 0.1, steps=10, restarts=1, seed=i).mean())
+        for i in (0, 1)
+    ]
     assert mean1 == pytest.approx(sum(ref) / 2)
     # per-matrix keep dict is accepted; zeta of keep 1 is 0
     keep = {name: 1.0 for name in model.prunable_weights()}
@@ -141,7 +146,9 @@ def test_transformer_masks_and_block_identity_when_all_pruned():
 
 def test_transformer_block_matches_equations_and_images():
     torch.manual_seed(1)
-    model = OneLayerTransformer(d=4, heads=2, layernorm=False, image_size=4, patch_size=2, in_chans=1).double()
+    model = OneLayerTransformer(
+        d=4, heads=2, layernorm=False, image_size=4, patch_size=2, in_chans=1
+    ).double()
     X = torch.rand(3, 4, dtype=DT)
     # independent re-implementation of Eq. (1)-(2) + residual + FFN
     heads = []

@@ -31,7 +31,8 @@ import json, os, pathlib, sys
 if fail:
     raise RuntimeError("deliberate failure")
 pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
-(pathlib.Path(out_dir) / "x.json").write_text(json.dumps({"x": x, "python": sys.executable, "cwd": os.getcwd()}))
+payload = {"x": x, "python": sys.executable, "cwd": os.getcwd()}
+(pathlib.Path(out_dir) / "x.json").write_text(json.dumps(payload))
 print("x =", x)
 '''
 
@@ -54,13 +55,15 @@ pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
 def _profiles(extra: dict | None = None):
     def parameters(notebook: str, profile: str = "quick") -> dict:
         if notebook == "fake":
-            p = {"profile": profile, "out_dir": "results/fake", "x": 1 if profile == "quick" else 3, "fail": False}
+            p = {"profile": profile, "out_dir": "results/fake", "x": 1 if profile == "quick" else 3,
+                 "fail": False}
         else:
             p = {"profile": profile, "out_dir": "results/child", "source": "results/fake/x.json"}
         p.update((extra or {}).get(notebook, {}))
         return p
 
-    return types.SimpleNamespace(PROFILES=("quick", "cpu"), NOTEBOOKS={"fake": "a fake", "child": "reads fake"},
+    return types.SimpleNamespace(PROFILES=("quick", "cpu"),
+                                 NOTEBOOKS={"fake": "a fake", "child": "reads fake"},
                                  DEPENDS={"fake": [], "child": ["fake"]}, parameters=parameters)
 
 
@@ -128,33 +131,48 @@ def test_unknown_notebook_and_profile(project):
 
 
 def test_plan_adds_dependencies_first_and_overrides_only_requested(project):
-    plans = runner.plan(["child"], "quick", {"source": "elsewhere.json"}, project.nbs, _profiles(), project.pkg)
-    assert [(p.name, p.auto, p.depends) for p in plans] == [("fake", True, []), ("child", False, ["fake"])]
-    assert plans[1].params["source"] == "elsewhere.json" and plans[1].overrides == {"source": "elsewhere.json"}
+    plans = runner.plan(["child"], "quick", {"source": "elsewhere.json"}, project.nbs, _profiles(),
+                        project.pkg)
+    assert [(p.name, p.auto, p.depends) for p in plans] == [("fake", True, []),
+                                                            ("child", False, ["fake"])]
+    assert plans[1].params["source"] == "elsewhere.json"
+    assert plans[1].overrides == {"source": "elsewhere.json"}
     assert plans[0].overrides == {}
     other = runner.plan(["child"], "cpu", {"source": "elsewhere.json"}, project.nbs, _profiles(), project.pkg)
     assert other[0].base_key != plans[0].base_key and other[1].base_key != plans[1].base_key
-    same = runner.plan(["child"], "quick", {"source": "elsewhere.json"}, project.nbs, _profiles(), project.pkg)
+    same = runner.plan(["child"], "quick", {"source": "elsewhere.json"}, project.nbs, _profiles(),
+                       project.pkg)
     assert [p.base_key for p in same] == [p.base_key for p in plans]
 
 
 def test_interrupt_leaves_no_partial_and_keeps_output(project, monkeypatch):
-    import papermill
-
+    """An interrupt while the child runs: no staging left, previous output untouched, no stamp."""
     project.out.mkdir(parents=True)
     good = project.out / "fake.ipynb"
     good.write_text("previous good output")
+    killed = []
 
-    def interrupted(nb, output_path, **kw):
-        Path(output_path).write_text("half written")
-        raise KeyboardInterrupt
+    class Child:
+        pid = 999999
 
-    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+        def __init__(self, cmd, **kw):
+            assert kw.get("start_new_session") is True  # its own process group, killed as one
+            job = json.loads(Path(cmd[-1]).read_text())
+            Path(job["output"]).write_text("half written")
+
+        def wait(self, timeout=None):
+            if not killed:
+                raise KeyboardInterrupt
+            return -9
+
+    monkeypatch.setattr(runner.subprocess, "Popen", Child)
+    monkeypatch.setattr(runner, "_kill_group", lambda pgid: killed.append(pgid))
     with pytest.raises(KeyboardInterrupt):
         _run(project)
+    assert killed and killed[0] is None or 999999 in killed
     assert good.read_text() == "previous good output"
-    assert not (project.out / ".partial" / "fake.ipynb").exists()
-    assert (project.out / ".failed" / "fake.ipynb").read_text() == "half written"
+    assert not (project.out / runner.STAGING_DIR).exists()
+    assert not (project.out / ".failed" / "fake.ipynb").exists()
     assert runner.read_stamp(project.out, "fake") is None
 
 
@@ -207,7 +225,8 @@ def test_real_profiles_match_notebook_sources():
     for name in present:
         defaults = runner.notebook_parameter_defaults(runner.DEFAULT_NOTEBOOKS_DIR / f"{name}.py")
         for profile in profiles.PROFILES:
-            if all((runner.DEFAULT_NOTEBOOKS_DIR / f"{d}.py").is_file() for d in profiles.DEPENDS.get(name, [])):
+            deps = profiles.DEPENDS.get(name, [])
+            if all((runner.DEFAULT_NOTEBOOKS_DIR / f"{d}.py").is_file() for d in deps):
                 runner.plan([name], profile)
             for key, value in profiles.parameters(name, profile).items():
                 default = defaults.get(key)
@@ -216,7 +235,8 @@ def test_real_profiles_match_notebook_sources():
                 per_dataset = (isinstance(value, dict) and not isinstance(default, dict)
                                and all(_kind(v) == _kind(default) for v in value.values()))
                 if _kind(value) != _kind(default) and not per_dataset:
-                    problems.append(f"{name}.{key} ({profile}): profile gives {value!r}, notebook default {default!r}")
+                    problems.append(f"{name}.{key} ({profile}): profile gives {value!r}, "
+                                    f"notebook default {default!r}")
     assert not problems, "\n".join(problems)
 
 
@@ -234,8 +254,9 @@ def test_execute_stamp_skip_and_rerun(project):
     got = _result_x(project)
     assert got["x"] == 1
     assert Path(got["python"]).resolve() == Path(sys.executable).resolve()  # kernel = this interpreter
-    assert Path(got["cwd"]).resolve() == project.out.resolve()  # cwd = the output folder
-    assert not (project.out / ".partial" / "fake.ipynb").exists()
+    # cwd = a staging folder inside the output folder that mirrors it
+    assert project.out.resolve() / runner.STAGING_DIR in Path(got["cwd"]).resolve().parents
+    assert not (project.out / runner.STAGING_DIR).exists()
 
     nb = nbformat.read(out, as_version=4)
     tagged = {t: c for c in nb.cells for t in c.metadata.get("tags", [])}
@@ -253,7 +274,8 @@ def test_execute_stamp_skip_and_rerun(project):
     table = {r["name"]: r["status"] for r in runner.status_table(
         "quick", None, project.out, project.nbs, _profiles(), package_dir=project.pkg)}
     assert table == {"fake": "up to date", "child": "not run"}
-    table = runner.status_table("cpu", ["fake"], project.out, project.nbs, _profiles(), package_dir=project.pkg)
+    table = runner.status_table("cpu", ["fake"], project.out, project.nbs, _profiles(),
+                                package_dir=project.pkg)
     assert table[0]["status"] == "stale" and table[0]["last_profile"] == "quick"
 
     (r,) = _run(project, overrides={"x": 2})
@@ -267,12 +289,14 @@ def test_execute_stamp_skip_and_rerun(project):
     (r,) = _run(project, overrides={"x": 2})
     assert r.status == "skipped"
 
-    rows = {r["notebook"]: r for r in runner.executed_summary(project.out, project.nbs, _profiles(), project.pkg)}
+    summary = runner.executed_summary(project.out, project.nbs, _profiles(), project.pkg)
+    rows = {r["notebook"]: r for r in summary}
     assert rows["fake"]["profile"] == "quick" and rows["fake"]["overrides"] == "x=2"
     assert rows["fake"]["current"] == "yes" and rows["child"]["current"] == "placeholder"
 
     out.write_text(out.read_text().replace("x = 2", "x = 7"))  # output edited by hand -> rerun
-    rows = {r["notebook"]: r for r in runner.executed_summary(project.out, project.nbs, _profiles(), project.pkg)}
+    summary = runner.executed_summary(project.out, project.nbs, _profiles(), project.pkg)
+    rows = {r["notebook"]: r for r in summary}
     assert rows["fake"]["current"] == "no"
     (r,) = _run(project, overrides={"x": 2})
     assert r.status == "ran"

@@ -5,8 +5,7 @@ of 8x8 images (class template + Gaussian noise, sd 0.8), so clean and attacked a
 0 and 1. Everything runs in float64: the batched path (``torch.baddbmm``) and the loop path
 (``F.linear`` inside torchattacks) round differently in the last bits, and float64 makes a
 tie (an argmax or a gradient sign decided by rounding) practically impossible, so the two paths
-must agree exactly. The data set is labelled "mnist" only because run_sweep checks the label
-against ``data.DATASETS``; no MNIST file is read.
+must agree exactly. No MNIST file is read (the labels are free-form).
 """
 from __future__ import annotations
 
@@ -15,12 +14,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import prunerob.resume as resume
+import prunerob.stacked as stacked
 import prunerob.sweep as sweep
 from prunerob.attacks import make_attack
 from prunerob.config import ConfigError
 from prunerob.data import ArrayDataset
 from prunerob.models import build_model
 from prunerob.pruning import apply_masks, make_masks
+from prunerob.subsets import select_examples
 
 KEEPS = [1.0, 0.8, 0.6, 0.4, 0.25, 0.1]
 EPS = [0.03, 0.08]
@@ -93,9 +95,10 @@ def test_batched_equals_torchattacks_loop(setup, loop_table):
 def test_batched_memory_split_changes_nothing(setup, loop_table, monkeypatch):
     """Few stacked copies per call and several evaluation batches per call give the same table."""
     model, _, test = setup
-    k, per_call = sweep._memory_plan(model.linear_layers(), 128, 300, torch.device("cpu"), torch.float64, 6, 4_400_000)
+    k, per_call = stacked.memory_plan(model.linear_layers(), 128, 300, torch.device("cpu"), torch.float64, 6,
+                                      4_400_000)
     assert 1 < k < 6 and per_call > 1  # copies split into groups and batches packed together
-    monkeypatch.setattr(sweep, "MEMORY_BUDGET", 4_400_000)
+    monkeypatch.setattr(stacked, "MEMORY_BUDGET", 4_400_000)
     fast = sweep.run_sweep(model, test, batched="yes", **_kw(methods="magnitude"))
     ref = loop_table[loop_table.method == "magnitude"].reset_index(drop=True)
     assert fast["adv_correct"].tolist() == ref["adv_correct"].tolist()
@@ -107,18 +110,18 @@ def test_stacked_pgd_equals_torchattacks_per_example(setup):
     model, _, test = setup
     x = test.x[:50].double() / 255
     y = test.y[:50]
-    plan = sweep._mlp_plan(model)
+    plan = stacked.mlp_plan(model)
     keeps = [1.0, 0.5, 0.2]
     pruned = [apply_masks(model, make_masks("magnitude", model, k)).eval() for k in keeps]
-    stack = sweep._stack_of(plan, [[l.weight.detach() for l in p.linear_layers()] for p in pruned],
-                            [[l.bias.detach() for l in p.linear_layers()] for p in pruned])
+    stack = stacked.stack_of(plan, [[lin.weight.detach() for lin in p.linear_layers()] for p in pruned],
+                             [[lin.bias.detach() for lin in p.linear_layers()] for p in pruned])
     eps = 0.1
-    with sweep._seeded(7, 0, torch.device("cpu")):
-        got = sweep.stacked_pgd(stack, x, y, eps, alpha=eps / 2, steps=4)
-    got_f = sweep.stacked_fgsm(stack, x, y, eps)
+    with stacked.seeded(7, 0, torch.device("cpu")):
+        got = stacked.stacked_pgd(stack, x, y, eps, alpha=eps / 2, steps=4)
+    got_f = stacked.stacked_fgsm(stack, x, y, eps)
     for i, p in enumerate(pruned):
         atk = make_attack("pgd", p, eps, alpha=eps / 2, steps=4)
-        with sweep._seeded(7, 0, torch.device("cpu")):
+        with stacked.seeded(7, 0, torch.device("cpu")):
             ref = atk(x, y)
         assert torch.equal(got[i], ref)
         assert torch.equal(got_f[i], make_attack("fgsm", p, eps)(x, y))
@@ -144,7 +147,8 @@ def test_table_columns_and_values(loop_table):
 def test_mixed_paths_and_non_mlp(setup):
     """auto: FGSM batched, CW through the loop; a CNN always takes the loop; yes on a CNN fails."""
     model, _, test = setup
-    df = sweep.run_sweep(model, test, **_kw(methods="magnitude", keeps=[1.0, 0.5], attacks="fgsm,cw", eps=[0.1], n=64))
+    kw = _kw(methods="magnitude", keeps=[1.0, 0.5], attacks="fgsm,cw", eps=[0.1], n=64)
+    df = sweep.run_sweep(model, test, **kw)
     assert df.set_index("attack")["path"].to_dict() == {"fgsm": "batched", "cw": "loop"}
     assert df.groupby("keep_ratio").clean_acc.nunique().max() == 1
     torch.manual_seed(0)
@@ -171,8 +175,7 @@ def test_taylor_needs_train_data_and_matches(setup):
     (dict(keeps=[1.0, 1.5]), "keep"),
     (dict(eps="-1"), "eps"),
     (dict(eps=[-0.1]), "eps"),
-    (dict(model_name="resnet"), "model"),
-    (dict(dataset_name="svhn"), "dataset"),
+    (dict(model_name=""), "model_name"),
     (dict(attacks="fgsm,deepfool"), "attack"),
     (dict(methods="magnitude,snip"), "method"),
     (dict(n=0), "n="),
@@ -184,57 +187,89 @@ def test_validation_leaves_no_file(setup, tmp_path, monkeypatch, bad, match):
     model, _, test = setup
     calls = []
     monkeypatch.setattr(sweep, "_run_loop", lambda *a, **k: calls.append(1))
-    monkeypatch.setattr(sweep, "_run_batched", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(stacked, "run_stacked", lambda *a, **k: calls.append(1))
     out = tmp_path / "res.csv"
     with pytest.raises(ConfigError, match=match):
         sweep.run_sweep(model, test, out=out, **_kw(**bad))
     assert not calls and list(tmp_path.iterdir()) == []
 
 
-def test_resume_skips_finished_chunks(setup, tmp_path, monkeypatch):
+def test_resume_skips_finished_chunks_and_is_byte_identical(setup, tmp_path, monkeypatch):
+    """An interrupted sweep resumed from its resume file writes exactly the bytes of an uninterrupted one."""
     model, _, test = setup
     out = tmp_path / "res.csv"
-    kw = _kw(methods="magnitude,random", keeps=[1.0, 0.5, 0.2], attacks="fgsm", eps=[0.1], n=64, batched="no")
+    # 4/255 = 0.01568627450980392 needs all 17 significant digits to survive the round trip
+    kw = _kw(methods="magnitude,random", keeps=[1.0, 0.5, 0.2], attacks="fgsm,pgd", eps=["4/255", 0.03], n=64,
+             batched="no")
     real = sweep._run_loop
-    calls: list[tuple[str, float]] = []
+    calls: list[int] = []
 
-    def crash_on_fifth(model_, method, keep, *a, **k):
-        calls.append((method, keep))
+    def crash_on_fifth(*a, **k):
+        calls.append(1)
         if len(calls) == 5:
             raise KeyboardInterrupt("simulated interruption")
-        return real(model_, method, keep, *a, **k)
+        return real(*a, **k)
 
     monkeypatch.setattr(sweep, "_run_loop", crash_on_fifth)
     with pytest.raises(KeyboardInterrupt):
         sweep.run_sweep(model, test, out=out, **kw)
-    partial = tmp_path / "res.csv.partial.csv"
+    partial = resume.default_path(out)
     assert not out.exists() and partial.exists()
-    assert len(pd.read_csv(partial)) == 4  # magnitude x 3 keeps, random at keep 1
+    assert len(partial.read_text().splitlines()) == 1 + 4  # header + magnitude x 3 keeps + random at keep 1
 
     calls.clear()
-    monkeypatch.setattr(sweep, "_run_loop", lambda *a, **k: (calls.append(a[1:3]), real(*a, **k))[1])
+    monkeypatch.setattr(sweep, "_run_loop", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     resumed = sweep.run_sweep(model, test, out=out, **kw)
-    assert calls == [("random", 0.5), ("random", 0.2)]  # only the unfinished chunks ran
+    assert len(calls) == 2  # only the unfinished chunks (random at 0.5 and 0.2) ran
     assert out.exists() and not partial.exists()
-    fresh = sweep.run_sweep(model, test, **kw)
-    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(pd.io.common.StringIO(fresh.to_csv(index=False))))
-    assert resumed[["clean_correct", "adv_correct"]].equals(fresh[["clean_correct", "adv_correct"]])
+    fresh_out = tmp_path / "fresh.csv"
+    fresh = sweep.run_sweep(model, test, out=fresh_out, **kw)
+    assert out.read_bytes() == fresh_out.read_bytes()
+    pd.testing.assert_frame_equal(resumed, fresh)
+    assert pd.read_csv(out, float_precision="round_trip").eps.nunique() == 2
 
-    # a partial file of another configuration is not reused
+    # a resume file of another configuration is not reused; an unreadable one is named and ignored
     calls.clear()
     sweep.run_sweep(model, test, out=out, **{**kw, "keeps": [1.0, 0.5]})
     assert len(calls) == 4
+    partial.write_text("{not json")
+    calls.clear()
+    with pytest.warns(UserWarning, match="partial.json"):
+        sweep.run_sweep(model, test, out=out, **{**kw, "keeps": [1.0]})
+    assert len(calls) == 2
+
+
+def test_bits_equal_counts_and_paths_agree(setup, loop_table):
+    """clean_bits / adv_bits decode to per-example vectors whose sums are the counts, on both paths."""
+    model, _, test = setup
+    fast = sweep.run_sweep(model, test, batched="yes", **_kw(methods="magnitude", keeps=[1.0, 0.4]))
+    ref = loop_table[(loop_table.method == "magnitude") & loop_table.keep_ratio.isin([1.0, 0.4])]
+    for table in (fast, loop_table):
+        for r in table.itertuples():
+            clean, adv = sweep.unpack_bits(r.clean_bits, r.n), sweep.unpack_bits(r.adv_bits, r.n)
+            assert clean.dtype == bool and clean.shape == (300,)
+            assert int(clean.sum()) == r.clean_correct and int(adv.sum()) == r.adv_correct
+    assert fast.clean_bits.tolist() == ref.clean_bits.tolist()
+    assert fast.adv_bits.tolist() == ref.adv_bits.tolist()
+    # the bits are per example: the first examples' correctness matches a direct evaluation
+    x, y, _ = select_examples(test, 300, 0)
+    with torch.no_grad():
+        direct = (model(x.double() / 255).argmax(-1) == y).numpy()
+    assert (sweep.unpack_bits(ref.clean_bits.iloc[0], 300) == direct).all()
+    assert loop_table.adv_bits.nunique() > 5
+    with pytest.raises(ConfigError):
+        sweep.unpack_bits(ref.clean_bits.iloc[0], 400)
 
 
 def test_same_examples_and_rng_untouched(setup):
     _, _, test = setup
-    x1, y1, d1 = sweep.select_examples(test, 100, 0)
-    x2, y2, _ = sweep.select_examples(test, 50, 0)
+    x1, y1, d1 = select_examples(test, 100, 0)
+    x2, y2, _ = select_examples(test, 50, 0)
     assert torch.equal(x1[:50], x2) and torch.equal(y1[:50], y2) and "seed=0" in d1
-    xa, _, da = sweep.select_examples(test, None)
+    xa, _, da = select_examples(test, None)
     assert torch.equal(xa, test.x) and "all 400" in da
     state = torch.get_rng_state()
-    with sweep._seeded(3, 2, torch.device("cpu")):
+    with stacked.seeded(3, 2, torch.device("cpu")):
         torch.rand(3)
     assert torch.equal(state, torch.get_rng_state())
 

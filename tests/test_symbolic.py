@@ -93,7 +93,7 @@ def test_proposition1_numeric():
         p = rng.uniform(0, 1, 3)
         assert f_layer(1.7, *S2, *F, *p) == pytest.approx(T.zeta_of(p, k.b, k.C), rel=1e-12)
         P = [rng.uniform(0, 1, w.shape) for w in W]
-        D = [math.sqrt(np.sum((1 - q) * w**2)) for q, w in zip(P, W)]
+        D = [math.sqrt(np.sum((1 - q) * w**2)) for q, w in zip(P, W, strict=True)]
         if B is not None:
             assert f_layer(1.7, *S2, *F, *p) == pytest.approx(B.proposition1_zeta(W, list(p), 1.7), rel=1e-12)
             assert f_gen(1.7, *S2, *D) == pytest.approx(B.proposition1_zeta(W, P, 1.7), rel=1e-12)
@@ -112,7 +112,8 @@ def test_algorithm1_derivation_numeric(alg):
         assert fJ(lam, A, C, *b, *p) == pytest.approx(T.objective_J(p, A, b, C, lam), rel=1e-12)
         assert fd2(lam, A, C, *b, *p) < 0
         g = rng.uniform(0, 5)
-        assert ft(lam, g, C, b[0]) == pytest.approx(float(T.eq23_root(lam * g, (1 - lam) * C * b[0])), rel=1e-9)
+        root = float(T.eq23_root(lam * g, (1 - lam) * C * b[0]))
+        assert ft(lam, g, C, b[0]) == pytest.approx(root, rel=1e-9)
         # uniform update of algorithm1(mode="uniform"): one step from p0 = 1 (gamma = A)
         k = T.Constants(A, b, C)
         t = ftu(lam, A, C, b.sum())
@@ -148,11 +149,15 @@ def test_theorem1_C_numeric():
     B = _bounds()
     if B is not None and hasattr(B, "theorem1_C"):
         d, H = 8, 2
-        mats = {"Q": [rng.normal(size=(d, d // H)) for _ in range(H)], "K": [rng.normal(size=(d, d // H)) for _ in range(H)],
+        mats = {"Q": [rng.normal(size=(d, d // H)) for _ in range(H)],
+                "K": [rng.normal(size=(d, d // H)) for _ in range(H)],
                 "V": [rng.normal(size=(d, d // H)) for _ in range(H)], "O": rng.normal(size=(d, d)),
                 "W1": rng.normal(size=(2 * d, d)), "W2": rng.normal(size=(d, 2 * d))}
         fro = np.linalg.norm
-        alpha = max(fro(mats["V"][h]) * (4 / math.sqrt(d / H) * fro(mats["Q"][h]) * fro(mats["K"][h]) + 1) for h in range(H))
+        alpha = max(
+            fro(mats["V"][h]) * (4 / math.sqrt(d / H) * fro(mats["Q"][h]) * fro(mats["K"][h]) + 1)
+            for h in range(H)
+        )
         a = fro(mats["O"]) * math.sqrt(H) * alpha
         ffn = fro(mats["W1"]) * fro(mats["W2"])
         for p in (0.0, 0.3, 0.9, 1.0):

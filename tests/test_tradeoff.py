@@ -18,7 +18,10 @@ from prunerob.config import ConfigError
 
 
 def _rand_constants(rng, L):
-    return T.Constants(float(np.exp(rng.uniform(-2, 2))), rng.uniform(1, 5, L), float(np.exp(rng.uniform(-2, 2))))
+    A = float(np.exp(rng.uniform(-2, 2)))
+    b = rng.uniform(1, 5, L)
+    C = float(np.exp(rng.uniform(-2, 2)))
+    return T.Constants(A, b, C)
 
 
 # ------------------------------------------------------------------ constants and objective
@@ -189,7 +192,8 @@ def test_exact_equals_vertex_larger_L():
     for _ in range(30):
         k = _rand_constants(rng, int(rng.integers(1, 8)))
         lam = rng.uniform(0, 1)
-        assert T.minimize_J(k, lam, "exact").J == pytest.approx(T.minimize_J(k, lam, "vertex").J, rel=1e-12, abs=1e-15)
+        vertex = T.minimize_J(k, lam, "vertex").J
+        assert T.minimize_J(k, lam, "exact").J == pytest.approx(vertex, rel=1e-12, abs=1e-15)
 
 
 # ------------------------------------------------------------------ uniform mode
@@ -383,7 +387,9 @@ def test_cli_bad_lam(lam):
 def test_cli_bounds_random_mlp(capsys):
     pytest.importorskip("prunerob.bounds")
     p = _parser()
-    a = p.parse_args(["bounds", "--random-mlp", "20,10,5", "--keep", "1,0.5", "--eps", "4/255", "--x-norm", "2"])
+    a = p.parse_args(
+        ["bounds", "--random-mlp", "20,10,5", "--keep", "1,0.5", "--eps", "4/255", "--x-norm", "2"]
+    )
     assert a.func(a) == 0
     out = capsys.readouterr().out
     assert "thm2_printed" in out and "realised_magnitude" in out and "prop1_zeta" in out
@@ -400,7 +406,8 @@ def test_cli_checkpoint_and_auto_x_norm(tmp_path, monkeypatch, capsys):
     path = tmp_path / "m.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     meta = {"arch": "mlp", "dataset": "mnist", "config": {"hidden": [5]},
-            "data_info": {"name": "mnist", "num_classes": 3, "input_shape": [1, 2, 2], "mean": [0.5], "std": [0.25]}}
+            "data_info": {"name": "mnist", "num_classes": 3, "input_shape": [1, 2, 2],
+                          "mean": [0.5], "std": [0.25]}}
     path.with_suffix(".json").write_text(json.dumps(meta))
     # stub test split: two images with norms 1 and 2 (pixel values /255)
     x = torch.zeros(2, 1, 2, 2, dtype=torch.uint8)
@@ -408,6 +415,9 @@ def test_cli_checkpoint_and_auto_x_norm(tmp_path, monkeypatch, capsys):
     x[1, 0, :, :] = 255
     fake = D.ArrayDataset("mnist", "test", x, torch.zeros(2, dtype=torch.int64), 3, (0.5,), (0.25,), "stub")
     monkeypatch.setattr(D, "load_dataset", lambda name, split="test", **kw: fake)
+    # the CLI checks the first layer's width against the data set's shape: the stub's 1x2x2
+    stub_info = D.DatasetInfo("mnist", 3, (1, 2, 2), (0.5,), (0.25,))
+    monkeypatch.setattr(D, "dataset_info", lambda name, image_size=None: stub_info)
     p = _parser()
     a = p.parse_args(["optimize", "--checkpoint", str(path), "--lam", "0.5"])
     assert a.func(a) == 0

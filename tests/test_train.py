@@ -33,7 +33,7 @@ def test_mlp_mnist_trains_and_caches(tmp_cache):
 
     model2, info2 = train_model(cfg, device="cpu", progress=False)  # cache hit: no training
     assert info2["cached"] is True and info2["test_acc"] == info["test_acc"] and not model2.training
-    for a, b in zip(mlp_weights(model), mlp_weights(model2)):
+    for a, b in zip(mlp_weights(model), mlp_weights(model2), strict=True):
         assert torch.equal(a, b)
     assert evaluate_accuracy(model2, test) == acc
     model3, _ = load_checkpoint(cfg, device="cpu")
@@ -50,13 +50,14 @@ def test_resume_equals_uninterrupted(tmp_path):
     paths = checkpoint_paths(cfg, b)
     assert part["interrupted"] is True and part["epochs_done"] == 1
     assert paths["resume"].is_file() and not paths["weights"].exists()
-    assert not any(torch.equal(x, y) for x, y in zip(mlp_weights(part_model), mlp_weights(ref_model)))
+    pairs = zip(mlp_weights(part_model), mlp_weights(ref_model), strict=True)
+    assert not any(torch.equal(x, y) for x, y in pairs)
 
     model, info = train_model(cfg, device="cpu", cache_dir=b, progress=False)
     assert info["resumed_from_epoch"] == 1 and info["cached"] is False
     assert not paths["resume"].exists() and paths["weights"].is_file()
     assert info["train_losses"] == ref["train_losses"] and len(info["epoch_times_s"]) == 2
-    for x, y in zip(mlp_weights(model), mlp_weights(ref_model)):
+    for x, y in zip(mlp_weights(model), mlp_weights(ref_model), strict=True):
         assert torch.equal(x, y)
 
 
@@ -101,7 +102,8 @@ def test_paper_recipes():
     cnn = TrainConfig.paper("cnn4", "cifar100")
     assert (cnn.optimizer, cnn.lr, cnn.epochs) == ("adam", 1e-3, 100)
     vit = TrainConfig.paper("vit_tiny", "cifar10")
-    assert (vit.optimizer, vit.lr, vit.epochs, vit.weight_decay, vit.pretrained) == ("adamw", 5e-4, 10, 0.05, True)
+    got = (vit.optimizer, vit.lr, vit.epochs, vit.weight_decay, vit.pretrained)
+    assert got == ("adamw", 5e-4, 10, 0.05, True)
     assert TrainConfig.paper("vit_small", "cifar10").pretrained is False
     assert TrainConfig.paper("vit_tiny", "cifar10", pretrained=False).pretrained is False
 
@@ -146,7 +148,8 @@ class _Always(nn.Module):
 
 def test_evaluate_accuracy_known_answer():
     y = torch.tensor([0, 1, 1, 2, 1, 0, 1])
-    ds = ArrayDataset("mnist", "test", torch.zeros(7, 1, 2, 2, dtype=torch.uint8), y, 3, (0.0,), (1.0,), "toy")
+    x = torch.zeros(7, 1, 2, 2, dtype=torch.uint8)
+    ds = ArrayDataset("mnist", "test", x, y, 3, (0.0,), (1.0,), "toy")
     m = _Always(1).train()
     assert evaluate_accuracy(m, ds, batch_size=3) == pytest.approx(4 / 7)
     assert m.training  # mode restored

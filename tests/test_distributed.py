@@ -1,0 +1,78 @@
+"""Dask scale-out (prunerob.distributed): a LocalCluster of 2 worker processes on the loopback
+address gives exactly the rows of a serial run, and the client's cache receives the checkpoints.
+
+Skipped when ``distributed`` is not installed or MNIST is not available offline. The cluster is
+closed in every case; the whole module is bounded by a time check (a hung cluster fails it).
+"""
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import pytest
+
+from prunerob.config import ConfigError
+from prunerob.data import load_dataset
+from prunerob.distributed import check_scheduler, describe
+from prunerob.experiment import ExperimentSpec, run_experiment
+
+distributed = pytest.importorskip("distributed")
+
+KEY = ["model", "dataset", "seed", "part", "method", "keep_ratio", "attack", "eps"]
+#: the whole test (cluster start, two experiments, shutdown) must finish within this many seconds
+TIME_LIMIT_S = 300
+
+
+def _mnist_available() -> bool:
+    try:
+        load_dataset("mnist", "test", download=False)
+    except ConfigError:
+        return False
+    return True
+
+
+def test_scheduler_forms():
+    for ok in (None, "local:2", "tcp://127.0.0.1:8786"):
+        check_scheduler(ok)
+    bad_forms = (("local:x", "local:N"), ("ftp://h", "address"), ("kubernetes", "scheduler"),
+                 (2, "scheduler"))
+    for bad, match in bad_forms:
+        with pytest.raises(ConfigError, match=match):
+            check_scheduler(bad)
+    assert describe(None) == "serial" and describe("local:2") == "dask local:2"
+
+
+@pytest.mark.skipif(not _mnist_available(), reason="MNIST is not available offline on this machine")
+def test_local_cluster_equals_serial(tmp_cache, tmp_path, monkeypatch):
+    t0 = time.perf_counter()
+    # CIFAR-100 is never available offline: the workers report it skipped, as the serial run does
+    spec = ExperimentSpec(datasets=["mnist", "cifar100"], models={"mnist": "mlp", "cifar100": "mlp_cifar"},
+                          methods=["magnitude", "random"], keeps=[1.0, 0.5],
+                          attacks=["fgsm", "pgd"], eps="4/255", seeds=[0, 1], n=100, epochs=1,
+                          train_subset=500, device="cpu")
+    # serial, into a separate cache so that the Dask run trains its models itself
+    serial_cache = tmp_path / "serial-cache"
+    monkeypatch.setenv("PRUNEROB_CACHE", str(serial_cache))
+    serial = run_experiment(spec)
+    monkeypatch.setenv("PRUNEROB_CACHE", str(tmp_cache))
+    cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1",
+                                       dashboard_address=None)
+    try:
+        with distributed.Client(cluster) as client:
+            dask = run_experiment(spec, scheduler=client)
+            assert not dask.models.cached.any()  # trained on the workers
+            written = sorted((tmp_cache / "checkpoints").glob("*.safetensors"))
+            assert [p.name.split("-")[0] for p in written] == ["mlp", "mlp"]  # into the client's cache
+            again = run_experiment(spec, scheduler=client)  # the client sends its checkpoints: workers load
+            assert again.models.cached.all()
+    finally:
+        cluster.close()
+    for other in (dask, again):
+        a = serial.sweep.sort_values(KEY).reset_index(drop=True)
+        b = other.sweep.sort_values(KEY).reset_index(drop=True)
+        pd.testing.assert_frame_equal(a, b)
+        pd.testing.assert_frame_equal(serial.sweep, other.sweep)  # the same order, too
+    assert list(serial.models.test_acc) == list(dask.models.test_acc)
+    assert set(serial.skipped) == set(dask.skipped) == {"cifar100"} and dask.sources == serial.sources
+    assert dask.provenance["scheduler"].startswith("dask client")
+    assert time.perf_counter() - t0 < TIME_LIMIT_S

@@ -1,0 +1,182 @@
+"""Tests of the competence gate (prunerob.competence) and the claim verdicts (prunerob.verdicts)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunerob import competence as C
+from prunerob import verdicts as V
+from prunerob.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# competence gate
+# ----------------------------------------------------------------------------------------------
+def test_check_labels_models_below_threshold():
+    models = pd.DataFrame({"arch": ["mlp", "mlp", "mlp_cifar", "mystery"],
+                           "dataset": ["mnist", "mnist", "cifar10", "x"],
+                           "seed": [0, 1, 0, 0], "test_acc": [0.981, 0.962, 0.1613, 0.99]})
+    c = C.check(models)
+    t = C.threshold("mlp", "mnist").min_acc
+    assert list(c.competent) == [0.981 >= t, 0.962 >= t, False, False]
+    assert c.competence_label[1] == f"not competent (96.2% < {100 * t:.1f}%)"
+    t_cifar = C.threshold("mlp_cifar", "cifar10").min_acc
+    assert c.competence_label[2] == f"not competent (16.1% < {100 * t_cifar:.1f}%)"
+    assert c.competence_label[3] == "no competence threshold stated"
+    assert all(c.threshold_source[:3].str.len() > 20)  # every threshold says where it comes from
+    s = C.summary(models).set_index(["model", "dataset"])
+    # one weak seed makes the (model, dataset) not competent, and the label names the weak model
+    assert not s.loc[("mlp", "mnist"), "competent"] and s.loc[("mlp", "mnist"), "n_competent"] == 1
+    assert "96.2%" in s.loc[("mlp", "mnist"), "competence_label"]
+
+
+def test_register_threshold_validates_and_replaces():
+    with pytest.raises(ConfigError):
+        C.register_threshold("toy", "data", 1.5, "somewhere")
+    with pytest.raises(ConfigError):
+        C.register_threshold("toy", "data", 0.5, "")
+    C.register_threshold("toy", "data", 0.5, "measured in the test")
+    try:
+        with pytest.raises(ConfigError):
+            C.register_threshold("toy", "data", 0.6, "again")
+        C.register_threshold("toy", "data", 0.6, "again", replace=True)
+        assert C.threshold("toy", "data").min_acc == 0.6
+    finally:
+        C.THRESHOLDS.unregister("toy/data")
+    assert C.threshold("toy", "data") is None
+
+
+# ----------------------------------------------------------------------------------------------
+# verdict rule on hand-made tables
+# ----------------------------------------------------------------------------------------------
+def _bits(v) -> str:
+    return np.packbits(np.asarray(v, dtype=bool)).tobytes().hex()
+
+
+def _sweep(gain_images: list[int], n: int = 400, keeps=(1.0, 0.9, 0.8), model="mlp", dataset="mnist",
+           attack="fgsm", bits: bool = True) -> pd.DataFrame:
+    """One setting; per seed s the best pruned keep 0.9 gets ``gain_images[s]`` more correct examples
+    (all discordant one way); keep 0.8 loses 3 + s examples."""
+    rows = []
+    for seed, k in enumerate(gain_images):
+        base = np.zeros(n, dtype=bool)
+        base[: n // 2] = True
+        for keep in keeps:
+            v = base.copy()
+            if keep == 0.9:
+                if k >= 0:
+                    v[n // 2: n // 2 + k] = True
+                else:
+                    v[: -k] = False
+            elif keep == 0.8:
+                v[: 3 + seed] = False
+            r = {"model": model, "dataset": dataset, "method": "magnitude", "attack": attack, "eps": 4 / 255,
+                 "keep_ratio": keep, "seed": seed, "n": n, "adv_acc": v.mean(), "clean_acc": 0.98,
+                 "profile": "test", "device": "cpu (1 threads)"}
+            if bits:
+                r["adv_bits"] = _bits(v)
+            rows.append(r)
+    return pd.DataFrame(rows)
+
+
+def _models(acc: float, n_seeds: int, model="mlp", dataset="mnist") -> pd.DataFrame:
+    return pd.DataFrame({"arch": model, "dataset": dataset, "seed": range(n_seeds), "test_acc": acc})
+
+
+def _decide(tmp_path, sweep, models) -> pd.Series:
+    d = tmp_path / "magnitude_mlp"
+    d.mkdir(parents=True, exist_ok=True)
+    sweep.to_csv(d / "sweep.csv", index=False)
+    if models is not None:
+        models.to_csv(d / "models.csv", index=False)
+    claim = next(c for c in V.CLAIMS if c.decide is V._gain and c.params["model"] == "mlp"
+                 and c.params["attack"] == "fgsm")
+    return V.claims(tmp_path, which=[claim]).iloc[0]
+
+
+def test_holds_when_interval_above_zero_and_mcnemar_significant(tmp_path):
+    r = _decide(tmp_path, _sweep([20, 24, 18, 22, 25]), _models(0.98, 5))
+    assert r.verdict == "holds", r.reason
+    assert r.number.startswith("keep 0.9: +5.") and "McNemar p < 0.05 in 5 of 5 seeds" in r.number
+    assert r.source == "magnitude_mlp (profile test; cpu (1 threads))"
+
+
+def test_fails_when_interval_at_or_below_zero(tmp_path):
+    r = _decide(tmp_path, _sweep([-4, -6, -5]), _models(0.98, 3))
+    # every pruned keep loses examples: the best one (0.8, -3 to -5 images) has its interval below 0
+    assert r.verdict == "fails" and r.reason.endswith("interval at or below 0"), r.reason
+    assert r.number.startswith("keep 0.8: -1.0 pp")
+    r = _decide(tmp_path, _sweep([-1, 1, 0, 1, -1], n=4000), _models(0.98, 5))
+    assert r.verdict == "fails", r.reason
+    assert "interval" in r.reason
+
+
+def test_not_competent_gives_no_verdict_and_no_number(tmp_path):
+    r = _decide(tmp_path, _sweep([20, 24, 18]), _models(0.50, 3))
+    assert r.verdict == "inconclusive"
+    assert r.reason.startswith("not competent (50.0% < ") and r.number == ""
+
+
+def test_inconclusive_reasons(tmp_path):
+    r = _decide(tmp_path, _sweep([20, 24, 18]), None)
+    assert r.verdict == "inconclusive" and r.reason.startswith("competence unknown")
+    r = _decide(tmp_path, _sweep([20, 24, 18], bits=False), _models(0.98, 3))
+    assert r.verdict == "inconclusive" and "no per-example results" in r.reason
+    r = _decide(tmp_path, _sweep([2, 2, 2]), _models(0.98, 3))  # every seed +2 images: no interval
+    assert r.verdict == "inconclusive" and r.reason.startswith("no interval")
+    assert "CI" not in r.number
+    r = _decide(tmp_path, _sweep([30, -10, 25], n=400), _models(0.98, 3))
+    assert r.verdict == "inconclusive" and r.reason.startswith("underpowered")
+    r = _decide(tmp_path, _sweep([20, 24, 18], attack="pgd"), _models(0.98, 3))  # no FGSM rows
+    assert r.verdict == "inconclusive" and r.reason == "not run"
+
+
+def test_claims_on_missing_results_are_not_run(tmp_path):
+    c = V.claims(tmp_path)
+    assert set(c.verdict) == {"inconclusive"}
+    assert c.reason.str.startswith("not run").all()
+    assert list(c.columns) == ["claim", "paper", "verdict", "reason", "number", "source"]
+    papers = " ".join(c.paper)
+    for ref in ("Sec. 6.2", "Sec. 6.3", "Sec. 6.4", "Sec. 6.5",
+                "App. H.1", "App. H.4", "App. H.5", "App. H.6"):
+        assert ref in papers
+    assert c[c.claim.str.contains("ViT")].reason.str.endswith("needs a GPU").all()
+
+
+def test_committed_results_decide_every_claim():
+    c = V.claims(REPO / "book/experiments/results")
+    assert len(c) == len(V.CLAIMS) and set(c.verdict) <= set(V.VERDICTS)
+    assert (c.reason.str.len() > 0).all()
+
+
+# ----------------------------------------------------------------------------------------------
+# theory verdicts from the errata page
+# ----------------------------------------------------------------------------------------------
+def test_theory_claims_parse_the_errata_table(tmp_path):
+    page = tmp_path / "errata.md"
+    page.write_text(
+        "# Errata\n\n## Errata\n\n| # | Statement | Verdict | Correction |\n| --- | --- | --- | --- |\n"
+        "| {ref}`E1 <e-one>` | A with $\\|x\\|$ (Sec. 1) | **Fails**: because | fix |\n"
+        "| {ref}`E2 <e-two>` | B | **Holds** (proof) | none |\n\n"
+        "## Not reproduced\n\n| Claim | Verdict |\n| --- | --- |\n"
+        "| {ref}`\"C\" <e-three>` (Sec. 6.5) | Model-dependent |\n\n"
+        "## What holds\n\n* D, and\n  more of D.\n* E.\n\n## Other\n\ntext\n", encoding="utf-8")
+    t = V.theory_claims(page)
+    assert list(t.id) == ["E1", "E2", "", "", ""]
+    assert list(t.verdict) == ["fails", "holds", "inconclusive", "holds", "holds"]
+    assert t.statement[0] == "A with $\\|x\\|$ (Sec. 1)"
+    assert t.label[2] == "e-three" and t.statement[2] == "C (Sec. 6.5)"
+    assert t.statement[3] == "D, and more of D."
+
+
+def test_theory_claims_cover_every_erratum_of_the_book():
+    text = (REPO / V.ERRATA).read_text(encoding="utf-8")
+    n = sum(line.startswith("| {ref}`E") for line in text.splitlines())
+    t = V.theory_claims()
+    assert (t.id != "").sum() == n and n >= 14
+    assert set(t.verdict) <= set(V.VERDICTS)
