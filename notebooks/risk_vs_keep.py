@@ -210,4 +210,8 @@ else:
 
 # %% tags=["remove-input"]
 P.save_table(tfr, run.out, "risk_transformer")
+tf_infos = [{**i, "arch": "transformer", "dataset": dataset, "train_subset": tf_train_subset}
+            for _, i in tfs.values()]
+cnn_infos = [i for _, i in cnets.values()] if run_cnn else []
+P.save_table(P.train_summary([i for _, i in nets.values()] + tf_infos + cnn_infos), run.out, "models")
 pages.table(risk, run, "risk_mlp", ["seed", "keep_ratio", "eps", "sampling_mean", "worst_case", "zeta_est"])

@@ -53,10 +53,10 @@ def _positive_int(name: str, value: int | None, allow_none: bool = True) -> int 
 def _train_config(args: argparse.Namespace, seed: int):
     """``TrainConfig.paper(model, dataset)`` with the command-line overrides (validates, trains nothing)."""
     from prunerob.data import DATASETS
-    from prunerob.models import ARCHS
+    from prunerob.models import arch_names
     from prunerob.train import TrainConfig
 
-    check_choice("model", args.model, ARCHS)
+    check_choice("model", args.model, arch_names())
     check_choice("dataset", args.dataset, DATASETS)
     _positive_int("epochs", args.epochs)
     _positive_int("train-subset", args.train_subset)
@@ -311,9 +311,9 @@ def _datasets() -> Sequence[str]:
 
 
 def _archs() -> Sequence[str]:
-    from prunerob.models import ARCHS
+    from prunerob.models import arch_names
 
-    return ARCHS
+    return arch_names()
 
 
 def _mlp_archs() -> Sequence[str]:

@@ -40,7 +40,7 @@ from prunerob import config as _config
 from prunerob import distributed
 from prunerob.config import ConfigError, atomic_write_bytes, atomic_write_text, check_choice, resolve_device
 from prunerob.data import DATASETS, ArrayDataset, load_dataset
-from prunerob.models import ARCHS, MLP_HIDDEN
+from prunerob.models import MLP_HIDDEN, arch_names
 from prunerob.pruning import get_method
 from prunerob.subsets import as_examples
 from prunerob.sweep import SweepArgs, sweep_validated, validate_sweep_args
@@ -79,7 +79,7 @@ class ExperimentSpec:
     """Everything an experiment needs; most fields take a value or a dict keyed by data set.
 
     :param datasets: data sets (``prunerob.data.DATASETS``).
-    :param models: architecture(s) per data set (``prunerob.models.ARCHS``): ``"mlp"``,
+    :param models: architecture(s) per data set (``prunerob.models.arch_names()``): ``"mlp"``,
         ``["mlp", "mlp3"]`` or ``{"mnist": "mlp", "cifar10": "mlp_cifar"}``.
     :param methods: the sweep grid: registered pruning method names.
     :param keeps: the sweep grid: keep ratios in [0, 1].
@@ -184,7 +184,8 @@ def train_summary(infos: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         cfg = info.get("config", {})
         rows.append({
             "arch": cfg.get("arch", info.get("arch")), "dataset": cfg.get("dataset", info.get("dataset")),
-            "seed": cfg.get("seed"), "epochs": cfg.get("epochs"), "train_subset": cfg.get("train_subset"),
+            "seed": cfg.get("seed", info.get("seed")), "epochs": cfg.get("epochs", info.get("epochs")),
+            "train_subset": cfg.get("train_subset", info.get("train_subset")),
             "image_size": cfg.get("image_size"), "n_train": info.get("n_train"),
             "test_acc": info.get("test_acc"), "train_seconds": float(sum(info.get("epoch_times_s") or [])),
             "cached": bool(info.get("cached", False)),
@@ -261,9 +262,9 @@ def plan_units(spec: ExperimentSpec) -> list[Unit]:
         archs = _names(f"models[{d!r}]", models[d])
         if not archs or len(set(archs)) != len(archs):
             raise ConfigError(f"models[{d!r}]={models[d]!r} must name distinct architectures from "
-                              f"{', '.join(ARCHS)}")
+                              f"{', '.join(arch_names())}")
         for a in archs:
-            check_choice(f"models[{d!r}]", a, ARCHS)
+            check_choice(f"models[{d!r}]", a, arch_names())
             if spec.batched == "yes" and a not in MLP_HIDDEN:
                 raise ConfigError(f"batched='yes' needs an MLP ({', '.join(MLP_HIDDEN)}), not model {a!r}; "
                                   "use batched='auto' or 'no'")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -25,8 +25,30 @@ import torch.nn.functional as F
 
 from .config import ConfigError, check_choice
 from .data import IMAGENET_MEAN, IMAGENET_STD, DatasetInfo
+from .registry import Registry
 
-ARCHS = ("mlp", "mlp3", "mlp4", "mlp_cifar", "cnn4", "vit_small", "vit_tiny")
+#: builders ``(info, **kw) -> nn.Module`` by architecture name (:func:`register_arch`)
+ARCHITECTURES: Registry[Callable[..., nn.Module]] = Registry("arch", "architecture")
+
+
+Builder = Callable[..., nn.Module]
+
+
+def register_arch(name: str, *, replace: bool = False) -> Callable[[Builder], Builder]:
+    """Register a model builder ``builder(info: DatasetInfo, **kw) -> nn.Module`` under ``name``
+    (timm's ``register_model`` style). The model must take inputs in [0, 1] and normalise inside."""
+    return ARCHITECTURES.register(name, replace=replace)
+
+
+def arch_names() -> tuple[str, ...]:
+    """The registered architecture names, in registration order."""
+    return ARCHITECTURES.names()
+
+
+def __getattr__(name: str):
+    if name == "ARCHS":  # the current registered names, for old callers
+        return arch_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: hidden widths of the MLP architectures (number of weight matrices = len(hidden) + 1)
 MLP_HIDDEN: dict[str, tuple[int, ...]] = {
@@ -264,8 +286,60 @@ def timm_vit(
     return TimmViT(vit, mean, std, input_size=input_size)
 
 
+def _no_hidden(arch: str, kw: dict) -> dict:
+    kw = dict(kw)
+    if kw.pop("hidden", None) is not None:
+        raise ConfigError(f"hidden= only applies to MLP architectures ({', '.join(MLP_HIDDEN)}), "
+                          f"not arch={arch!r}")
+    if kw.pop("pretrained", False):
+        raise ConfigError(f"pretrained=True is only available for arch='vit_tiny', not arch={arch!r}")
+    return kw
+
+
+def _mlp_builder(arch: str) -> Callable[..., nn.Module]:
+    def build(info: DatasetInfo, *, hidden: Sequence[int] | None = None, pretrained: bool = False,
+              **kw) -> nn.Module:
+        if pretrained:
+            raise ConfigError(f"pretrained=True is only available for arch='vit_tiny', not arch={arch!r}")
+        return MLP(info.input_shape, info.num_classes, hidden=hidden or MLP_HIDDEN[arch], mean=info.mean,
+                   std=info.std, **kw)
+
+    build.__doc__ = f"``{arch}``: :class:`MLP` with hidden widths {MLP_HIDDEN[arch]} (Sec. 3, App. I)."
+    return build
+
+
+for _arch in MLP_HIDDEN:
+    register_arch(_arch)(_mlp_builder(_arch))
+
+
+@register_arch("cnn4")
+def _cnn4(info: DatasetInfo, **kw) -> nn.Module:
+    """``cnn4``: :class:`CNN4`, the 4-layer CNN of App. I."""
+    return CNN4(info.input_shape, info.num_classes, mean=info.mean, std=info.std, **_no_hidden("cnn4", kw))
+
+
+@register_arch("vit_small")
+def _vit_small(info: DatasetInfo, **kw) -> nn.Module:
+    """``vit_small``: :class:`SmallViT`, trained from scratch (our addition, usable offline)."""
+    return SmallViT(info.input_shape, info.num_classes, mean=info.mean, std=info.std,
+                    **_no_hidden("vit_small", kw))
+
+
+@register_arch("vit_tiny")
+def _vit_tiny(info: DatasetInfo, *, hidden: Sequence[int] | None = None, pretrained: bool = False,
+              **kw) -> nn.Module:
+    """``vit_tiny``: :func:`timm_vit`; when pretrained, the checkpoint's own normalisation is used."""
+    if hidden is not None:
+        raise ConfigError(f"hidden= only applies to MLP architectures ({', '.join(MLP_HIDDEN)}), "
+                          "not arch='vit_tiny'")
+    c, h, _ = info.input_shape
+    mean, std = (None, None) if pretrained else (info.mean, info.std)
+    return timm_vit(info.num_classes, pretrained=bool(pretrained), mean=mean, std=std, input_size=h,
+                    in_chans=c, **kw)
+
+
 def build_model(arch: str, info: DatasetInfo, **kw) -> nn.Module:
-    """Build ``arch`` (one of ``models.ARCHS``) for a data set described by ``info``.
+    """Build ``arch`` (a name registered with :func:`register_arch`) for a data set described by ``info``.
 
     * ``mlp`` (784-512-10 on MNIST: the paper's "2-layer MLP"), ``mlp3`` (512, 256),
       ``mlp4`` (512, 256, 128), ``mlp_cifar`` (8192, 4096, 2048, 1024): the paper's "4-layer"
@@ -276,27 +350,9 @@ def build_model(arch: str, info: DatasetInfo, **kw) -> nn.Module:
       checkpoint's own normalisation is used instead of the data set's.
 
     ``hidden=None`` or ``pretrained=False`` given to an architecture that ignores them is fine.
+    An unknown name is one :class:`~prunerob.config.ConfigError` listing the registered names.
     """
-    check_choice("arch", arch, ARCHS)
-    kw = dict(kw)
-    hidden = kw.pop("hidden", None)
-    pretrained = bool(kw.pop("pretrained", False))
-    if arch in MLP_HIDDEN:
-        return MLP(info.input_shape, info.num_classes, hidden=hidden or MLP_HIDDEN[arch], mean=info.mean,
-                   std=info.std, **kw)
-    if hidden is not None:
-        raise ConfigError(f"hidden={hidden!r} only applies to MLP architectures ({', '.join(MLP_HIDDEN)}), "
-                          f"not arch={arch!r}")
-    if pretrained and arch != "vit_tiny":
-        raise ConfigError(f"pretrained=True is only available for arch='vit_tiny', not arch={arch!r}")
-    if arch == "cnn4":
-        return CNN4(info.input_shape, info.num_classes, mean=info.mean, std=info.std, **kw)
-    if arch == "vit_small":
-        return SmallViT(info.input_shape, info.num_classes, mean=info.mean, std=info.std, **kw)
-    c, h, _ = info.input_shape
-    mean, std = (None, None) if pretrained else (info.mean, info.std)
-    return timm_vit(info.num_classes, pretrained=pretrained, mean=mean, std=std, input_size=h, in_chans=c,
-                    **kw)
+    return ARCHITECTURES.get(arch)(info, **kw)
 
 
 def _linear_layers(model: nn.Module) -> list[nn.Linear]:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from . import stats
+from . import experiment, stats
 from .config import ConfigError, atomic_write_text, format_eps
 from .stats import (  # noqa: F401  (re-exported for old callers; the statistics live in prunerob.stats)
     accuracy_summary,
@@ -105,20 +105,8 @@ def training_text(epochs: Any, train_subset: Any = None, datasets: Sequence[str]
 
 
 def train_summary(infos: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per trained model from ``train_model``'s info dicts (arch, dataset, seed, epochs,
-    train subset, test accuracy, total training seconds, cached flag, device, data source)."""
-    rows = []
-    for info in infos:
-        cfg = info.get("config", {})
-        rows.append({
-            "arch": cfg.get("arch", info.get("arch")), "dataset": cfg.get("dataset", info.get("dataset")),
-            "seed": cfg.get("seed"), "epochs": cfg.get("epochs"), "train_subset": cfg.get("train_subset"),
-            "image_size": cfg.get("image_size"), "n_train": info.get("n_train"),
-            "test_acc": info.get("test_acc"), "train_seconds": float(sum(info.get("epoch_times_s") or [])),
-            "cached": bool(info.get("cached", False)),
-            "device": info.get("device"), "data_source": info.get("data_source"), "hash": info.get("hash"),
-        })
-    return pd.DataFrame(rows)
+    """One row per trained model (:func:`prunerob.experiment.train_summary`, kept here for notebooks)."""
+    return experiment.train_summary(list(infos))
 
 
 # ----------------------------------------------------------------------------------------------

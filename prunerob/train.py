@@ -40,7 +40,7 @@ from .config import (
     sha256_file,
 )
 from .data import DATASETS, ArrayDataset, DatasetInfo, load_dataset
-from .models import ARCHS, MLP_HIDDEN, build_model
+from .models import MLP_HIDDEN, arch_names, build_model
 
 #: bump when a change to the training code changes the weights it produces (invalidates caches)
 TRAIN_CODE_VERSION = "train-v1"
@@ -75,7 +75,7 @@ class TrainConfig:
     hidden: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        check_choice("arch", self.arch, ARCHS)
+        check_choice("arch", self.arch, arch_names())
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("amp", self.amp, AMP_MODES)
@@ -113,7 +113,7 @@ class TrainConfig:
         (``pretrained=True``, needs them in the local Hugging Face cache when offline). The
         paper's CIFAR-10 MLP is ``arch='mlp_cifar'``.
         """
-        check_choice("arch", arch, ARCHS)
+        check_choice("arch", arch, arch_names())
         check_choice("dataset", dataset, DATASETS)
         if arch.startswith("vit"):
             base = dict(epochs=10, lr=5e-4, optimizer="adamw", pretrained=(arch == "vit_tiny"))

@@ -161,3 +161,23 @@ def test_folded_mlp_without_bias():
     assert torch.allclose(mlp_forward(ws, bs, x.flatten(1)), m(x), atol=1e-10)
     with pytest.raises(ConfigError, match="not an MLP"):
         folded_mlp(build_model("cnn4", CIFAR))
+
+
+def test_architecture_registry_takes_a_new_model_without_editing_the_package():
+    from prunerob.models import ARCHITECTURES, Normalize, arch_names, register_arch
+
+    @register_arch("toy_linear_test")
+    def _toy(info, **kw):
+        c, h, w = info.input_shape
+        return torch.nn.Sequential(Normalize(info.mean, info.std), torch.nn.Flatten(),
+                                   torch.nn.Linear(c * h * w, info.num_classes))
+
+    try:
+        info = DatasetInfo("mnist", 10, (1, 28, 28), (0.1307,), (0.3081,))
+        model = build_model("toy_linear_test", info)
+        assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+        assert "toy_linear_test" in arch_names()
+    finally:
+        ARCHITECTURES.unregister("toy_linear_test")
+    with pytest.raises(ConfigError, match="registered: mlp, mlp3"):
+        build_model("toy_linear_test", info)

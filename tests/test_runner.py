@@ -165,8 +165,8 @@ def test_interrupt_leaves_no_partial_and_keeps_output(project, monkeypatch):
                 raise KeyboardInterrupt
             return -9
 
-    monkeypatch.setattr(runner.subprocess, "Popen", Child)
-    monkeypatch.setattr(runner, "_kill_group", lambda pgid: killed.append(pgid))
+    monkeypatch.setattr(runner.execute.subprocess, "Popen", Child)
+    monkeypatch.setattr(runner.execute, "_kill_group", lambda pgid: killed.append(pgid))
     with pytest.raises(KeyboardInterrupt):
         _run(project)
     assert killed and killed[0] is None or 999999 in killed

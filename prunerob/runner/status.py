@@ -1,0 +1,94 @@
+"""Status of executed notebooks: ``reproduce --list`` and the book's summary of executed notebooks."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..config import (
+    ConfigError,
+    check_choice,
+)
+from .layout import PACKAGE_DIR, _load_profiles, default_notebooks_dir, default_output_dir
+from .planning import plan, stamp_key
+from .stamps import _is_up_to_date, read_stamp
+
+
+def status_table(profile: str = "quick", names: Iterable[str] | None = None,
+                 output_dir: str | os.PathLike | None = None,
+                 notebooks_dir: str | os.PathLike | None = None, profiles: Any = None,
+                 overrides: Mapping[str, Any] | None = None,
+                 package_dir: str | os.PathLike = PACKAGE_DIR) -> list[dict[str, Any]]:
+    """One row per notebook: name, description, depends, status for this profile and overrides
+    (``up to date``, ``stale``, ``not run``, ``no source`` or ``error: ...``), last profile and run time."""
+    prof = _load_profiles(profiles)
+    check_choice("profile", profile, prof.PROFILES)
+    output_dir = Path(output_dir) if output_dir is not None else default_output_dir()
+    notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
+    rows = []
+    for n in (list(names) if names else list(prof.NOTEBOOKS)):
+        stamp = read_stamp(output_dir, n)
+        out = output_dir / f"{n}.ipynb"
+        if not (Path(notebooks_dir) / f"{n}.py").is_file():
+            st = "no source"
+        else:
+            try:
+                over = {k: v for k, v in (overrides or {}).items()}
+                plans = plan([n], profile, over, notebooks_dir, profiles, Path(package_dir))
+                (p,) = [q for q in plans if q.name == n]
+                st = ("up to date" if _is_up_to_date(out, stamp, stamp_key(p, output_dir))
+                      else ("stale" if stamp else "not run"))
+            except ConfigError as exc:
+                st = f"error: {exc}"
+        rows.append({"name": n, "status": st, "description": prof.NOTEBOOKS.get(n, ""),
+                     "depends": ", ".join(prof.DEPENDS.get(n, [])),
+                     "last_profile": (stamp or {}).get("profile", ""),
+                     "last_seconds": (stamp or {}).get("seconds", ""),
+                     "finished_at": (stamp or {}).get("finished_at", "")})
+    return rows
+
+
+def executed_summary(output_dir: str | os.PathLike | None = None,
+                     notebooks_dir: str | os.PathLike | None = None, profiles: Any = None,
+                     package_dir: str | os.PathLike = PACKAGE_DIR) -> list[dict[str, Any]]:
+    """What the committed experiment pages are: one row per notebook, read from the executed
+    notebooks and their stamps (shown on the book's Experiments page).
+
+    ``current`` is ``yes`` when rerunning with the recorded profile and overrides would be skipped
+    (same notebook source, parameters and prunerob code), ``no`` when something changed since,
+    ``placeholder`` when the page has not been produced by ``prunerob reproduce`` yet.
+    """
+    import nbformat
+
+    prof = _load_profiles(profiles)
+    output_dir = Path(output_dir) if output_dir is not None else default_output_dir()
+    rows = []
+    for n, desc in prof.NOTEBOOKS.items():
+        out = output_dir / f"{n}.ipynb"
+        row = {"notebook": n, "what": desc, "profile": "", "overrides": "", "run time": "", "finished": "",
+               "current": "placeholder"}
+        meta = {}
+        if out.is_file():
+            try:
+                meta = nbformat.read(out, as_version=4).metadata
+            except Exception:  # unreadable output: treat as missing
+                meta = {}
+        stamp = read_stamp(output_dir, n)
+        if meta.get("prunerob", {}).get("placeholder") or not out.is_file() or "papermill" not in meta:
+            rows.append(row)
+            continue
+        info = meta.get("prunerob", {})
+        row["profile"] = info.get("profile", "?")
+        row["overrides"] = ", ".join(f"{k}={v!r}" for k, v in info.get("overrides", {}).items())
+        secs = meta["papermill"].get("duration") or info.get("seconds")
+        row["run time"] = f"{float(secs) / 60:.1f} min" if secs else ""
+        row["finished"] = str(meta["papermill"].get("end_time", ""))[:16].replace("T", " ")
+        try:
+            (p,) = [q for q in plan([n], row["profile"], (stamp or {}).get("overrides", {}), notebooks_dir,
+                                    profiles, Path(package_dir)) if q.name == n]
+            row["current"] = "yes" if _is_up_to_date(out, stamp, stamp_key(p, output_dir)) else "no"
+        except (ConfigError, ValueError):
+            row["current"] = "no"
+        rows.append(row)
+    return rows
