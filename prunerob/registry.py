@@ -16,12 +16,15 @@ there is no fall-through branch anywhere::
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from prunerob.config import ConfigError
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "import_submodules"]
 
 T = TypeVar("T")
 
@@ -105,3 +108,23 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind}: {', '.join(self._items)})"
+
+
+def import_submodules(package: str) -> list[str]:
+    """Import every module of ``package`` whose name does not start with ``_``, in sorted order.
+
+    The registering packages (:mod:`prunerob.pruning`, :mod:`prunerob.attacks`) call this after
+    importing their built-in modules in a fixed order, so a new method or attack is one new file
+    in the package (plus its test): its decorator registers it when the package is imported, after
+    the built-ins. Returns the names of the modules imported by this call.
+    """
+    pkg = importlib.import_module(package)
+    new = []
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        full = f"{package}.{info.name}"
+        if info.name.startswith("_"):
+            continue
+        if full not in sys.modules:
+            new.append(info.name)
+        importlib.import_module(full)
+    return new

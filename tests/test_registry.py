@@ -191,3 +191,32 @@ def test_cli_help_lists_registered_names(toys):
     finally:
         register_method(method)(KeepFirst)
         register_attack(attack)(SignFlip)
+
+
+def test_a_new_module_in_the_package_is_registered_without_editing_init(tmp_path, monkeypatch):
+    """One new file is enough: import_submodules picks up every module of the package."""
+    import sys
+
+    import prunerob.pruning as pruning_pkg
+    from prunerob.registry import import_submodules
+
+    pkg_dir = tmp_path / "extra"
+    pkg_dir.mkdir()
+    (pkg_dir / "zz_toy_file_method.py").write_text(
+        "from prunerob.pruning.base import PruningMethod, register_method\n"
+        "from prunerob.pruning.magnitude import magnitude_masks\n\n"
+        "@register_method('zz_toy_file')\n"
+        "class ZZ(PruningMethod):\n"
+        "    label = 'zz toy'\n"
+        "    help = 'a method defined in a new file'\n"
+        "    def compute_masks(self, weights, keep, *, seed, prepared):\n"
+        "        return magnitude_masks(weights, keep)\n")
+    monkeypatch.setattr(pruning_pkg, "__path__", [*pruning_pkg.__path__, str(pkg_dir)])
+    try:
+        assert "zz_toy_file_method" in import_submodules("prunerob.pruning")
+        assert pruning_pkg.method_names()[-1] == "zz_toy_file"
+        assert pruning_pkg.method_names()[:5] == ("magnitude", "magnitude_global", "random", "taylor",
+                                                  "bernoulli_uniform")
+    finally:
+        pruning_pkg.REGISTRY.unregister("zz_toy_file")
+        sys.modules.pop("prunerob.pruning.zz_toy_file_method", None)

@@ -40,6 +40,10 @@ from prunerob.attacks.base import (
 from prunerob.attacks.core import Attack, attack_batches, make_attack
 from prunerob.attacks.cw import CWLinf, cw_margin
 from prunerob.attacks.spec import AttackSpec
+from prunerob.registry import import_submodules
+
+# ... then every other module of the package, so a new method or attack is one new file
+import_submodules("prunerob.attacks")
 
 #: :class:`AttackSpec` fields an attack may default, fix or leave to the user
 #: (:attr:`AttackDef.defaults`, :attr:`AttackDef.fixed`)

@@ -56,6 +56,10 @@ from prunerob.pruning.weights import (
     prunable_weights,
     sparsity_report,
 )
+from prunerob.registry import import_submodules
+
+# ... then every other module of the package, so a new method or attack is one new file
+import_submodules("prunerob.pruning")
 
 __all__ = [
     "METHODS",
