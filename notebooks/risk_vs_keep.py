@@ -189,15 +189,20 @@ shown = P.figure(TF.bounds_figure([panel]), "fig-risk_vs_keep-transformer", P.ca
 # %% tags=["remove-input"]
 if run_cnn:
     ctest = load_dataset(cnn_dataset, "test", root=data_root, download=download)
-    cx = select_examples(ctest, cnn_n_eval)[0].float().div(255)
+    cx, _, cnn_subset = select_examples(ctest, cnn_n_eval)
+    cx = cx.float().div(255)
     cmc = RiskSettings(n_masks=cnn_n_masks, k_samples=cnn_k_samples, steps=worst_case_steps, restarts=1)
     cnets = {s: pages.trained_model(run, "cnn4", cnn_dataset, s, epochs=cnn_epochs,
                                     train_subset=cnn_train_subset) for s in cnn_seeds}
     cnn = pd.concat([cnn_risk_table(net, cx, keeps, cnn_eps_l2, mc=cmc, seed=s)
                      for s, (net, _) in cnets.items()])
     P.save_table(cnn, run.out, "risk_cnn")
+    ccomp = pages.competence_of(P.train_summary([i for _, i in cnets.values()]))
     cnn_cap = {**cap, "data": ctest, "epochs": P.training_text(cnn_epochs, cnn_train_subset),
-               "seeds": cnn_seeds, "n_eval": len(cx)}
+               "seeds": cnn_seeds, "n_eval": len(cx),
+               "extra": f"{cnn_n_masks} Bernoulli masks per p; K = {cnn_k_samples}; gradient ascent "
+               f"{worst_case_steps} steps × 1 start. Inputs: {cnn_subset}. Models: "
+               f"{ccomp.loc[('cnn4', cnn_dataset), 'competence_label']}."}
     P.show(TF.risk_figure(cnn, cnn_eps_l2), P.caption(
         "Adversarial risk and optimality against the keep probability for a 4-layer CNN on CIFAR-10 "
         "(analogue of paper Fig. 7)", **cnn_cap), run.out, "fig-risk_vs_keep-cnn")
