@@ -33,6 +33,11 @@ if [[ "${FORCE:-0}" != 1 && -x "$VENV/bin/python" && -x "$VENV/bin/prunerob" && 
 fi
 
 t0=$SECONDS
+if [[ -x "$VENV/bin/python" ]] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  # a venv cut short while it was created (no pip yet): start it again
+  echo "setup: $VENV has no pip (an interrupted creation?); recreating it"
+  rm -rf "$VENV"
+fi
 if [[ ! -x "$VENV/bin/python" ]]; then
   if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
     echo "setup: $PYTHON is missing or older than 3.10; set PYTHON=/path/to/python3.11" >&2
