@@ -18,7 +18,9 @@
 # rate". It trains 2-, 3- and 4-layer MLPs on MNIST under identical settings, prunes them by
 # magnitude and attacks them with FGSM and PGD ($\epsilon = 4/255$). **What this run shows** is
 # computed from its tables in the summary below. Widths: `mlp` 784-512-10, `mlp3` 784-512-256-10,
-# `mlp4` 784-512-256-128-10 (the paper does not give them); random pruning is the baseline.
+# `mlp4` 784-512-256-128-10 (the paper does not give them). Random pruning is the baseline where
+# `methods` includes it; the `cpu` profile runs magnitude only, at the paper's settings (random
+# pruning of the same MLPs is on the MLP page).
 
 # %% tags=["parameters"]
 profile: str = "quick"  # settings label: quick, cpu or paper (`prunerob params NAME` lists them)
@@ -80,7 +82,8 @@ shown = P.figure(
     P.accuracy_grid(res.sweep, panels, ncols=2),
     "fig-depth-accuracy",
     P.caption(
-        "Effect of depth: MLPs with 2, 3 and 4 weight matrices, magnitude vs random pruning (paper Fig. 4)",
+        f"Effect of depth: MLPs with 2, 3 and 4 weight matrices, {' vs '.join(methods)} pruning "
+        "(paper Fig. 4)",
         profile=profile, data=res.sources[dataset], epochs=P.training_text(epochs, train_subset), seeds=seeds,
         n_eval=n_eval, device=P.devices(res.sweep), attacks=res.sweep),
     run.out,

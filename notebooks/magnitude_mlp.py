@@ -43,6 +43,7 @@ subset_datasets: list = ["mnist"]  # data sets of the subset attacks
 subset_n: int = 20  # images in the fixed subset (first n of a seeded permutation)
 subset_keeps: list = []  # keep ratios of the subset attacks (empty: not run)
 subset_seeds: list = [0]  # seeds of the subset attacks
+subset_methods: list = ["magnitude"]  # pruning methods of the subset attacks (Fig. 12: magnitude)
 
 # %% tags=["remove-input", "remove-stderr"]
 from prunerob import pages, stats
@@ -52,7 +53,7 @@ from prunerob.experiment import ExperimentSpec, SubsetSpec
 
 run = pages.setup("magnitude_mlp", profile=profile, device=device, threads=threads, out_dir=out_dir)
 subset = SubsetSpec(attacks=subset_attacks, keeps=subset_keeps, n=subset_n, seeds=subset_seeds,
-                    datasets=subset_datasets)
+                    datasets=subset_datasets, methods=subset_methods)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=datasets, models=models, methods=methods, keeps=keeps, attacks=attacks, eps=eps, seeds=seeds,
     n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root, download=download,
@@ -91,6 +92,11 @@ shown = P.figure(P.accuracy_grid(main, panels(main, ["fgsm", "pgd"]), ncols=2), 
 # %% [markdown]
 # ## CW and AutoAttack (Fig. 12)
 #
+# CW runs on all `n_eval` images. AutoAttack on the MNIST MLP has its own page,
+# [AutoAttack on the pruned MLP](autoattack_mlp.ipynb), on a fixed 1,000-image subset with the
+# same models; it appears here only where `subset_keeps` is set (the CIFAR-10 MLP of the `paper`
+# profile).
+#
 # ```{glue:figure} fig-magnitude_mlp-cw-autoattack
 # :name: fig-magnitude_mlp-cw-autoattack
 #
@@ -103,8 +109,10 @@ shown = P.figure(P.accuracy_grid(extra, panels(extra, ["cw", "autoattack"]), nco
                  "fig-magnitude_mlp-cw-autoattack",
                  P.caption("MLP under CW (L∞ margin) and AutoAttack (paper Fig. 12)", **cap,
                            seeds=sorted(extra.seed.unique()), device=P.devices(extra), attacks=extra,
-                           n_eval=n_text + f"; subset attacks {subset_attacks}: {subset_n} fixed images "
-                           f"at keeps {subset_keeps}" * bool(subset_keeps)), run.out)
+                           n_eval=n_text + (f"; subset attacks {subset_attacks}: {subset_n} fixed images "
+                                            f"at keeps {subset_keeps}, seeds {subset_seeds}, "
+                                            f"{' and '.join(subset_methods)} pruning") * bool(subset_keeps)),
+                 run.out)
 
 # %% [markdown]
 # The best keep ratio per setting with its paired gain is in

@@ -210,6 +210,16 @@ else:
     pages.say(f"The CNN part was not run in profile `{profile}` (`run_cnn = False`).")
 
 # %% [markdown]
+# ## The ViT panel of Fig. 7: needs a GPU
+#
+# The paper's Fig. 7 also shows the risk curves of its ViT, fine-tuned from ImageNet weights.
+# Those weights are not available offline, and a ViT trained from scratch on this CPU stays far
+# below its competence threshold (the measured accuracies and CPU budget are on the
+# [ViT page](score_vit.ipynb)), so its risk estimates would describe an untrained network. The
+# panel is left out rather than drawn from such a model; `prunerob reproduce score_vit --profile
+# paper` on a GPU host produces the competent models it needs.
+
+# %% [markdown]
 # The estimates and bounds are in [risk_mlp.csv](results/risk_vs_keep/risk_mlp.csv) and
 # [risk_transformer.csv](results/risk_vs_keep/risk_transformer.csv).
 

@@ -96,6 +96,21 @@ shown = P.figure(P.accuracy_grid(res.sweep, grid, ncols=2), "fig-score_vit-attac
     f"{score_examples} training images."), run.out)
 
 # %% [markdown]
+# ## Needs a GPU: the competent ViT, Fig. 14 (AutoAttack) and the ViT panel of Fig. 7
+#
+# The paper fine-tunes an ImageNet-pretrained ViT; offline, `vit_small` is trained from scratch.
+# The line below says, from the models of this run, whether that reached its competence threshold
+# on this hardware and what the training cost. A model below its threshold yields no verdict: the
+# curves above describe an untrained network, not the paper's claim. **Fig. 14** (AutoAttack on the
+# ViT) is run only when `subset_attacks` includes `autoattack` (the `paper` profile); at about 1.8M
+# weights per forward pass and thousands of passes per image it does not fit a CPU budget. The
+# ViT panel of **Fig. 7** (risk curves) needs the same competent model. Both need
+# `prunerob reproduce score_vit --profile paper` on a GPU host.
+
+# %% tags=["remove-input"]
+pages.say(pages.gpu_note(res.models, comp, "autoattack" in subset_attacks))
+
+# %% [markdown]
 # The best keep ratio per setting is in [sweet_spots.csv](results/score_vit/sweet_spots.csv);
 # every row of the sweep in [sweep.csv](results/score_vit/sweep.csv), the trained models in
 # [models.csv](results/score_vit/models.csv).

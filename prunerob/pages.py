@@ -25,6 +25,7 @@ from .config import device_name, resolve_device
 from .experiment import run_experiment
 from .plotting import devices, save_table
 from .train import TrainConfig, train_model
+from .train import training_curve as train_curve
 
 __all__ = ["Run", "setup", "say", "table", "competence_of", "panel_title", "findings", "report"]
 
@@ -97,6 +98,27 @@ def panel_title(comp: pd.DataFrame, model: str, dataset: str, text: str) -> str:
     return text
 
 
+def gpu_note(models: pd.DataFrame, comp: pd.DataFrame, ran_autoattack: bool) -> str:
+    """Whether each (model, data set) of ``models`` (:func:`prunerob.experiment.train_summary`)
+    reached its competence threshold, with the measured training budget; *needs a GPU* unless all
+    did. ``comp`` is :func:`competence_of` of the same table; ``ran_autoattack``: whether this run
+    included AutoAttack (the paper's Fig. 14)."""
+    lines = []
+    for (m, d), g in models.groupby(["arch", "dataset"], sort=True):
+        n_train = ", ".join(f"{int(v):,}" for v in sorted(g.n_train.unique()))
+        epochs = ", ".join(str(int(v)) for v in sorted(g.epochs.unique()))
+        secs = float(g.train_seconds.astype(float).mean())
+        lines.append(f"- {m} on {d}: {comp.loc[(m, d), 'competence_label']} after {epochs} epoch(s) on "
+                     f"{n_train} training images, {secs:.0f} s of training per model on "
+                     f"{', '.join(sorted(g.device.astype(str).unique()))} ({len(g)} model(s)).")
+    ok = bool(comp.competent.all()) if len(comp) else False
+    head = ("**Competent on this budget**: the curves above are evidence." if ok else
+            "**Needs a GPU**: no verdict from these models.")
+    aa = ("AutoAttack (Fig. 14) ran on the subset stated in the caption." if ran_autoattack else
+          "AutoAttack (Fig. 14) was not run in this profile: needs a GPU.")
+    return "\n".join([head, *lines, "", aa])
+
+
 def findings(sweep: pd.DataFrame, models: pd.DataFrame, method: str) -> tuple[list[str], dict]:
     """The sweet spot of ``method`` per (model, data set, attack, ε) in words (Sec. 6.3), for
     competent models only; a model below its competence threshold gets one line saying so and no
@@ -167,13 +189,15 @@ def depth_findings(trend: pd.DataFrame, comp: pd.DataFrame, models: Sequence[str
     ]
 
 
-def run_and_save(run: Run, spec) -> Any:
+def run_and_save(run: Run, spec, scheduler: Any = None) -> Any:
     """:func:`prunerob.experiment.run_experiment` of ``spec`` on ``run.device``, its tables saved
     under ``run.out`` (``sweep.csv``, ``models.csv``); every sweep row gets a ``profile`` column
-    (``run.profile``) so that pages reading the table can name its settings. Returns the
-    :class:`ExperimentResult`."""
+    (``run.profile``) so that pages reading the table can name its settings. ``scheduler``: as in
+    :func:`~prunerob.experiment.run_experiment` (e.g. ``"local:2"``: one unit per worker process).
+    Returns the :class:`ExperimentResult`."""
     extra = {"profile": run.profile, **dict(spec.extra_columns or {})}
-    res = run_experiment(dataclasses.replace(spec, device=str(run.device), extra_columns=extra))
+    res = run_experiment(dataclasses.replace(spec, device=str(run.device), extra_columns=extra),
+                         scheduler=scheduler)
     res.save(run.out)
     return res
 
@@ -192,6 +216,45 @@ def trained_model(
     the checkpoint cache that :func:`prunerob.experiment.run_experiment` shares) on ``run.device``."""
     cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed)
     return train_model(cfg, device=run.device, data_root=data_root, progress=False)
+
+
+def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
+                   train_subset: int | None = None, data_root: str | None = None) -> pd.DataFrame:
+    """Test accuracy after every epoch of one paper-recipe run (on ``train_subset`` images): trains
+    ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the cache), so each shorter
+    run of the same seed is a cache entry too; the epoch count of a notebook is picked from it."""
+    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed)
+    train_model(cfg, device=run.device, data_root=data_root, progress=False,
+                snapshot_epochs=range(1, epochs))
+    return pd.DataFrame(train_curve(cfg)).assign(model=arch, dataset=dataset, seed=seed)
+
+
+def threshold_of(model: str, dataset: str) -> float | None:
+    """The competence threshold of (model, data set) as a fraction, or None when none is stated."""
+    t = competence.threshold(model, dataset)
+    return float(t.min_acc) if t is not None else None
+
+
+def threshold_source(model: str, dataset: str) -> str:
+    """Where the competence threshold of (model, data set) comes from, in words."""
+    t = competence.threshold(model, dataset)
+    return f"{t.source}." if t is not None else "no competence threshold stated."
+
+
+def curve_sentence(curve: pd.DataFrame, threshold: float | None) -> str:
+    """The first epoch of :func:`training_curve` whose test accuracy reaches ``threshold``, and
+    the best accuracy with its epoch and cumulative training time."""
+    if curve.empty:
+        return "No epoch of the curve is in the cache."
+    best = curve.loc[curve.test_acc.astype(float).idxmax()]
+    text = (f"Best: {100 * best.test_acc:.1f}% after {int(best.epoch)} epochs "
+            f"({best.seconds / 60:.0f} min of training).")
+    if threshold is None:
+        return text
+    hit = curve[curve.test_acc.astype(float) >= threshold]
+    first = (f"First epoch at or above {100 * threshold:.0f}%: {int(hit.epoch.min())}." if len(hit) else
+             f"No epoch reaches {100 * threshold:.0f}%.")
+    return f"{first} {text}"
 
 
 def front_points(sweep: pd.DataFrame, method: str) -> pd.DataFrame:

@@ -362,7 +362,36 @@ def plot_gain_vs_keep(
                      sort=False,
                      err_kws={"alpha": 0.2, "linewidth": 0}, legend=legend, ax=ax)
     _finish_keep_axis(ax, invert, f"{att.upper()} accuracy gain (pp)", title)
+    clipped = _scale_gain_axis(ax, gains)
+    if clipped:
+        note = " ".join(x for x in (note, clipped) if x)
     return {"gains": gains, "interval": interval, "note": note}
+
+
+def _scale_gain_axis(ax, gains: pd.DataFrame, floor_pp: float = 2.0, factor: float = 4.0) -> str | None:
+    """Scale the paired-gain axis to the effect near zero: the lower limit is ``factor`` times the
+    largest upward excursion (interval top, or one test example, at least ``floor_pp``) below
+    zero. Losses beyond it (heavy pruning, often -80 pp) are clipped and named in the returned
+    sentence, so a 0.3 pp sweet spot is not drawn as a flat line at the top of the panel."""
+    if gains.empty:
+        return None
+    hi = 100.0 * gains.gain_hi.astype(float).where(np.isfinite(gains.gain_hi.astype(float)),
+                                                  gains.gain.astype(float))
+    lo = 100.0 * gains.gain_lo.astype(float).where(np.isfinite(gains.gain_lo.astype(float)),
+                                                  gains.gain.astype(float))
+    res = 100.0 * float(np.nanmax(gains.resolution.astype(float))) if "resolution" in gains else 0.0
+    up = max(float(np.nanmax(hi)) if np.isfinite(hi).any() else 0.0, res, floor_pp / factor)
+    bottom = -factor * up
+    low = float(np.nanmin(lo)) if np.isfinite(lo).any() else 0.0
+    if low >= bottom:
+        return None
+    ax.set_ylim(bottom, up * 1.25)
+    cut = gains[lo < bottom]
+    keeps = ", ".join(f"{k:g}" for k in sorted(cut.keep_ratio.astype(float).unique(), reverse=True))
+    ax.text(0.02, 0.03, f"↓ off scale: p = {keeps}", transform=ax.transAxes, fontsize=7, color="0.3",
+            ha="left", va="bottom")
+    return (f"The gain axis is scaled to the effect near zero; losses below {bottom:.1f} pp "
+            f"(keep ratios {keeps}, down to {low:.1f} pp) are off scale.")
 
 
 def interval_text(interval: str, level: float = 0.95, n_seeds: int | None = None) -> str:
@@ -373,6 +402,25 @@ def interval_text(interval: str, level: float = 0.95, n_seeds: int | None = None
             "bootstrap over examples":
                 f"{level:.0%} paired bootstrap interval over the test examples (one seed)",
             "none": "no interval (one seed and no per-example results)"}[interval]
+
+
+def training_curve_figure(curve: pd.DataFrame, threshold: float | None, chosen: int | None = None):
+    """Test accuracy (%) against training epochs (:func:`prunerob.pages.training_curve`), with the
+    competence threshold as a dashed line and the epoch count the profile uses marked."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.2), layout="constrained")
+    d = curve.assign(acc=curve.test_acc.astype(float) * 100.0)
+    sns.lineplot(data=d, x="epoch", y="acc", hue="seed" if d.seed.nunique() > 1 else None, marker="o",
+                 ax=ax)
+    if threshold is not None:
+        ax.axhline(100.0 * threshold, color="0.35", linestyle="--", linewidth=1.0,
+                   label=f"competence threshold {100 * threshold:.0f}%")
+    if chosen is not None:
+        ax.axvline(chosen, color="tab:red", linewidth=1.0, alpha=0.7, label=f"profile uses {chosen} epochs")
+    ax.set_xlabel("training epochs (all training images)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
 
 
 def accuracy_grid(df: pd.DataFrame, panels: Sequence[Mapping[str, Any]], *, ncols: int = 2,

@@ -412,6 +412,34 @@ def risk_trend(risk_df: pd.DataFrame) -> dict[str, Any]:
             "zeta_hi": float(z[hi]), "zeta_lo": float(z[lo]), "zeta_rises": bool(z[lo] > z[hi])}
 
 
+#: attacks each attack must be at least as strong as (on the same images): the field's sanity rule
+STRONGER_THAN: dict[str, tuple[str, ...]] = {"pgd": ("fgsm",), "cw": ("fgsm",),
+                                             "autoattack": ("fgsm", "pgd", "cw")}
+
+
+def attack_ladder(df: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+    """Images left correct by each attack of ``order`` per (method, keep ratio), summed over seeds,
+    with ``violations``: the (seed, attack, weaker attack) triples where an attack leaves MORE
+    images correct than one it must be at least as strong as (:data:`STRONGER_THAN`: every
+    iterative attack vs FGSM, AutoAttack vs all). Needs one sweep on the same examples for all
+    attacks (the same ``n`` and subset)."""
+    _need(df, ["method", "keep_ratio", "seed", "attack", "adv_correct", "n"], "attack_ladder")
+    d = df[df.attack.isin(order)]
+    wide = d.pivot_table(index=["method", "keep_ratio", "seed"], columns="attack", values="adv_correct",
+                         aggfunc="sum")
+    rows = []
+    for (m, k), g in wide.groupby(level=["method", "keep_ratio"], sort=True):
+        bad = sum(int(g[a].iloc[i] > g[w].iloc[i]) for a in order if a in g for w in STRONGER_THAN.get(a, ())
+                  if w in g for i in range(len(g)))
+        row = {"method": m, "keep_ratio": float(k), "seeds": len(g)}
+        row.update({f"{a}_correct": int(g[a].sum()) for a in order if a in g})
+        row["n"] = int(d[(d.method == m) & (d.keep_ratio == k)].groupby("seed").n.first().sum())
+        row["violations"] = bad
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["method", "keep_ratio"], ascending=[True, False],
+                                          ignore_index=True)
+
+
 def keep_at_drop(df: pd.DataFrame, value: str = "clean_acc", drop: float = 0.05,
                  by: Sequence[str] = ("model", "dataset", "method")) -> pd.DataFrame:
     """Smallest keep ratio down to which the mean ``value`` stays within ``drop`` (absolute) of

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -280,6 +281,7 @@ def train_model(
     force: bool = False,
     stop_after_epoch: int | None = None,
     download: bool = False,
+    snapshot_epochs: Sequence[int] = (),
 ) -> tuple[nn.Module, dict]:
     """Train ``cfg`` (or load its cached checkpoint) and return ``(model in eval mode, info)``.
 
@@ -293,7 +295,18 @@ def train_model(
 
     Every cache entry is validated before use (:func:`load_checkpoint`, resume state); a corrupt
     one is moved aside with a warning naming it, and the model is trained again.
+
+    ``snapshot_epochs=(3, 10)`` also writes, after those epochs, the cache entries of the same
+    config with ``epochs=3`` and ``epochs=10``. They are exactly the models a separate run with
+    that many epochs would give: the recipe has no learning-rate schedule and nothing else in the
+    loop reads ``cfg.epochs`` (``tests/test_train_snapshots.py`` compares the weights bit for bit).
+    One 30-epoch run so yields the undertrained models and the training curve (each snapshot's
+    ``test_acc``) at no extra training cost.
     """
+    snapshots = sorted({int(k) for k in snapshot_epochs})
+    if any(k < 1 or k >= cfg.epochs for k in snapshots):
+        raise ConfigError(f"snapshot_epochs={list(snapshot_epochs)!r} must lie in 1..{cfg.epochs - 1} "
+                          f"(epochs={cfg.epochs})")
     paths = checkpoint_paths(cfg, cache_dir)
     if not force and paths["weights"].is_file() and paths["meta"].is_file():
         try:
@@ -370,12 +383,33 @@ def train_model(
             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
             "train_losses": losses, "epoch_times_s": times,
         })
+        if epoch + 1 in snapshots:
+            snap = dataclasses.replace(cfg, epochs=epoch + 1)
+            if not checkpoint_paths(snap, cache_dir)["meta"].is_file():
+                _write_checkpoint(snap, model, data, dev, losses, times, None, cache_dir, data_root, download)
+            model.train()
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
             model.eval()
             return model, {"config": asdict(cfg), "hash": cfg.hash(), "cached": False, "interrupted": True,
                            "epochs_done": epoch + 1, "train_losses": losses, "epoch_times_s": times,
                            "resume": str(paths["resume"])}
 
+    info = _write_checkpoint(cfg, model, data, dev, losses, times, resumed_from, cache_dir, data_root,
+                             download)
+    if paths["resume"].exists():
+        paths["resume"].unlink()
+    return model, info
+
+
+def _write_checkpoint(cfg: TrainConfig, model: nn.Module, data: ArrayDataset, dev: torch.device,
+                      losses: list[float], times: list[float], resumed_from: int | None,
+                      cache_dir: str | os.PathLike | None, data_root: str | os.PathLike | None,
+                      download: bool) -> dict:
+    """Evaluate ``model`` on the full test split and write the cache entry of ``cfg`` (weights first,
+    then the .json with their size and checksum); returns the info dict (model left in eval mode)."""
+    paths = checkpoint_paths(cfg, cache_dir)
+    n = len(data)
+    losses, times = list(losses), list(times)
     model.eval()
     test = load_dataset(cfg.dataset, "test", root=data_root, image_size=cfg.image_size,
                         download=download).to(dev)
@@ -406,7 +440,22 @@ def train_model(
     info_file = {**info, "weights_size": paths["weights"].stat().st_size,
                  "weights_sha256": sha256_file(paths["weights"])}
     atomic_write_text(paths["meta"], json.dumps(info_file, indent=2, default=str))
-    if paths["resume"].exists():
-        paths["resume"].unlink()
     info.update(cached=False, checkpoint=str(paths["weights"]))
-    return model, info
+    return info
+
+
+def training_curve(cfg: TrainConfig, cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Test accuracy after each epoch 1..``cfg.epochs`` of ``cfg``'s run, read from the cache entries
+    that :func:`train_model` writes with ``snapshot_epochs`` (one row per epoch present: ``epoch``,
+    ``test_acc`` on the full test split, ``train_loss`` of that epoch, cumulative ``seconds``)."""
+    rows = []
+    for k in range(1, cfg.epochs + 1):
+        meta = checkpoint_paths(dataclasses.replace(cfg, epochs=k), cache_dir)["meta"]
+        if not meta.is_file():
+            continue
+        info = json.loads(meta.read_text())
+        rows.append({"epoch": k, "test_acc": float(info["test_acc"]),
+                     "train_loss": float(info["train_losses"][-1]),
+                     "seconds": float(sum(info.get("epoch_times_s", [])))})
+    return rows
+

@@ -43,11 +43,14 @@ RULE = (
     "(same seed, same test examples). **holds**: the model is competent, the gain's 95% t-interval across "
     "seeds lies above 0, and the exact McNemar test on the per-example results gives p < 0.05 "
     "(Bonferroni-corrected over the pruned keep ratios tried) in the majority of seeds. **fails**: the "
-    "model is competent and the interval's upper end is below 1 pp (a rise the paper's figures would show "
-    "is excluded; this includes every interval at or below 0). **inconclusive** otherwise, with the reason: "
-    "not run, model not competent (clean accuracy below its stated threshold), needs a GPU, no interval "
-    "(one seed, or every seed moved by the same number of images), no per-example results for McNemar, or "
-    "underpowered (the interval contains 0 and gains of 1 pp or more). Shape claims (depth, sweet-spot "
+    "model is competent, the interval reaches 0 or lies below it, and its upper end is below 1 pp (no "
+    "gain is resolved, and a rise the paper's figures would show is excluded). **inconclusive** otherwise, "
+    "with the reason: not run, model not competent (clean accuracy below its stated threshold), needs a GPU, "
+    "no interval (one seed, or every seed moved by the same number of images), interval above 0 but no "
+    "per-example results or McNemar significant in too few seeds, or underpowered (the interval contains 0 "
+    "and gains of 1 pp or more). A gain that holds under FGSM, PGD or CW on the MNIST MLP must also survive "
+    "AutoAttack at the same keep ratio (paired interval above 0 on its fixed subset), else it is "
+    "inconclusive. Shape claims (depth, sweet-spot "
     "location, Algorithm 1, risk trends) state their rule in the reason column; they never hold on a gain "
     "that does not hold by the rule above."
 )
@@ -180,7 +183,33 @@ def _gain(res: Results, c: Claim) -> Outcome:
     if out.verdict == "inconclusive" and (not ok or out.reason == "not run"):
         out.reason = _gpu(c, out.reason)
     out.source = src
+    if out.verdict == "holds" and p.get("backed_by"):
+        out = _backed(res, c, out)
     return out
+
+
+def _backed(res: Results, c: Claim, out: Outcome) -> Outcome:
+    """A gain that holds under FGSM or PGD must survive AutoAttack (the field's rule against gradient
+    masking): the paired AutoAttack gain at the same keep ratio, on the ``backed_by`` notebook's
+    fixed subset, must have its interval above 0; else the claim is *inconclusive*, with the reason."""
+    p = c.params
+    notebook = p["backed_by"]
+    keep = float(re.match(r"keep ([0-9.]+)", out.number).group(1))
+    df = res.table(notebook)
+    rows = (_setting(df, p["model"], p["dataset"], p["method"], "autoattack", p["eps"])
+            if df is not None else pd.DataFrame())
+    if rows.empty or not np.isclose(rows.keep_ratio.astype(float), keep).any():
+        return Outcome("inconclusive", f"{out.reason}; not backed: AutoAttack was not run at keep {keep:g} "
+                                       f"({notebook})", out.number, out.source)
+    dense = float(rows.keep_ratio.max())
+    g = stats.paired_gains(rows, baseline_keep=dense)
+    row = g[np.isclose(g.keep_ratio.astype(float), keep)].iloc[0]
+    aa = f"AutoAttack at keep {keep:g}: {stats.gain_text(row.to_dict())}"
+    if np.isfinite(row.gain_lo) and row.gain_lo > 0:
+        return Outcome("holds", f"{out.reason}; backed by AutoAttack ({notebook})", f"{out.number}; {aa}",
+                       out.source)
+    return Outcome("inconclusive", f"{out.reason}, but not backed by AutoAttack (interval not above 0: "
+                                   "masking, or too few images)", f"{out.number}; {aa}", out.source)
 
 
 def _location(res: Results, c: Claim) -> Outcome:
@@ -365,16 +394,18 @@ def _acc(attack: str, eps: float = PAPER_EPS) -> str:
 
 
 def _g(what: str, paper: str, notebook: str, model: str, dataset: str, method: str, attack: str,
-       eps: float = PAPER_EPS, gpu: bool = False) -> Claim:
-    """A paired-gain claim: ``what`` pruning raises attacked accuracy of one model on one data set."""
+       eps: float = PAPER_EPS, gpu: bool = False, backed_by: str | None = None) -> Claim:
+    """A paired-gain claim: ``what`` pruning raises attacked accuracy of one model on one data set
+    (``backed_by``: the notebook whose AutoAttack table a gain that holds must survive)."""
     return Claim(f"{what} pruning raises {_acc(attack, eps)} accuracy: {model} on {dataset}", paper, notebook,
-                 _gain, dict(model=model, dataset=dataset, method=method, attack=attack, eps=eps),
-                 needs_gpu=gpu)
+                 _gain, dict(model=model, dataset=dataset, method=method, attack=attack, eps=eps,
+                             backed_by=backed_by), needs_gpu=gpu)
 
 
 def _gain_claims() -> list[Claim]:
     e8 = 8 / 255
-    out = [_g("Magnitude", "Sec. 6.3, Figs. 2, 8", "magnitude_mlp", m, d, "magnitude", a)
+    out = [_g("Magnitude", "Sec. 6.3, Figs. 2, 8", "magnitude_mlp", m, d, "magnitude", a,
+              backed_by="autoattack_mlp" if d == "mnist" else None)
            for m, d in (("mlp", "mnist"), ("mlp_cifar", "cifar10")) for a in ("fgsm", "pgd")]
     out.append(Claim("The MLP's sweet spot lies around p = 0.9 (FGSM, MNIST)", "Sec. 6.3, Fig. 2",
                      "magnitude_mlp", _location, dict(model="mlp", dataset="mnist", method="magnitude",
@@ -396,8 +427,9 @@ def _gain_claims() -> list[Claim]:
                      _algorithm1_front, dict(model="mlp", dataset="mnist", attack="fgsm")))
     out.append(Claim("Algorithm 1 consistently prunes layer 2 more than layer 1", "Sec. 6.5, Fig. 5",
                      "algorithm1", _second_layer, dict(model="mlp", dataset="mnist")))
-    out += [_g("Magnitude", f"App. H.5, Fig. 12 ({side})", "magnitude_mlp", "mlp", "mnist", "magnitude", a)
-            for a, side in (("cw", "left"), ("autoattack", "right"))]
+    out += [_g("Magnitude", f"App. H.5, Fig. 12 ({side})", nb, "mlp", "mnist", "magnitude", a,
+               backed_by="autoattack_mlp" if a == "cw" else None)
+            for a, side, nb in (("cw", "left", "magnitude_mlp"), ("autoattack", "right", "autoattack_mlp"))]
     out += [_g("Taylor-score", f"App. H.5, Fig. {fig}", "score_vit", "vit_small", "cifar10", "taylor", a,
                gpu=True)
             for a, fig in (("cw", 13), ("autoattack", 14))]

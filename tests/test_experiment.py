@@ -236,3 +236,17 @@ def test_run_experiment_resume_dir(tmp_cache, tmp_path, monkeypatch):
     fresh = run_experiment(spec)
     assert resumed.sweep.to_csv(index=False) == fresh.sweep.to_csv(index=False)
     assert (fresh.sweep.profile == "test").all()
+
+
+def test_seeds_per_dataset():
+    """``seeds`` may be a dict data set -> seeds (five on MNIST, one on CIFAR-10)."""
+    from prunerob.experiment import ExperimentSpec, plan_units
+
+    spec = ExperimentSpec(datasets=["mnist", "cifar10"], models={"mnist": "mlp", "cifar10": "cnn4"},
+                          seeds={"mnist": [0, 1, 2], "cifar10": [5]}, epochs=1, keeps=[1.0])
+    got = [(u.dataset, u.seed) for u in plan_units(spec)]
+    assert got == [("mnist", 0), ("mnist", 1), ("mnist", 2), ("cifar10", 5)]
+    with pytest.raises(ConfigError, match=r"seeds\['cifar10'\]"):
+        plan_units(ExperimentSpec(datasets=["mnist", "cifar10"], seeds={"mnist": [0], "cifar10": [1, 1]}))
+    with pytest.raises(ConfigError, match="no entry for data set"):
+        plan_units(ExperimentSpec(datasets=["mnist", "cifar10"], seeds={"mnist": [0]}))

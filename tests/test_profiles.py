@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from prunerob.config import ConfigError, parse_eps
+from prunerob import profiles
 from prunerob.profiles import DEPENDS, NOTEBOOKS, PAPER_KEEPS, PROFILES, parameters
 
 NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -133,8 +134,11 @@ def test_values_are_valid_choices(name, profile):
         if isinstance(p.get(key), dict) and "datasets" in p:
             missing = set(p["datasets"]) - set(p[key])
             assert not missing, f"{name}/{profile}: {key} lacks {missing}"
-    if profile in ("cpu", "paper"):
+    if profile == "paper" or (profile == "cpu" and name not in profiles.FEWER_CPU_SEEDS):
         assert len(p["seeds"]) >= 3
+    if profile == "cpu" and p.get("dataset", "mnist") == "mnist" and "datasets" not in p and "seeds" in p \
+            and name in ("depth", "algorithm1", "risk_vs_keep"):
+        assert len(p["seeds"]) >= 5  # the paper's settings on MNIST with at least 5 seeds (issue 12)
 
 
 def test_paper_profile_follows_the_paper():

@@ -28,6 +28,10 @@ fail = False
 
 # %%
 import json, os, pathlib, sys
+try:  # the stamp hashes the package modules a notebook imports (pkg.mod in these tests)
+    import pkg.mod
+except ImportError:
+    pass
 if fail:
     raise RuntimeError("deliberate failure")
 pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -283,7 +287,10 @@ def test_execute_stamp_skip_and_rerun(project):
     nb = nbformat.read(out, as_version=4)
     assert any("-p x 2" in c.source for c in nb.cells if runner.INFO_TAG in c.metadata.get("tags", []))
 
-    (project.pkg / "mod.py").write_text("A = 2\n")  # package source changed -> rerun
+    (project.pkg / "other.py").write_text("B = 1\n")  # a module the notebook does not import
+    (r,) = _run(project, overrides={"x": 2})
+    assert r.status == "skipped"
+    (project.pkg / "mod.py").write_text("A = 2\n")  # an imported module changed -> rerun
     (r,) = _run(project, overrides={"x": 2})
     assert r.status == "ran"
     (r,) = _run(project, overrides={"x": 2})

@@ -175,3 +175,17 @@ def test_second_layer_share_and_algorithm1_front():
     pts = S.algorithm1_vs_front(ch, grid)
     on = set(map(tuple, pts[pts.pareto][["clean", "adv"]].to_numpy().round(3)))
     assert on == {(0.96, 0.8), (0.95, 0.9)}
+
+
+def test_attack_ladder_counts_and_violations():
+    from prunerob.stats import attack_ladder
+
+    rows = []
+    for seed, (f, p, a) in enumerate([(90, 85, 80), (90, 91, 80)]):  # seed 1: PGD weaker than FGSM
+        for atk, c in (("fgsm", f), ("pgd", p), ("autoattack", a)):
+            rows.append({"method": "magnitude", "keep_ratio": 1.0, "seed": seed, "attack": atk,
+                         "adv_correct": c, "n": 100})
+    t = attack_ladder(pd.DataFrame(rows), order=["fgsm", "pgd", "autoattack"])
+    assert t.fgsm_correct.tolist() == [180] and t.pgd_correct.tolist() == [176]
+    assert t.autoattack_correct.tolist() == [160] and t.n.tolist() == [200]
+    assert t.violations.tolist() == [1]

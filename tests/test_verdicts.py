@@ -88,22 +88,38 @@ def _models(acc: float, n_seeds: int, model="mlp", dataset="mnist") -> pd.DataFr
     return pd.DataFrame({"arch": model, "dataset": dataset, "seed": range(n_seeds), "test_acc": acc})
 
 
-def _decide(tmp_path, sweep, models) -> pd.Series:
+def _decide(tmp_path, sweep, models, aa: pd.DataFrame | None = None) -> pd.Series:
     d = tmp_path / "magnitude_mlp"
     d.mkdir(parents=True, exist_ok=True)
     sweep.to_csv(d / "sweep.csv", index=False)
     if models is not None:
         models.to_csv(d / "models.csv", index=False)
+    if aa is not None:
+        (tmp_path / "autoattack_mlp").mkdir(exist_ok=True)
+        aa.to_csv(tmp_path / "autoattack_mlp" / "sweep.csv", index=False)
     claim = next(c for c in V.CLAIMS if c.decide is V._gain and c.params["model"] == "mlp"
                  and c.params["attack"] == "fgsm")
     return V.claims(tmp_path, which=[claim]).iloc[0]
 
 
 def test_holds_when_interval_above_zero_and_mcnemar_significant(tmp_path):
-    r = _decide(tmp_path, _sweep([20, 24, 18, 22, 25]), _models(0.98, 5))
+    aa = _sweep([10, 12, 9], n=200, attack="autoattack")
+    r = _decide(tmp_path, _sweep([20, 24, 18, 22, 25]), _models(0.98, 5), aa)
     assert r.verdict == "holds", r.reason
     assert r.number.startswith("keep 0.9: +5.") and "McNemar p < 0.05 in 5 of 5 seeds" in r.number
+    assert "backed by AutoAttack" in r.reason and "AutoAttack at keep 0.9: +5." in r.number
     assert r.source == "magnitude_mlp (profile test; cpu (1 threads))"
+
+
+def test_gain_not_backed_by_autoattack_is_inconclusive(tmp_path):
+    strong = _sweep([20, 24, 18, 22, 25])
+    r = _decide(tmp_path, strong, _models(0.98, 5))  # no AutoAttack table at all
+    assert r.verdict == "inconclusive" and "AutoAttack was not run at keep 0.9" in r.reason, r.reason
+    r = _decide(tmp_path, strong, _models(0.98, 5), _sweep([-2, 0, -1], n=200, attack="autoattack"))
+    assert r.verdict == "inconclusive" and "not backed by AutoAttack" in r.reason, r.reason
+    r = _decide(tmp_path, strong, _models(0.98, 5), _sweep([5, 5, 5], n=200, keeps=(1.0, 0.8),
+                                                              attack="autoattack"))
+    assert r.verdict == "inconclusive" and "not run at keep 0.9" in r.reason, r.reason
 
 
 def test_fails_when_interval_at_or_below_zero(tmp_path):

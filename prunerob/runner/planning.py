@@ -13,6 +13,7 @@ from ..config import (
     check_choice,
 )
 from .checks import check_parameter, check_path_parameter, is_output_path_parameter
+from .imports import dependency_hash
 from .layout import PACKAGE_DIR, _load_profiles, default_notebooks_dir
 from .params import (
     _read_source,
@@ -20,7 +21,7 @@ from .params import (
     notebook_parameter_defaults,
     notebook_parameter_names,
 )
-from .stamps import _canonical, _sha256_bytes, package_hash, read_stamp
+from .stamps import _canonical, _sha256_bytes, read_stamp
 
 # planning
 
@@ -115,7 +116,6 @@ def plan(names: Iterable[str] | None = None, profile: str = "quick",
                                 for p in plans if p.name in requested)
             raise ConfigError(f"-p {key}: no selected notebook has a parameter {key!r}. "
                               f"Parameters: {listing}")
-    pkg = package_hash(Path(package_dir))
     for p in plans:
         if not p.auto:  # dependencies pulled in automatically keep their profile defaults
             p.overrides = {k: v for k, v in overrides.items() if k in p.names_declared}
@@ -125,7 +125,8 @@ def plan(names: Iterable[str] | None = None, profile: str = "quick",
             "notebook": _sha256_bytes(p.source.read_bytes()),
             "parameters": p.params,
             "profile": profile,
-            "prunerob": pkg,
+            # the package files this notebook can import (runner/imports.py), not the whole package
+            "prunerob": dependency_hash(p.source.read_text(), Path(package_dir)),
         }).encode())
     return plans
 

@@ -1,0 +1,108 @@
+"""The package source a notebook depends on: the static import closure that enters its stamp.
+
+A stamp used to hash every ``*.py`` of the package, so adding a module for one chapter marked
+every committed page stale and ``prunerob reproduce`` would rerun hours of experiments that the
+change cannot affect. The stamp now hashes only the modules a notebook can reach:
+
+* every ``import prunerob...`` / ``from prunerob... import ...`` in the notebook source, found with
+  :mod:`ast` anywhere in the file (inside functions and ``try`` blocks too), and, recursively,
+  every package-internal import (absolute or relative) of the modules reached;
+* the ``__init__.py`` of every package on the way (Python runs them on import);
+* every module of a package whose code calls ``import_submodules`` (the registries of
+  :mod:`prunerob.pruning` and :mod:`prunerob.attacks` load all their files at import).
+
+The runner that executes the notebook is not part of it: what it passes in (profile, parameters,
+notebook source) enters the key on its own, and how it decorates the page does not change a result.
+
+The closure over-approximates what runs (an import inside an unused branch still counts), never
+the other way round: a module that can run in the kernel is in the hash.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+from pathlib import Path
+
+_DYNAMIC = "import_submodules"
+_ALWAYS: tuple[str, ...] = ()  # sub-packages every notebook depends on
+
+
+def _module_file(package_dir: Path, dotted: list[str]) -> Path | None:
+    """``package_dir``-relative file of the module ``dotted`` (parts after the package name)."""
+    base = package_dir.joinpath(*dotted) if dotted else package_dir
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if dotted and base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    return None
+
+
+def _parents(package_dir: Path, dotted: list[str]) -> list[Path]:
+    return [f for i in range(len(dotted)) if (f := _module_file(package_dir, dotted[:i])) is not None]
+
+
+def _imports(tree: ast.AST, pkg: str, here: list[str]) -> tuple[list[list[str]], bool]:
+    """Dotted package-relative names imported in ``tree`` and whether it calls ``import_submodules``.
+
+    ``here`` is the package-relative path of the package that holds the module (``[]`` for the
+    top level), the anchor of its relative imports."""
+    found: list[list[str]] = []
+    dynamic = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                parts = a.name.split(".")
+                if parts[0] == pkg:
+                    found.append(parts[1:])
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = here[: max(len(here) - (node.level - 1), 0)]
+                mod = anchor + (node.module.split(".") if node.module else [])
+            elif node.module and node.module.split(".")[0] == pkg:
+                mod = node.module.split(".")[1:]
+            else:
+                continue
+            found.append(mod)
+            found.extend(mod + [a.name] for a in node.names)  # "from pkg import module" form
+        elif isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            dynamic = dynamic or name == _DYNAMIC
+    return found, dynamic
+
+
+def dependency_files(source: str, package_dir: Path) -> list[Path]:
+    """The package files the Python ``source`` (a notebook's jupytext text) can import, sorted."""
+    package_dir = Path(package_dir)
+    pkg = package_dir.name
+    try:
+        todo, _ = _imports(ast.parse(source), pkg, [])
+    except SyntaxError:  # not parseable (magics): depend on the whole package
+        return sorted(p for p in package_dir.rglob("*.py") if "__pycache__" not in p.parts)
+    todo += [[a] for a in _ALWAYS if _module_file(package_dir, [a]) is not None]
+    seen: set[Path] = set()
+    while todo:
+        dotted = todo.pop()
+        f = _module_file(package_dir, dotted)
+        for parent in _parents(package_dir, dotted) + ([f] if f is not None else []):
+            if parent in seen:
+                continue
+            seen.add(parent)
+            # the package holding the module (for an __init__.py: the package itself)
+            here = list(parent.relative_to(package_dir).parts[:-1])
+            found, dynamic = _imports(ast.parse(parent.read_text()), pkg, here)
+            todo.extend(found)
+            if dynamic:
+                folder = parent.parent
+                todo.extend(list(q.relative_to(package_dir).with_suffix("").parts)
+                            for q in folder.glob("*.py") if q.name != "__init__.py")
+    return sorted(seen)
+
+
+def dependency_hash(source: str, package_dir: Path) -> str:
+    """sha256 over the relative path and bytes of every file of :func:`dependency_files`."""
+    package_dir = Path(package_dir)
+    h = hashlib.sha256()
+    for p in dependency_files(source, package_dir):
+        h.update(p.relative_to(package_dir).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()

@@ -1,0 +1,169 @@
+"""Figures of the sweet-spot chapter: the gain heatmap over (keep x eps) and gain / accuracy /
+mechanism curves against the keep ratio (paper Fig. 2 axes; fonts of :data:`prunerob.plotting.STYLE`).
+
+Legends sit below the axes so they never cover a curve; every figure is drawn from a table of
+:mod:`prunerob.sweetspot.grid`, :mod:`.pitfalls` or :mod:`.mechanism`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.colors import SymLogNorm
+
+from prunerob import plotting as P
+from prunerob.config import format_eps
+
+from .grid import cell_table
+
+__all__ = ["heatmap", "gain_curves", "accuracy_curves", "mechanism_curves"]
+
+MARK = {"gain": "*", "loss": "\u2020", "none": ""}
+#: panel titles of the mechanism metrics (prunerob.sweetspot.mechanism)
+METRIC_TITLES = {
+    "margin": "clean logit margin",
+    "grad_l1": "mean $\\|\\nabla_x$ CE$\\|_1$",
+    "radius_ok": "first-order robust fraction",
+    "lipschitz": "realised Lipschitz bound",
+}
+
+
+def _annot(g: pd.DataFrame) -> pd.DataFrame:
+    txt = g.assign(
+        t=[
+            f"{100 * v:+.1f}{MARK.get(s, '')}" if np.isfinite(v) else ""
+            for v, s in zip(g.gain, g.significant, strict=True)
+        ]
+    )
+    return cell_table(txt, "t")
+
+
+def heatmap(g: pd.DataFrame, panels: Sequence[str], title: str = "") -> plt.Figure:
+    """Paired gain (pp) over keep ratio x eps, one panel (row) per attack in ``panels``; ``*`` marks
+    a significant gain and ``\u2020`` a significant loss (:func:`prunerob.sweetspot.grid.flag`).
+    The colour scale is symmetric-log (linear within +-1 pp) so small gains stay visible."""
+    n_keep = g.keep_ratio.nunique()
+    with plt.rc_context(P.STYLE):
+        fig, axes = plt.subplots(
+            len(panels), 1, figsize=(P.PAGE_WIDTH_IN, (0.32 * n_keep + 1.3) * len(panels)), squeeze=False
+        )
+        vmax = max(1.0, float(np.nanmax(np.abs(100 * g.gain.to_numpy(dtype=float)))))
+        for ax, att in zip(axes[:, 0], panels, strict=True):
+            d = g[g.attack == att]
+            vals = cell_table(d) * 100
+            vals.columns = [format_eps(float(c)) for c in vals.columns]
+            sns.heatmap(
+                vals,
+                ax=ax,
+                cmap="RdBu",
+                norm=SymLogNorm(linthresh=1.0, vmin=-vmax, vmax=vmax),
+                annot=_annot(d).to_numpy(),
+                fmt="",
+                annot_kws={"fontsize": 9},
+                linewidths=0.4,
+                cbar_kws={"label": "paired gain (pp)", "format": "%.0f"},
+            )
+            ax.set_title(
+                f"{att.upper()}: attacked accuracy, pruned \u2212 unpruned (pp; * gain, \u2020 loss)"
+            )
+            ax.set_xlabel("eps (pixel units)")
+            ax.set_ylabel("keep ratio p")
+            ax.tick_params(axis="y", rotation=0)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+    return fig
+
+
+def _band(ax, d: pd.DataFrame, label: str, color) -> None:
+    d = d.sort_values("keep_ratio")
+    ax.plot(d.keep_ratio, 100 * d.gain, marker="o", ms=4, label=label, color=color)
+    ax.fill_between(
+        d.keep_ratio,
+        100 * d.gain_lo.fillna(d.gain),
+        100 * d.gain_hi.fillna(d.gain),
+        alpha=0.2,
+        color=color,
+        linewidth=0,
+    )
+
+
+def gain_curves(g: pd.DataFrame, hue: str, panels: str, labels: dict | None = None) -> plt.Figure:
+    """Paired gain (pp, band: 95% t-interval over seeds) vs keep ratio, one line per ``hue`` value,
+    one panel per ``panels`` value; significant gains as filled stars."""
+    keys = list(dict.fromkeys(g[panels]))
+    hues = list(dict.fromkeys(g[hue]))
+    colors = dict(zip(hues, sns.color_palette("tab10", len(hues)), strict=True))
+    with plt.rc_context(P.STYLE):
+        ncols = min(2, len(keys))
+        nrows = int(np.ceil(len(keys) / ncols))
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(P.PAGE_WIDTH_IN, P.ROW_HEIGHT_IN * nrows + 0.6), squeeze=False
+        )
+        for ax, k in zip(axes.flat, keys, strict=False):
+            for h in hues:
+                d = g[(g[panels] == k) & (g[hue] == h)]
+                if not d.empty:
+                    _band(ax, d, (labels or {}).get(h, str(h)), colors[h])
+                    s = d[d.significant == "gain"]
+                    ax.plot(s.keep_ratio, 100 * s.gain, "*", ms=10, color=colors[h])
+            ax.axhline(0, color="0.3", lw=0.8)
+            ax.set_title(f"{panels}: {format_eps(k) if isinstance(k, float) else k}")
+            ax.set_xlabel("keep ratio p")
+            ax.set_ylabel("paired gain (pp)")
+            ax.invert_xaxis()
+        for ax in list(axes.flat)[len(keys) :]:
+            ax.set_visible(False)
+        hs, ls = axes.flat[0].get_legend_handles_labels()
+        fig.legend(hs, ls, loc="lower center", ncol=min(len(ls), 3), frameon=False)
+        fig.tight_layout(rect=(0, 0.12 if nrows == 1 else 0.07, 1, 1))
+    return fig
+
+
+def accuracy_curves(rows: pd.DataFrame, hue: str, panels: str, labels: dict | None = None) -> plt.Figure:
+    """Mean clean (dashed) and attacked (solid) accuracy vs keep ratio per ``hue`` value (band: 95%
+    t-interval over seeds), one panel per ``panels`` value: the axes of the paper's Fig. 2."""
+    keys = list(dict.fromkeys(rows[panels]))
+    d = rows.assign(**{hue: rows[hue].map(lambda v: (labels or {}).get(v, str(v)))})
+    with plt.rc_context(P.STYLE):
+        fig, axes = plt.subplots(
+            1, len(keys), figsize=(P.PAGE_WIDTH_IN, P.ROW_HEIGHT_IN + 0.9), squeeze=False
+        )
+        for ax, k in zip(axes[0], keys, strict=True):
+            dk = d[d[panels] == k]
+            P.interval_lineplot(dk, "keep_ratio", "adv_acc", ax, hue=hue, scale=100, legend=ax is axes[0][0])
+            P.interval_lineplot(
+                dk, "keep_ratio", "clean_acc", ax, hue=hue, scale=100, legend=False, linestyle="--", alpha=0.6
+            )
+            means = dk.groupby([hue, "keep_ratio"])[["adv_acc", "clean_acc"]].mean().to_numpy() * 100
+            ax.set_ylim(max(0.0, means.min() - 8), min(100.5, means.max() + 4))
+            ax.set_title(f"{str(k).upper()}: solid attacked, dashed clean")
+            ax.set_xlabel(P.KEEP_LABEL)
+            ax.set_ylabel("accuracy (%)")
+            ax.invert_xaxis()
+        leg = axes[0][0].get_legend()
+        if leg is not None:
+            hs, ls = axes[0][0].get_legend_handles_labels()
+            leg.remove()
+            fig.legend(hs, ls, loc="lower center", ncol=min(len(ls), 3), frameon=False)
+        fig.tight_layout(rect=(0, 0.16, 1, 1))
+    return fig
+
+
+def mechanism_curves(mech: pd.DataFrame, metrics: Sequence[str]) -> plt.Figure:
+    """Each mechanism metric vs keep ratio (mean over seeds, band: 95% t-interval), one panel each."""
+    with plt.rc_context(P.STYLE):
+        ncols = min(len(metrics), 4)
+        fig, axes = plt.subplots(1, ncols, figsize=(P.PAGE_WIDTH_IN, P.ROW_HEIGHT_IN), squeeze=False)
+        for ax, m in zip(axes[0], metrics, strict=False):
+            P.interval_lineplot(mech, "keep_ratio", m, ax, legend=False)
+            ax.set_title(METRIC_TITLES.get(m, m))
+            ax.set_xlabel("keep ratio p")
+            ax.set_ylabel("")
+            ax.invert_xaxis()
+        fig.tight_layout()
+    return fig

@@ -1,0 +1,199 @@
+"""Trained models of the sweet-spot chapter and their sweeps (paper Sec. 6.1, 6.3, App. I).
+
+Every sweep goes through the public :func:`prunerob.sweep.run_sweep`, so rows carry
+``clean_bits`` / ``adv_bits`` and every cell is evaluated on the same test examples (the first
+``n`` of a fixed permutation). MNIST MLPs use exactly ``TrainConfig.paper("mlp", "mnist",
+epochs=e, seed=s)`` (App. I: 784-512-10, Adam 1e-3), with ``hidden`` set only for widths other
+than the paper's 512, so cached checkpoints are reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+
+from prunerob import competence
+from prunerob.data import ArrayDataset, load_dataset
+from prunerob.models import MLP_HIDDEN
+from prunerob.pruning import get_method
+from prunerob.sweep import run_sweep
+from prunerob.train import TrainConfig, train_model
+
+__all__ = ["PAPER_WIDTH", "MASK_DRAW_STRIDE", "mlp_config", "mlp_model", "mnist", "sweep_mlps", "cnn_part"]
+
+#: hidden width of the paper's MNIST MLP (App. I)
+PAPER_WIDTH = MLP_HIDDEN["mlp"][0]
+#: sweep seed of mask draw j for model seed s: ``s + MASK_DRAW_STRIDE * j`` (draw 0: the model seed)
+MASK_DRAW_STRIDE = 1000
+
+
+def mlp_config(
+    epochs: int, seed: int, width: int = PAPER_WIDTH, train_subset: int | None = None
+) -> TrainConfig:
+    """``TrainConfig.paper("mlp", "mnist", epochs=epochs, seed=seed)``; ``hidden=(width,)`` only
+    when ``width`` differs from the paper's 512 (so the config hash, and the cache, are shared)."""
+    kw: dict[str, Any] = {"epochs": int(epochs), "seed": int(seed)}
+    if train_subset is not None:
+        kw["train_subset"] = int(train_subset)
+    if int(width) != PAPER_WIDTH:
+        kw["hidden"] = (int(width),)
+    return TrainConfig.paper("mlp", "mnist", **kw)
+
+
+def mlp_model(
+    epochs: int,
+    seed: int,
+    width: int = PAPER_WIDTH,
+    *,
+    train_subset: int | None = None,
+    device: str | torch.device = "cpu",
+    data_root: str | None = None,
+) -> tuple[torch.nn.Module, dict]:
+    """The trained (or cached) MNIST MLP of :func:`mlp_config` and its train info."""
+    return train_model(
+        mlp_config(epochs, seed, width, train_subset), device=device, data_root=data_root, progress=False
+    )
+
+
+def mnist(split: str = "test", data_root: str | None = None) -> ArrayDataset:
+    """The MNIST split (uint8 in memory)."""
+    return load_dataset("mnist", split, root=data_root)
+
+
+def _draws(method: str, mask_draws: int) -> int:
+    return int(mask_draws) if get_method(method).stochastic else 1
+
+
+def sweep_mlps(
+    *,
+    epochs: Sequence[int],
+    widths: Sequence[int],
+    seeds: Sequence[int],
+    methods: Sequence[str],
+    keeps: Sequence[float],
+    attacks: Sequence[str],
+    eps: Sequence[str | float],
+    n: int | None,
+    device: str | torch.device = "cpu",
+    data_root: str | None = None,
+    train_subset: int | None = None,
+    mask_draws: int = 1,
+    score_examples: int | None = 2560,
+    attack_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """One :func:`run_sweep` per (epochs, width, seed, method, mask draw) of MNIST MLPs.
+
+    Stochastic methods (``bernoulli_uniform``, ``random``) are swept ``mask_draws`` times with sweep
+    seed ``seed + MASK_DRAW_STRIDE * draw`` (Sec. 3: B_ij ~ Bernoulli(p), averaged over masks);
+    draw 0 uses the model seed. The ``seed`` column holds the MODEL seed (so draws pair by model
+    in :func:`prunerob.sweetspot.grid.gains`), ``sweep_seed`` the sweep's. Extra columns:
+    ``train_epochs``, ``width``, ``model_seed``, ``mask_draw``, ``model_test_acc`` and ``extra``.
+    Taylor scores (App. I) use the first ``score_examples`` of a seeded subset of the training split.
+    """
+    test = mnist("test", data_root)
+    needs = any(get_method(m).needs_data for m in methods)
+    train = mnist("train", data_root) if needs else None
+    tables = []
+    for e in epochs:
+        for w in widths:
+            for s in seeds:
+                model, info = mlp_model(
+                    e, s, w, train_subset=train_subset, device=device, data_root=data_root
+                )
+                score = (
+                    train.subset(score_examples, seed=s) if (train is not None and score_examples) else train
+                )
+                for m in methods:
+                    for j in range(_draws(m, mask_draws)):
+                        cols = {
+                            "train_epochs": int(e),
+                            "width": int(w),
+                            "model_seed": int(s),
+                            "mask_draw": j,
+                            "model_test_acc": info.get("test_acc"),
+                            **dict(extra or {}),
+                        }
+                        rows = run_sweep(
+                            model,
+                            test,
+                            model_name="mlp",
+                            dataset_name="mnist",
+                            methods=[m],
+                            keeps=keeps,
+                            attacks=attacks,
+                            eps=eps,
+                            seed=int(s) + MASK_DRAW_STRIDE * j,
+                            n=n,
+                            device=device,
+                            train_data=score if get_method(m).needs_data else None,
+                            attack_overrides=attack_overrides,
+                            progress=False,
+                            extra_columns=cols,
+                        )
+                        # the sweep seed is kept; ``seed`` names the model so draws pair by model seed
+                        tables.append(rows.assign(sweep_seed=rows["seed"], seed=int(s)))
+    return pd.concat(tables, ignore_index=True)
+
+
+def cnn_part(
+    *,
+    epochs: int,
+    train_subset: int | None,
+    seeds: Sequence[int],
+    keeps: Sequence[float],
+    attacks: Sequence[str],
+    eps: Sequence[str | float],
+    n: int,
+    device: str | torch.device = "cpu",
+    data_root: str | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """CIFAR-10 CNN4 (App. I recipe, ``epochs`` / ``train_subset`` overridden), gated on
+    :mod:`prunerob.competence`: returns ``(sweep rows, sentence)``; no rows and the sentence
+    ``"cnn4 on cifar10: not competent (x% < y%) ..."`` when a seed's model is below the threshold."""
+    infos = [
+        train_model(
+            TrainConfig.paper("cnn4", "cifar10", epochs=int(epochs), train_subset=train_subset, seed=int(s)),
+            device=device,
+            data_root=data_root,
+            progress=False,
+        )
+        for s in seeds
+    ]
+    models = pd.DataFrame(
+        [{"arch": "cnn4", "dataset": "cifar10", "test_acc": i.get("test_acc")} for _, i in infos]
+    )
+    summ = competence.summary(models).iloc[0]
+    head = f"cnn4 on cifar10 ({epochs} epochs, {train_subset or 'all'} training images, {len(seeds)} seeds)"
+    if not bool(summ.competent):
+        return (
+            pd.DataFrame(),
+            f"{head}: {summ.competence_label}; the CNN part is skipped, no gain is reported.",
+        )
+    test = load_dataset("cifar10", "test", root=data_root)
+    tables = [
+        run_sweep(
+            m,
+            test,
+            model_name="cnn4",
+            dataset_name="cifar10",
+            methods=["magnitude"],
+            keeps=keeps,
+            attacks=attacks,
+            eps=eps,
+            seed=int(s),
+            n=n,
+            device=device,
+            progress=False,
+            extra_columns={
+                "train_epochs": int(epochs),
+                "model_seed": int(s),
+                "model_test_acc": i.get("test_acc"),
+            },
+        )
+        for s, (m, i) in zip(seeds, infos, strict=True)
+    ]
+    return pd.concat(tables, ignore_index=True), f"{head}: {summ.competence_label}."

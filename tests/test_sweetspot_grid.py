@@ -1,0 +1,142 @@
+"""Known answers of prunerob.sweetspot.grid / verdict / strong.label_rule on synthetic tables."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunerob.stats import mcnemar_exact
+from prunerob.sweep import pack_bits
+from prunerob.sweetspot import grid, strong, verdict
+
+N = 400
+
+
+def _row(seed: int, keep: float, bits: np.ndarray, eps: float = 0.1, method: str = "magnitude",
+         attack: str = "fgsm", **extra) -> dict:
+    return {"model": "mlp", "dataset": "mnist", "method": method, "attack": attack, "eps": eps,
+            "keep_ratio": keep, "seed": seed, "n": N, "clean_acc": 0.9, "adv_acc": float(bits.mean()),
+            "clean_bits": pack_bits(np.ones(N, bool)), "adv_bits": pack_bits(bits), **extra}
+
+
+def _pair(seed: int, n_gain: int, n_loss: int, base_correct: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Unpruned bits with ``base_correct`` correct; pruned = unpruned + n_gain fixed - n_loss broken."""
+    base = np.zeros(N, bool)
+    base[:base_correct] = True
+    pruned = base.copy()
+    pruned[base_correct:base_correct + n_gain] = True
+    pruned[:n_loss] = False
+    return base, pruned
+
+
+def _table(changes: dict[int, tuple[int, int]], **extra) -> pd.DataFrame:
+    rows = []
+    for s, (g, lo) in changes.items():
+        base, pruned = _pair(s, g, lo)
+        rows += [_row(s, 1.0, base, **extra), _row(s, 0.8, pruned, **extra)]
+    return pd.DataFrame(rows)
+
+
+def test_gain_at_keep_one_is_exactly_zero_and_unflagged():
+    g = grid.gains(_table({0: (30, 2), 1: (25, 1), 2: (40, 3)}))
+    one = g[g.keep_ratio == 1.0].iloc[0]
+    assert one.gain == 0.0 and one.significant == "none" and one.p_values == (1.0, 1.0, 1.0)
+
+
+def test_significance_flag_matches_mcnemar_exact():
+    changes = {0: (30, 2), 1: (25, 1), 2: (40, 3)}
+    g = grid.gains(_table(changes)).set_index("keep_ratio").loc[0.8]
+    ps = [mcnemar_exact(*reversed(_pair(s, a, b)))[2] for s, (a, b) in changes.items()]
+    assert g.p_values == pytest.approx(tuple(ps))
+    assert all(p < 0.05 for p in ps) and g.n_significant == 3
+    assert g.gain == pytest.approx(np.mean([(a - b) / N for a, b in changes.values()]))
+    assert g.significant == "gain"
+    # few discordant pairs: McNemar is not significant in any seed -> no flag, although the mean is > 0
+    weak = grid.gains(_table({0: (3, 1), 1: (2, 0), 2: (4, 1)})).set_index("keep_ratio").loc[0.8]
+    assert weak.gain > 0 and weak.n_significant == 0 and weak.significant == "none"
+    # a significant loss
+    loss = grid.gains(_table({0: (1, 30), 1: (0, 25), 2: (2, 41)})).set_index("keep_ratio").loc[0.8]
+    assert loss.significant == "loss"
+
+
+@pytest.mark.parametrize("lo,hi,k,n,want", [(0.01, 0.03, 2, 3, "gain"), (0.01, 0.03, 1, 3, "none"),
+                                             (-0.01, 0.03, 3, 3, "none"), (-0.03, -0.01, 3, 3, "loss"),
+                                             (np.nan, np.nan, 3, 3, "none")])
+def test_flag_rule(lo, hi, k, n, want):
+    assert grid.flag(lo, hi, k, n) == want
+
+
+def test_mask_draws_are_averaged_per_seed():
+    a = _table({0: (30, 2), 1: (25, 1), 2: (40, 3)}, mask_draw=0)
+    b = _table({0: (10, 2), 1: (5, 1), 2: (20, 3)}, mask_draw=1)
+    g = grid.gains(pd.concat([a, b], ignore_index=True)).set_index("keep_ratio").loc[0.8]
+    per_seed = [((30 - 2) + (10 - 2)) / 2 / N, ((25 - 1) + (5 - 1)) / 2 / N, ((40 - 3) + (20 - 3)) / 2 / N]
+    assert g.gains == pytest.approx(tuple(per_seed)) and g.n_draws == 2
+    assert g.gain == pytest.approx(np.mean(per_seed))
+
+
+def test_label_rule():
+    base = {"fgsm_flag": "gain", "pgd_flag": "none", "pgd-50x5_flag": "gain", "autoattack_flag": "none"}
+    assert strong.label_rule(base) == "masking"
+    assert strong.label_rule({**base, "autoattack_flag": "gain"}) == "robustness"
+    assert strong.label_rule({**base, "autoattack_flag": "not run"}) == "robustness (PGD-50x5 only)"
+    assert strong.label_rule({**base, "autoattack_flag": "not run", "pgd-50x5_flag": "none"}) == \
+        "masking (PGD-50x5 only)"
+    assert strong.label_rule({**base, "fgsm_flag": "none"}) == "no gain"
+
+
+def test_select_cells_prefers_significant_gains():
+    t = pd.concat([_table({0: (30, 2), 1: (25, 1), 2: (40, 3)}, eps=0.1),
+                   _table({0: (60, 59), 1: (50, 48), 2: (70, 66)}, eps=0.2)], ignore_index=True)
+    cells = strong.select_cells(grid.gains(t), 2)
+    assert list(cells.eps) == [0.1, 0.2] and list(cells.selected) == [
+        "significant gain", "largest mean gain (not significant)"]
+    assert len(strong.select_cells(grid.gains(t), 2, fill=False)) == 1
+
+
+def _verdict_inputs(changes):
+    g = grid.gains(_table(changes, eps=4 / 255, train_epochs=30, width=512))
+    return g
+
+
+def test_verdict_rule_on_synthetic_tables():
+    g = _verdict_inputs({0: (30, 2), 1: (25, 1), 2: (40, 3)})
+    labels = pd.DataFrame([{"method": "magnitude", "keep_ratio": 0.8, "eps": 4 / 255, "label": "masking"}])
+    mech = pd.DataFrame([{"metric": "grad_l1", "rho": -0.8, "p": 0.001, "supported": True},
+                         {"metric": "margin", "rho": 0.1, "p": 0.7, "supported": False}])
+    text = verdict.verdict(g, labels, None, mech, main={"train_epochs": 30, "width": 512})
+    assert "1 of 1" in text and "keep 0.8" in text and "**masking**" in text
+    assert "Fig. 2 (MLP panel): the correct run has a real gain" in text
+    assert "grad_l1" in text and "margin (" not in text
+    # no real gain: the figure is not reproduced, and a pitfall with the shape is named with numbers
+    g0 = _verdict_inputs({0: (3, 1), 1: (2, 0), 2: (4, 1)})
+    shapes = pd.DataFrame([{"pitfall": "subset_per_keep", "label": "(d) subset per keep", "attack": "fgsm",
+                            "adv_dense": 0.80, "keep_best": 0.9, "adv_best": 0.83, "gain": 0.03,
+                            "gain_lo": 0.01, "gain_hi": 0.05, "n_seeds": 3, "fig2_shape": True}])
+    text0 = verdict.verdict(g0, None, shapes, None, main={"train_epochs": 30, "width": 512})
+    assert "0 of 1" in text0 and "not reproduced" in text0
+    assert "(d) subset per keep reproduces the shape" in text0 and "83.0%" in text0
+
+
+def test_mlp_config_shares_the_paper_checkpoints():
+    from prunerob.sweetspot.models import mlp_config
+    from prunerob.train import TrainConfig
+
+    assert mlp_config(30, 3).hash() == TrainConfig.paper("mlp", "mnist", epochs=30, seed=3).hash()
+    assert mlp_config(3, 0).hash() == TrainConfig.paper("mlp", "mnist", epochs=3, seed=0).hash()
+    assert mlp_config(30, 3, width=128).hidden == (128,)
+    assert mlp_config(30, 3, width=128).hash() != mlp_config(30, 3).hash()
+
+
+def test_heatmap_marks_significance():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from prunerob.sweetspot import figures
+
+    t = pd.concat([_table({0: (30, 2), 1: (25, 1), 2: (40, 3)}, eps=e) for e in (0.05, 0.1)],
+                  ignore_index=True)
+    g = grid.gains(t)
+    fig = figures.heatmap(g, ["fgsm"])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "+7.4*" in texts and "+0.0" in texts
