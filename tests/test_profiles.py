@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from prunerob.config import ConfigError, parse_eps
 from prunerob import profiles
+from prunerob.config import ConfigError, parse_eps
 from prunerob.profiles import DEPENDS, NOTEBOOKS, PAPER_KEEPS, PROFILES, parameters
 
 NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"

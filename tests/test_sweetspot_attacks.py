@@ -116,6 +116,46 @@ def test_transfer_at_keep_one_equals_white_box(setup):
     assert tr.adv_acc.iloc[1] != sw.adv_acc.iloc[1] or tr.adv_bits.iloc[1] != sw.adv_bits.iloc[1]
 
 
+def test_transfer_prunes_with_the_sweeps_masks_for_every_draw_and_taylor(setup):
+    model, test = setup
+    over = {"steps": 2, "restarts": 1}
+    train = _synthetic(400, 7, "train")
+    for method, data, draws in (("random", None, 2), ("taylor", train, 1)):
+        tr = strong.transfer_rows(model, test, method=method, keeps=[1.0, 0.5], eps=0.1, seed=5, n=120,
+                                  batch_size=60, overrides=over, train_data=data, mask_draws=draws)
+        assert sorted(set(tr.mask_draw)) == list(range(draws))
+        for j in range(draws):
+            sw = run_sweep(model, test, methods=method, keeps=[1.0, 0.5], attacks="fgsm", eps=0.1,
+                           seed=5 + 1000 * j, n=120, batch_size=60, progress=False, train_data=data)
+            # the same pruned model as the white-box sweep of that draw: identical clean predictions
+            assert tr[tr.mask_draw == j].clean_bits.tolist() == sw.clean_bits.tolist(), (method, j)
+    # two random draws are two different masks
+    d = tr if method == "random" else strong.transfer_rows(
+        model, test, method="random", keeps=[0.5], eps=0.1, seed=5, n=120, batch_size=60, overrides=over,
+        mask_draws=2)
+    assert d[d.keep_ratio == 0.5].clean_bits.nunique() == 2
+
+
+def test_pitfall_shapes_report_bitwise_identity_with_the_correct_run(setup):
+    model, test = setup
+    rows = pitfalls.run_pitfalls([(0, model)], test, names=["correct", "train_mode", "no_clamp"],
+                                 method="magnitude", keeps=[1.0, 0.6], attacks=["fgsm"], eps=0.1, n=150)
+    shapes = pitfalls.fig2_shape(__import__("prunerob.sweetspot.grid", fromlist=["gains"]).gains(rows), rows)
+    same = shapes.set_index("pitfall").same_as_correct
+    assert same["correct"] == 1.0 and same["train_mode"] == 1.0 and same["no_clamp"] < 1.0
+    lines = pitfalls.describe(shapes)
+    assert sum("identical to the correct run" in ln for ln in lines) == 1
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from prunerob.sweetspot import figures
+
+    fig = figures.pitfall_panels(rows, {k: v.label for k, v in pitfalls.PITFALLS.items()}, "fgsm")
+    shown = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert shown == ["(b) train mode", "(c) no clamping"]  # one panel per pitfall, the correct run in each
+    assert all(len(ax.lines) == 4 for ax in fig.axes if ax.get_visible())
+
+
 def test_margins_of_a_linear_model():
     lin = nn.Sequential(nn.Flatten(), nn.Linear(4, 3, bias=False))
     with torch.no_grad():
@@ -158,3 +198,27 @@ def test_correlation_rule_on_synthetic_tables():
     # the gain rises as the margin falls: the wrong sign for the margin mechanism, so not supported
     assert np.sign(c.loc["margin", "rho"]) == -1 and not bool(c.loc["margin", "supported"])
     assert math.isnan(c.loc["radius_ok", "rho"]) and not bool(c.loc["radius_ok", "supported"])
+    # within keep ratio (centred per keep) the seed-by-seed relation holds too (ties at the mean seed)
+    assert c.loc["grad_l1", "points_within"] == 9 and c.loc["grad_l1", "rho_within"] < -0.9
+
+
+def test_correlation_within_keep_ratio_rejects_a_metric_that_only_shares_the_keep_trend():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    keeps = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
+    seeds = range(6)
+    # gain and metric both fall with keep, but their seed-to-seed deviations are independent
+    mech = pd.DataFrame([{"seed": s, "keep_ratio": k, "grad_l1": (1 - k) * 10 + rng.normal(0, 0.3) * (k < 1),
+                          "margin": 0.0, "radius_ok": 0.0, "lipschitz": 0.0} for s in seeds for k in keeps])
+    sweep = pd.DataFrame([{"seed": s, "keep_ratio": k, "attack": "fgsm", "eps": 0.05,
+                           "adv_acc": 0.9 - (1 - k) + rng.normal(0, 0.01) * (k < 1)}
+                          for s in seeds for k in keeps])
+    c = mechanism.correlate(mech, sweep, "fgsm", 0.05, metrics=["grad_l1"]).iloc[0]
+    # across keep ratios the shared trend has the predicted sign; within keep ratios there is nothing
+    assert c.rho < -0.8 and c.p < 1e-6 and c.points == 30
+    assert c.p_within > 0.05 and not c.supported
+    # the same metric tied to the gain seed by seed is supported
+    mech2 = mech.assign(grad_l1=-(sweep.adv_acc - 0.9) * 10)
+    c2 = mechanism.correlate(mech2, sweep, "fgsm", 0.05, metrics=["grad_l1"]).iloc[0]
+    assert c2.rho == pytest.approx(-1.0) and c2.rho_within == pytest.approx(-1.0) and c2.supported

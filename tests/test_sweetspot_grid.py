@@ -66,6 +66,20 @@ def test_flag_rule(lo, hi, k, n, want):
     assert grid.flag(lo, hi, k, n) == want
 
 
+def test_float_noise_zero_width_interval_is_no_interval():
+    from prunerob import stats
+
+    # both seeds gain exactly 7 images, but the unpruned accuracy of seed 0 carries float noise
+    t = _table({0: (7, 0), 1: (7, 0)})
+    t["adv_acc"] = np.where(t.keep_ratio == 1.0, 0.3, 0.3 + 7 / N)
+    t.loc[(t.seed == 0) & (t.keep_ratio == 1.0), "adv_acc"] = 0.1 + 0.2  # 0.30000000000000004
+    raw = stats.paired_gains(t).set_index("keep_ratio").loc[0.8]
+    assert np.isfinite(raw.gain_lo) and raw.gain_lo > 0  # the spurious interval this guards against
+    g = grid.gains(t).set_index("keep_ratio").loc[0.8]
+    assert g.n_significant == 2 and np.isnan(g.gain_lo) and g.significant == "none"
+    assert g.interval.startswith("none: every seed moved")
+
+
 def test_mask_draws_are_averaged_per_seed():
     a = _table({0: (30, 2), 1: (25, 1), 2: (40, 3)}, mask_draw=0)
     b = _table({0: (10, 2), 1: (5, 1), 2: (20, 3)}, mask_draw=1)
@@ -73,16 +87,57 @@ def test_mask_draws_are_averaged_per_seed():
     per_seed = [((30 - 2) + (10 - 2)) / 2 / N, ((25 - 1) + (5 - 1)) / 2 / N, ((40 - 3) + (20 - 3)) / 2 / N]
     assert g.gains == pytest.approx(tuple(per_seed)) and g.n_draws == 2
     assert g.gain == pytest.approx(np.mean(per_seed))
+    # per seed, the p-value kept is the lower median over draws: significant in >= half the draws
+    pa = grid.gains(a).set_index("keep_ratio").loc[0.8].p_values
+    pb = grid.gains(b).set_index("keep_ratio").loc[0.8].p_values
+    assert g.p_values == pytest.approx(tuple(min(x, y) for x, y in zip(pa, pb, strict=True)))
 
 
 def test_label_rule():
-    base = {"fgsm_flag": "gain", "pgd_flag": "none", "pgd-50x5_flag": "gain", "autoattack_flag": "none"}
+    base = {"fgsm_flag": "gain", "fgsm_gain": 0.04, "pgd_flag": "none", "pgd_gain": 0.01,
+            "worst-case_flag": "gain", "worst-case_gain": 0.03, "autoattack_flag": "none",
+            "autoattack_gain": 0.0}
+    # AutoAttack leaves nothing of the weak gain: masking
     assert strong.label_rule(base) == "masking"
-    assert strong.label_rule({**base, "autoattack_flag": "gain"}) == "robustness"
-    assert strong.label_rule({**base, "autoattack_flag": "not run"}) == "robustness (PGD-50x5 only)"
-    assert strong.label_rule({**base, "autoattack_flag": "not run", "pgd-50x5_flag": "none"}) == \
-        "masking (PGD-50x5 only)"
+    assert strong.label_rule({**base, "autoattack_flag": "gain", "autoattack_gain": 0.03}) == "robustness"
+    # not significant but most of the gain left: too little power to call it either way
+    assert strong.label_rule({**base, "autoattack_gain": 0.03}) == "inconclusive"
+    assert strong.label_rule({**base, "autoattack_flag": "not run"}) == "robustness (no AutoAttack)"
+    # the worst case over PGD-50x5 and transfer decides even when AutoAttack keeps the gain
+    assert strong.label_rule({**base, "autoattack_flag": "gain", "autoattack_gain": 0.03,
+                              "worst-case_flag": "none", "worst-case_gain": -0.01}) == "masking"
+    assert strong.label_rule({**base, "autoattack_flag": "not run", "worst-case_flag": "none",
+                              "worst-case_gain": 0.0}) == "masking (no AutoAttack)"
     assert strong.label_rule({**base, "fgsm_flag": "none"}) == "no gain"
+    untested = {**base, "worst-case_flag": "not run", "autoattack_flag": "not run"}
+    assert strong.label_rule(untested) == "untested"
+
+
+def test_worst_case_is_the_per_example_and_of_the_attacks():
+    a = np.zeros(N, bool)
+    a[:100] = True
+    b = np.zeros(N, bool)
+    b[50:200] = True
+    rows = pd.DataFrame([_row(0, 0.8, a, attack="pgd-50x5", mask_draw=0),
+                         _row(0, 0.8, b, attack="transfer", mask_draw=0),
+                         _row(1, 0.8, a, attack="pgd-50x5", mask_draw=0)])  # seed 1: no transfer row
+    w = strong.worst_case_rows(rows)
+    assert len(w) == 1 and w.attack.iloc[0] == "worst-case"
+    assert w.adv_acc.iloc[0] == pytest.approx(50 / N)
+
+
+def test_bonferroni_flag_is_stricter_and_counts_the_family():
+    # 3 seeds, each McNemar p about 1e-3: significant per cell, not after dividing alpha by 40 cells
+    t = pd.concat([_table({0: (12, 1), 1: (11, 0), 2: (13, 1)}, eps=e) for e in np.linspace(0.01, 0.4, 40)],
+                  ignore_index=True)
+    g = grid.gains(t)
+    tested = g[g.keep_ratio < 1.0]
+    assert (tested.significant == "gain").all() and (tested.family_size == 40).all()
+    assert (tested.significant_bonf == "none").all()
+    # a very large gain survives the correction
+    big = grid.gains(pd.concat([_table({0: (80, 1), 1: (85, 0), 2: (90, 2)}, eps=e)
+                                for e in np.linspace(0.01, 0.4, 40)], ignore_index=True))
+    assert (big[big.keep_ratio < 1.0].significant_bonf == "gain").all()
 
 
 def test_select_cells_prefers_significant_gains():
@@ -102,12 +157,16 @@ def _verdict_inputs(changes):
 def test_verdict_rule_on_synthetic_tables():
     g = _verdict_inputs({0: (30, 2), 1: (25, 1), 2: (40, 3)})
     labels = pd.DataFrame([{"method": "magnitude", "keep_ratio": 0.8, "eps": 4 / 255, "label": "masking"}])
-    mech = pd.DataFrame([{"metric": "grad_l1", "rho": -0.8, "p": 0.001, "supported": True},
-                         {"metric": "margin", "rho": 0.1, "p": 0.7, "supported": False}])
+    mech = pd.DataFrame([{"metric": "grad_l1", "rho": -0.8, "p": 0.001, "rho_within": -0.6, "p_within": 0.01,
+                          "points": 12, "supported": True},
+                         {"metric": "margin", "rho": 0.1, "p": 0.7, "rho_within": 0.0, "p_within": 0.9,
+                          "points": 12, "supported": False}])
     text = verdict.verdict(g, labels, None, mech, main={"train_epochs": 30, "width": 512})
-    assert "1 of 1" in text and "keep 0.8" in text and "**masking**" in text
+    assert text.startswith("**Not evidence.** No models table")
+    assert "1 of 1" in text and "survive a Bonferroni correction" in text
+    assert "keep 0.8" in text and "**masking**" in text
     assert "Fig. 2 (MLP panel): the correct run has a real gain" in text
-    assert "grad_l1" in text and "margin (" not in text
+    assert "grad_l1 (Spearman rho -0.80" in text and "margin (" not in text and "n = 12 points" in text
     # no real gain: the figure is not reproduced, and a pitfall with the shape is named with numbers
     g0 = _verdict_inputs({0: (3, 1), 1: (2, 0), 2: (4, 1)})
     shapes = pd.DataFrame([{"pitfall": "subset_per_keep", "label": "(d) subset per keep", "attack": "fgsm",
@@ -116,6 +175,36 @@ def test_verdict_rule_on_synthetic_tables():
     text0 = verdict.verdict(g0, None, shapes, None, main={"train_epochs": 30, "width": 512})
     assert "0 of 1" in text0 and "not reproduced" in text0
     assert "(d) subset per keep reproduces the shape" in text0 and "83.0%" in text0
+
+
+def _models(acc):
+    return pd.DataFrame([{"arch": "mlp", "dataset": "mnist", "seed": s, "test_acc": a, "role": "main"}
+                         for s, a in enumerate(acc)])
+
+
+def test_verdict_says_not_evidence_below_competence_and_reads_the_committed_tables(tmp_path):
+    g = _verdict_inputs({0: (30, 2), 1: (25, 1), 2: (40, 3)})
+    bad = verdict.verdict(g, None, None, None, models=_models([0.98, 0.93]))
+    assert bad.startswith("**Not evidence.**") and "93.0% < 97.0%" in bad
+    good = verdict.verdict(g, None, None, None, models=_models([0.98, 0.981]))
+    assert good.startswith("**Evidence.**")
+    # from_tables: the same text from CSVs, headed by the profile
+    g.to_csv(tmp_path / "gains_main.csv", index=False)
+    _models([0.98, 0.93]).to_csv(tmp_path / "models.csv", index=False)
+    pd.DataFrame([{"profile": "quick", "epochs": 30, "seeds": "[0, 1]", "device": "cpu",
+                   "cnn_note": "cnn skipped"}]).to_csv(tmp_path / "run_info.csv", index=False)
+    text = verdict.from_tables(tmp_path)
+    assert text.startswith("From the committed tables of the `quick` profile") and "Not evidence" in text
+    assert bad.split("\n\n")[1] in text and "cnn skipped" in text
+    assert "not been run" in verdict.from_tables(tmp_path / "missing")
+
+
+def test_verdict_does_not_borrow_the_main_models_label_for_another_width():
+    g = grid.gains(_table({0: (30, 2), 1: (25, 1), 2: (40, 3)}, eps=0.1, train_epochs=30, width=128))
+    labels = pd.DataFrame([{"method": "magnitude", "keep_ratio": 0.8, "eps": 0.1, "label": "robustness"}])
+    text = verdict.verdict(g, labels, None, None, main={"train_epochs": 30, "width": 512})
+    assert "width 128" in text and "not tested (strong attacks run on the main models only)" in text
+    assert "**robustness**" in verdict.verdict(g, labels, None, None, main={"train_epochs": 30, "width": 128})
 
 
 def test_mlp_config_shares_the_paper_checkpoints():

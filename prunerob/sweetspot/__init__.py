@@ -4,10 +4,11 @@ fake it, the mechanism behind it, and a verdict computed from the tables (paper 
 
 Modules: :mod:`.models` (training configs and the sweeps of trained MNIST MLPs / CIFAR-10 CNN4s
 through :func:`prunerob.sweep.run_sweep`), :mod:`.grid` (paired gain over keep x eps with
-significance), :mod:`.strong` (PGD-50 x 5 restarts, transfer, AutoAttack and the per-cell label),
-:mod:`.pitfalls` (four pitfalls reproduced on purpose), :mod:`.mechanism` (margins, input-gradient
-norms, realised-mask Lipschitz bound vs gain), :mod:`.verdict` (the verdict text) and
-:mod:`.figures` (heatmap and curves).
+significance and a Bonferroni correction per table), :mod:`.strong` (PGD-50 x 5 restarts,
+transfer, their per-example worst case, AutoAttack and the per-cell label), :mod:`.pitfalls`
+(four pitfalls reproduced on purpose, each labelled as wrong), :mod:`.mechanism` (margins,
+input-gradient norms, realised-mask Lipschitz bound vs gain, across and within keep ratios),
+:mod:`.verdict` (the verdict text, also from the committed tables) and :mod:`.figures`.
 """
 
 from __future__ import annotations

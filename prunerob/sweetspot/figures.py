@@ -7,6 +7,7 @@ Legends sit below the axes so they never cover a curve; every figure is drawn fr
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -16,11 +17,12 @@ import seaborn as sns
 from matplotlib.colors import SymLogNorm
 
 from prunerob import plotting as P
+from prunerob import stats
 from prunerob.config import format_eps
 
 from .grid import cell_table
 
-__all__ = ["heatmap", "gain_curves", "accuracy_curves", "mechanism_curves"]
+__all__ = ["heatmap", "gain_curves", "accuracy_curves", "pitfall_panels", "mechanism_curves"]
 
 MARK = {"gain": "*", "loss": "\u2020", "none": ""}
 #: panel titles of the mechanism metrics (prunerob.sweetspot.mechanism)
@@ -151,6 +153,49 @@ def accuracy_curves(rows: pd.DataFrame, hue: str, panels: str, labels: dict | No
             leg.remove()
             fig.legend(hs, ls, loc="lower center", ncol=min(len(ls), 3), frameon=False)
         fig.tight_layout(rect=(0, 0.16, 1, 1))
+    return fig
+
+
+def _mean_band(d: pd.DataFrame, value: str) -> pd.DataFrame:
+    """Mean and 95% t-interval over seeds of ``value`` per keep ratio (NaN band with one seed)."""
+    out = [(k, *stats.t_interval(g[value].to_numpy(dtype=float))) for k, g in d.groupby("keep_ratio")]
+    return pd.DataFrame(out, columns=["keep_ratio", "mean", "lo", "hi"]).sort_values("keep_ratio")
+
+
+def pitfall_panels(
+    rows: pd.DataFrame, labels: dict[str, str], attack: str, ref: str = "correct"
+) -> plt.Figure:
+    """One panel per pitfall of ``rows`` (:mod:`prunerob.sweetspot.pitfalls`) under ``attack``:
+    attacked (solid, band: 95% t-interval over seeds) and clean (dashed) accuracy vs keep ratio,
+    with the ``ref`` (correct) run in grey in every panel, so each deliberate error is read against
+    the correct evaluation (paper Fig. 2 axes)."""
+    d = rows[rows.attack == attack]
+    names = [n for n in dict.fromkeys(d.pitfall) if n != ref]
+    base = d[d.pitfall == ref]
+    with plt.rc_context(P.STYLE):
+        ncols = min(3, max(1, len(names)))
+        nrows = int(np.ceil(len(names) / ncols))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(P.PAGE_WIDTH_IN, 2.3 * nrows + 0.5), squeeze=False,
+                                 sharey=True)
+        for ax, name in zip(axes.flat, names, strict=False):
+            pairs = ((base, "0.55", labels.get(ref, ref)), (d[d.pitfall == name], "C3", "pitfall"))
+            for sub, color, lab in pairs:
+                a, c = _mean_band(sub, "adv_acc"), _mean_band(sub, "clean_acc")
+                ax.plot(a.keep_ratio, 100 * a["mean"], marker="o", ms=3, color=color, label=f"{lab}: adv")
+                ax.fill_between(a.keep_ratio, 100 * a.lo, 100 * a.hi, color=color, alpha=0.15, linewidth=0)
+                ax.plot(c.keep_ratio, 100 * c["mean"], ls="--", color=color, alpha=0.7, label=f"{lab}: clean")
+            ax.set_title(textwrap.fill(labels.get(name, name), 26), fontsize=9)
+            ax.set_xlabel("keep ratio p")
+            ax.invert_xaxis()
+        means = 100 * d.groupby(["pitfall", "keep_ratio"])[["adv_acc", "clean_acc"]].mean().to_numpy()
+        axes[0, 0].set_ylim(max(0.0, means.min() - 8), min(100.5, means.max() + 4))  # shared y
+        for ax in axes[:, 0]:
+            ax.set_ylabel("accuracy (%)")
+        for ax in list(axes.flat)[len(names) :]:
+            ax.set_visible(False)
+        hs, ls = axes.flat[0].get_legend_handles_labels()
+        fig.legend(hs, ls, loc="lower center", ncol=4, frameon=False, fontsize=8)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 

@@ -11,10 +11,17 @@ Per pruned model (:func:`mechanism_rows`, on the sweep's examples):
 * ``lipschitz``: the realised-mask Lipschitz bound ``prod_l ||M_l o W_l||_2``
   (:func:`prunerob.bounds.realised_mask_bound` with eps = 1; the product bound of Thm. 2 for one mask).
 
-:func:`correlate` then measures, across (seed, keep < 1), the Spearman correlation of each metric's
-change against keep 1.0 with the measured paired gain. Rule: a mechanism is SUPPORTED when the
-correlation has the sign the mechanism predicts (margin, radius_ok: positive; grad_l1, lipschitz:
-negative), ``|rho| >= 0.5`` and ``p < 0.05``.
+:func:`correlate` then measures, across the ``points`` = (seed, keep < 1) pairs, the Spearman
+correlation of each metric's change against keep 1.0 with the measured per-seed paired gain
+(``rho``, ``p``). Both quantities move with the keep ratio, so ANY quantity monotone in keep would
+correlate across keep ratios; the second, discriminating test is WITHIN keep ratio: both are
+centred on their mean over seeds at each keep ratio and correlated again (``rho_within``,
+``p_within``, ``points_within``: keep ratios with >= 3 seeds; centring removes one degree of
+freedom per keep ratio, so this p-value is slightly optimistic), i.e. does a seed whose metric
+moved more also gain more? With fewer than 3 seeds the within test is not possible (NaN), and
+nothing is supported. Rule: a mechanism is SUPPORTED when both correlations have the sign the
+mechanism predicts (margin, radius_ok: positive; grad_l1, lipschitz: negative), ``|rho| >= 0.5``,
+and both p-values are below 0.05 / m (Bonferroni over the m metrics tested).
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from prunerob.subsets import as_examples, select_examples, to_float
 
 from .models import mlp_model, mnist
 
-__all__ = ["EXPECTED_SIGN", "margins", "mechanism_rows", "correlate"]
+__all__ = ["EXPECTED_SIGN", "margins", "mechanism_rows", "correlate", "mechanism_table"]
 
 #: sign of the correlation with the gain that each mechanism predicts
 EXPECTED_SIGN = {"margin": 1, "radius_ok": 1, "grad_l1": -1, "lipschitz": -1}
@@ -116,35 +123,49 @@ def mechanism_rows(
     return pd.DataFrame(rows)
 
 
+def _spearman(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    ok = len(a) >= 3 and a.nunique() > 1 and b.nunique() > 1
+    return tuple(float(v) for v in st.spearmanr(a, b)) if ok else (np.nan, np.nan)
+
+
 def correlate(
     mech: pd.DataFrame,
     sweep: pd.DataFrame,
     attack: str,
     eps: float,
     metrics: Sequence[str] = tuple(EXPECTED_SIGN),
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
     """Spearman correlation, over (seed, keep < 1), of each metric's change against keep 1.0 with
-    the per-seed paired gain of ``attack`` at ``eps`` in ``sweep`` (same method); ``supported`` by
-    the module's rule."""
+    the per-seed paired gain of ``attack`` at ``eps`` in ``sweep`` (same method), across and within
+    keep ratios; ``supported`` by the module's rule (Bonferroni over ``metrics``)."""
     s = sweep[(sweep.attack == attack) & np.isclose(sweep.eps, eps)]
     gain = s.pivot_table(index="seed", columns="keep_ratio", values="adv_acc", aggfunc="mean")
     gain = gain.sub(gain[1.0], axis=0).stack().rename("gain").reset_index()
+    a = alpha / max(1, len(metrics))
     rows = []
     for m in metrics:
         base = mech[np.isclose(mech.keep_ratio, 1.0)].set_index("seed")[m]
         d = mech.assign(delta=mech[m] - mech.seed.map(base)).merge(gain, on=["seed", "keep_ratio"])
         d = d[d.keep_ratio < 1.0]
-        ok = len(d) >= 3 and d.delta.nunique() > 1 and d.gain.nunique() > 1
-        rho, p = st.spearmanr(d.delta, d.gain) if ok else (np.nan, np.nan)
+        rho, p = _spearman(d.delta, d.gain)
+        w = d[d.groupby("keep_ratio").seed.transform("size") >= 3]
+        cen = w[["delta", "gain"]] - w.groupby("keep_ratio")[["delta", "gain"]].transform("mean")
+        rho_w, p_w = _spearman(cen.delta, cen.gain)
         sign = EXPECTED_SIGN[m]
+        ok = np.sign(rho) == sign and abs(rho) >= 0.5 and p < a and np.sign(rho_w) == sign and p_w < a
         rows.append(
             {
                 "metric": m,
                 "expected_sign": "+" if sign > 0 else "-",
-                "rho": float(rho),
-                "p": float(p),
+                "rho": rho,
+                "p": p,
                 "points": len(d),
-                "supported": bool(ok and np.sign(rho) == sign and abs(rho) >= 0.5 and p < 0.05),
+                "rho_within": rho_w,
+                "p_within": p_w,
+                "points_within": len(w),
+                "alpha_bonferroni": a,
+                "supported": bool(ok),
             }
         )
     return pd.DataFrame(rows)

@@ -22,7 +22,19 @@ from prunerob.pruning import get_method
 from prunerob.sweep import run_sweep
 from prunerob.train import TrainConfig, train_model
 
-__all__ = ["PAPER_WIDTH", "MASK_DRAW_STRIDE", "mlp_config", "mlp_model", "mnist", "sweep_mlps", "cnn_part"]
+__all__ = [
+    "PAPER_WIDTH",
+    "MASK_DRAW_STRIDE",
+    "mlp_config",
+    "mlp_model",
+    "mnist",
+    "draws",
+    "score_data",
+    "mask_seed",
+    "sweep_mlps",
+    "models_table",
+    "cnn_part",
+]
 
 #: hidden width of the paper's MNIST MLP (App. I)
 PAPER_WIDTH = MLP_HIDDEN["mlp"][0]
@@ -63,8 +75,45 @@ def mnist(split: str = "test", data_root: str | None = None) -> ArrayDataset:
     return load_dataset("mnist", split, root=data_root)
 
 
-def _draws(method: str, mask_draws: int) -> int:
+def draws(method: str, mask_draws: int) -> int:
+    """Mask draws of ``method``: ``mask_draws`` for stochastic rules (random, Bernoulli), else 1."""
     return int(mask_draws) if get_method(method).stochastic else 1
+
+
+def mask_seed(seed: int, draw: int) -> int:
+    """Sweep (mask) seed of draw ``draw`` of model seed ``seed``: ``seed + MASK_DRAW_STRIDE * draw``."""
+    return int(seed) + MASK_DRAW_STRIDE * int(draw)
+
+
+def score_data(train: ArrayDataset | None, seed: int, score_examples: int | None) -> ArrayDataset | None:
+    """The Taylor-score data of model seed ``seed`` (App. I): the first ``score_examples`` of a
+    ``seed``-seeded subset of the training split (all of it when ``score_examples`` is None)."""
+    if train is None or not score_examples:
+        return train
+    return train.subset(score_examples, seed=int(seed))
+
+
+def models_table(
+    rows: pd.DataFrame, role: str, profile: str, train_subset: int | None = None
+) -> pd.DataFrame:
+    """One row per trained MNIST MLP behind the sweep ``rows`` of :func:`sweep_mlps` (``arch``,
+    ``dataset``, ``seed``, ``epochs``, ``width``, ``train_subset``, ``test_acc``, ``device``,
+    ``role``, ``profile``), for :mod:`prunerob.competence` (App. I recipe, paper Sec. 6.1)."""
+    d = rows.drop_duplicates(["train_epochs", "width", "model_seed"])
+    return pd.DataFrame(
+        {
+            "arch": "mlp",
+            "dataset": "mnist",
+            "seed": d.model_seed.astype(int).to_numpy(),
+            "epochs": d.train_epochs.astype(int).to_numpy(),
+            "width": d.width.astype(int).to_numpy(),
+            "train_subset": train_subset,
+            "test_acc": d.model_test_acc.astype(float).to_numpy(),
+            "device": d.device.astype(str).to_numpy(),
+            "role": role,
+            "profile": profile,
+        }
+    )
 
 
 def sweep_mlps(
@@ -104,11 +153,9 @@ def sweep_mlps(
                 model, info = mlp_model(
                     e, s, w, train_subset=train_subset, device=device, data_root=data_root
                 )
-                score = (
-                    train.subset(score_examples, seed=s) if (train is not None and score_examples) else train
-                )
+                score = score_data(train, s, score_examples)
                 for m in methods:
-                    for j in range(_draws(m, mask_draws)):
+                    for j in range(draws(m, mask_draws)):
                         cols = {
                             "train_epochs": int(e),
                             "width": int(w),
@@ -126,7 +173,7 @@ def sweep_mlps(
                             keeps=keeps,
                             attacks=attacks,
                             eps=eps,
-                            seed=int(s) + MASK_DRAW_STRIDE * j,
+                            seed=mask_seed(s, j),
                             n=n,
                             device=device,
                             train_data=score if get_method(m).needs_data else None,

@@ -9,6 +9,8 @@ labelled, each next to the correct run (issue 13 item 5; paper Fig. 2 at eps = 4
 * ``normalised_eps``: the attack sees the normalised input ``z = (x - mean) / std``; eps is applied
   to ``z`` (an effective pixel budget of ``eps * std``) and ``z`` is clamped to [0, 1], what
   torchattacks does to whatever it is given (pixels are then confined to [mean, mean + std]);
+* ``normalised_eps_no_clamp``: the budget part of that pitfall alone (eps on ``z``, no clamp), so
+  the page can tell which half of pitfall (a) moves the curve;
 * ``train_mode``: the model is attacked and evaluated in train mode (changes nothing for a model
   without dropout or BatchNorm, such as the MLP and CNN4 of App. I; the table says so);
 * ``no_clamp``: the adversarial input is not clamped to [0, 1];
@@ -16,7 +18,9 @@ labelled, each next to the correct run (issue 13 item 5; paper Fig. 2 at eps = 4
   (``subset_seed`` = index of the keep ratio, through :func:`prunerob.sweep.run_sweep`), so the
   "gain" compares different examples.
 
-The Fig. 2 shape rule is :func:`fig2_shape`.
+Every pitfall but ``correct`` is WRONG ON PURPOSE; its ``label`` says so on the page. The Fig. 2
+shape rule is :func:`fig2_shape`; ``same_as_correct`` there is the computed fraction of (seed, keep)
+rows whose per-example ``adv_bits`` equal the correct run's (1.0: the pitfall changes nothing here).
 """
 
 from __future__ import annotations
@@ -71,6 +75,12 @@ PITFALLS: dict[str, Pitfall] = {
         "(a) eps on normalised input",
         "eps applied to (x - mean) / std, which is then clamped to [0, 1] (torchattacks on normalised data)",
         space="normalised",
+    ),
+    "normalised_eps_no_clamp": Pitfall(
+        "(a2) eps on normalised input, no clamp",
+        "eps applied to (x - mean) / std, not clamped (the budget part of (a) alone)",
+        space="normalised",
+        clamp=False,
     ),
     "train_mode": Pitfall("(b) train mode", "model attacked and evaluated in train mode", train_mode=True),
     "no_clamp": Pitfall("(c) no clamping", "adversarial input not clamped to [0, 1]", clamp=False),
@@ -239,7 +249,10 @@ def fig2_shape(g: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     accuracy lies below 1.0, its gain over keep 1.0 is significant by :func:`grid.flag`, and the
     sparsest keep ratio is below that peak. ``g``: :func:`grid.gains` of ``rows``."""
     out = []
+    key = ["attack", "seed", "keep_ratio"]
+    ref = rows[rows.pitfall == "correct"].set_index(key).adv_bits
     for (pf, att), d in rows.groupby(["pitfall", "attack"], sort=False):
+        same = [ref.get(k) == b for k, b in zip(d.set_index(key).index, d.adv_bits, strict=True)]
         m = d.groupby("keep_ratio")[["clean_acc", "adv_acc"]].mean().sort_index(ascending=False)
         best = float(m.adv_acc.idxmax())
         gg = g[(g.pitfall == pf) & (g.attack == att) & np.isclose(g.keep_ratio, best)].iloc[0]
@@ -257,6 +270,7 @@ def fig2_shape(g: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
                 "gain_lo": float(gg.gain_lo),
                 "gain_hi": float(gg.gain_hi),
                 "n_seeds": int(gg.n_seeds),
+                "same_as_correct": float(np.mean(same)) if len(ref) else np.nan,
                 "fig2_shape": shape,
             }
         )
@@ -297,13 +311,23 @@ def pitfall_table(
 
 def describe(shapes: pd.DataFrame) -> list[str]:
     """One line per (pitfall, attack) of :func:`fig2_shape`: attacked accuracy unpruned and at the
-    best keep ratio, the gain with its 95% interval, and whether it has the Fig. 2 shape."""
-    return [
-        f"- {r.label}, {r.attack.upper()}: attacked accuracy {pct(r.adv_dense)} unpruned, highest without "
-        "pruning: not the Fig. 2 shape"
-        if r.keep_best == 1.0
-        else f"- {r.label}, {r.attack.upper()}: {pct(r.adv_dense)} unpruned, best {pct(r.adv_best)} at keep "
-        f"{r.keep_best:g} ({pp(r.gain)}, 95% CI {pp(r.gain_lo)} to {pp(r.gain_hi)} over {r.n_seeds} seeds): "
-        + ("**Fig. 2 shape**" if r.fig2_shape else "not the Fig. 2 shape")
-        for r in shapes.itertuples()
-    ]
+    best keep ratio, the gain with its 95% interval, whether it has the Fig. 2 shape, and when
+    every row equals the correct run bit for bit, that the pitfall changes nothing for this model."""
+    return [_line(r) for r in shapes.itertuples()]
+
+
+def _line(r: Any) -> str:
+    head = f"- {r.label}, {r.attack.upper()}: attacked accuracy {pct(r.adv_dense)} unpruned"
+    same = (
+        " Every (seed, keep) row is identical to the correct run, bit for bit: no effect on this model."
+        if r.pitfall != "correct" and getattr(r, "same_as_correct", np.nan) == 1.0
+        else ""
+    )
+    if r.keep_best == 1.0:
+        return f"{head}, highest without pruning: not the Fig. 2 shape.{same}"
+    return (
+        f"{head}, best {pct(r.adv_best)} at keep {r.keep_best:g} ({pp(r.gain)}, 95% CI {pp(r.gain_lo)} to "
+        f"{pp(r.gain_hi)} over {r.n_seeds} seeds): "
+        + ("**Fig. 2 shape**." if r.fig2_shape else "not the Fig. 2 shape.")
+        + same
+    )

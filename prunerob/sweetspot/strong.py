@@ -1,22 +1,33 @@
 """Stronger attacks at the cells with a gain, to separate robustness from gradient masking
 (paper App. H: PGD, CW, AutoAttack; issue 13 item 2).
 
-At each selected (method, keep, eps) cell and at keep 1.0 of the same seed and examples:
+At each selected (method, keep, eps) cell and at keep 1.0 of the same seed and examples (all
+models in eval mode, inputs in [0, 1], normalisation inside the model, as in :mod:`prunerob.attacks`):
 
-* ``pgd-50x5``: PGD with 50 steps and 5 restarts (``attack_overrides={"pgd": {"steps": 50,
-  "restarts": 5}}`` of :func:`prunerob.sweep.run_sweep`; step size 2.5 eps / 50);
+* ``pgd-50x5``: PGD with 50 steps and 5 restarts, per example the restart that misclassifies
+  (else the highest loss) kept (``attack_overrides={"pgd": {"steps": 50, "restarts": 5}}`` of
+  :func:`prunerob.sweep.run_sweep`; step size 2.5 eps / 50);
 * ``transfer``: the adversarial examples of that PGD-50x5 crafted on the UNPRUNED model of the same
-  seed (same examples, same per-batch seeds as the sweep), evaluated on the pruned model
-  (:func:`transfer_rows`; at keep 1.0 it is exactly the white-box attack);
-* ``autoattack``: AutoAttack standard (Croce & Hein 2020) on a fixed subset of >= 1000 images.
+  seed (same examples, same per-batch seeds as the sweep), evaluated on the pruned model with the
+  SAME masks as the white-box sweep (mask draws and Taylor score data included;
+  :func:`transfer_rows`; at keep 1.0 it is exactly the white-box attack);
+* ``worst-case``: per example, correct only when correct under both PGD-50x5 and transfer
+  (:func:`worst_case_rows`; the per-example minimum over the attacks, Croce & Hein 2020's rule);
+* ``autoattack``: AutoAttack standard (Croce & Hein 2020; torchattacks ``version="standard"``)
+  on a fixed subset (the first ``aa_n`` of the same permutation; >= 1000 images outside ``quick``).
 
-Label rule (:func:`label_cells`), per cell that has a significant gain (:func:`prunerob.sweetspot.grid.flag`)
-under FGSM or PGD-5: ``"robustness"`` when the paired gain under the strongest white-box attack run
-there (AutoAttack, else PGD-50x5) is still significant by the same rule (95% interval above 0 and
-McNemar p < 0.05 in most seeds), ``"masking"`` when it is not;
-the label says ``(PGD-50x5 only)`` where AutoAttack was not run. A cell without a significant weak
-gain is ``"no gain"``. ``transfer_stronger`` marks cells where the transferred examples fool the pruned
-model more than its own white-box PGD-50x5 does (a classic sign of masked gradients).
+Label rule (:func:`label_rule`), per cell with a significant weak gain (:func:`prunerob.sweetspot.grid.flag`)
+under FGSM or PGD-5 (weak gain w: the larger of the two significant ones); the strong attacks run
+at the cell are ``worst-case`` and, where run, ``autoattack``:
+
+* ``"robustness"``: the gain is significant (same rule) under every strong attack run;
+* ``"masking"``: under some strong attack the mean gain is at most w / 2 (the gain vanishes);
+* ``"inconclusive"``: otherwise (still above w / 2 but not significant: too few images or seeds);
+* suffix ``" (no AutoAttack)"`` where AutoAttack was not run at the cell.
+
+A cell without a significant weak gain is ``"no gain"``. ``transfer_stronger`` marks cells where
+the transferred examples fool the pruned model more than its own white-box PGD-50x5 does (a
+classic sign of masked gradients, Athalye et al. 2018).
 """
 
 from __future__ import annotations
@@ -30,20 +41,34 @@ import torch
 
 from prunerob.attacks import AttackSpec, attack_batches, make_attack
 from prunerob.config import device_name, format_eps, resolve_device
-from prunerob.pruning import apply_masks, make_masks
+from prunerob.pruning import apply_masks, get_method, make_masks
 from prunerob.subsets import as_examples, select_examples, to_float
-from prunerob.sweep import pack_bits
+from prunerob.sweep import pack_bits, unpack_bits
 
-from .models import mlp_model, mnist, sweep_mlps
+from .models import draws, mask_seed, mlp_model, mnist, score_data, sweep_mlps
 
-__all__ = ["STRONG_PGD", "WEAK", "select_cells", "strong_rows", "transfer_rows", "label_cells"]
+__all__ = [
+    "STRONG_PGD",
+    "WEAK",
+    "STRONG_LABELS",
+    "select_cells",
+    "strong_rows",
+    "transfer_rows",
+    "worst_case_rows",
+    "label_cells",
+    "label_rule",
+]
 
 #: the PGD-50 x 5 restarts override of the sweep's ``pgd`` entry
 STRONG_PGD: dict[str, dict[str, Any]] = {"pgd": {"steps": 50, "restarts": 5}}
 #: attacks whose significant gains select cells
 WEAK = ("fgsm", "pgd")
 #: attack labels of the strong table, weakest first
-STRONG_LABELS = ("pgd-50x5", "transfer", "autoattack")
+STRONG_LABELS = ("pgd-50x5", "transfer", "worst-case", "autoattack")
+#: the strong attacks whose significance decides the label (:func:`label_rule`)
+DECIDING = ("worst-case", "autoattack")
+#: attacks combined per example into ``worst-case``
+WORST_OF = ("pgd-50x5", "transfer")
 
 
 def select_cells(g: pd.DataFrame, max_cells: int, fill: bool = True) -> pd.DataFrame:
@@ -76,12 +101,15 @@ def transfer_rows(
     subset_seed: int = 0,
     overrides: Mapping[str, Any] | None = None,
     train_data: Any = None,
+    mask_draws: int = 1,
     device: str | torch.device = "cpu",
 ) -> pd.DataFrame:
-    """PGD (``overrides``, default PGD-50x5) crafted on the unpruned ``model`` and evaluated on the
-    pruned ones: the examples of :func:`prunerob.subsets.select_examples` (as the sweep), batch ``b``
-    attacked with the global RNG seeded ``seed + b`` (as the sweep), so keep 1.0 equals the white-box
-    sweep row bit for bit. One row per keep ratio with the sweep's accuracy and bit columns."""
+    """PGD (``overrides``, default PGD-50x5) crafted once on the unpruned ``model`` and evaluated on
+    the pruned ones: the examples of :func:`prunerob.subsets.select_examples` (as the sweep), batch
+    ``b`` attacked with the global RNG seeded ``seed + b`` (as the sweep), so keep 1.0 equals the
+    white-box sweep row bit for bit. The pruned models are the sweep's: masks seeded
+    :func:`prunerob.sweetspot.models.mask_seed` per draw (stochastic rules), ``train_data`` for
+    Taylor. One row per (keep, draw), with the sweep's accuracy and bit columns."""
     dev = resolve_device(device)
     model = model.to(dev).eval()
     x, y, desc = select_examples(as_examples(data, "data"), n, subset_seed)
@@ -91,43 +119,64 @@ def transfer_rows(
     )
     x_adv, _, _ = attack_batches(make_attack(spec, model), model, (xf, y), batch_size, seed=seed)
     rows = []
-    for k in keeps:
-        pruned = apply_masks(model, make_masks(method, model, float(k), seed=seed, data=train_data)).eval()
-        with torch.no_grad():
-            clean = torch.cat(
-                [
-                    pruned(xf[i : i + batch_size]).argmax(1) == y[i : i + batch_size]
-                    for i in range(0, len(y), batch_size)
-                ]
-            ).cpu()
-            adv = torch.cat(
-                [
-                    pruned(x_adv[i : i + batch_size].to(dev)).argmax(1) == y[i : i + batch_size]
-                    for i in range(0, len(y), batch_size)
-                ]
-            ).cpu()
-        rows.append(
-            {
-                "method": method,
-                "keep_ratio": float(k),
-                "attack": "transfer",
-                "eps": float(eps),
-                "eps_label": format_eps(float(eps)),
-                "seed": int(seed),
-                "n": int(len(y)),
-                "clean_acc": float(clean.float().mean()),
-                "adv_acc": float(adv.float().mean()),
-                "clean_bits": pack_bits(clean),
-                "adv_bits": pack_bits(adv),
-                "eval_subset": desc,
-                "source_model": "unpruned (keep 1.0), same seed",
-                "attack_steps": spec.steps,
-                "attack_restarts": spec.restarts,
-                "attack_alpha": spec.alpha,
-                "device": device_name(dev),
-            }
-        )
+    for j in range(draws(method, mask_draws)):
+        ms = mask_seed(seed, j)
+        for k in keeps:
+            masks = make_masks(method, model, float(k), seed=ms, data=train_data)
+            clean, adv = _correct(apply_masks(model, masks).eval(), xf, x_adv.to(dev), y, batch_size)
+            rows.append(
+                {
+                    "method": method,
+                    "keep_ratio": float(k),
+                    "attack": "transfer",
+                    "eps": float(eps),
+                    "eps_label": format_eps(float(eps)),
+                    "seed": int(seed),
+                    "sweep_seed": ms,
+                    "mask_draw": j,
+                    "n": int(len(y)),
+                    "clean_acc": float(clean.float().mean()),
+                    "adv_acc": float(adv.float().mean()),
+                    "clean_bits": pack_bits(clean),
+                    "adv_bits": pack_bits(adv),
+                    "eval_subset": desc,
+                    "source_model": "unpruned (keep 1.0), same seed",
+                    "attack_steps": spec.steps,
+                    "attack_restarts": spec.restarts,
+                    "attack_alpha": spec.alpha,
+                    "device": device_name(dev),
+                }
+            )
     return pd.DataFrame(rows)
+
+
+def _correct(
+    net: torch.nn.Module, xf: torch.Tensor, xa: torch.Tensor, y: torch.Tensor, bs: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example correctness of ``net`` on clean ``xf`` and on ``xa`` (CPU bool tensors)."""
+    with torch.no_grad():
+        clean = torch.cat([net(xf[i : i + bs]).argmax(1) == y[i : i + bs] for i in range(0, len(y), bs)])
+        adv = torch.cat([net(xa[i : i + bs]).argmax(1) == y[i : i + bs] for i in range(0, len(y), bs)])
+    return clean.cpu(), adv.cpu()
+
+
+def worst_case_rows(rows: pd.DataFrame, attacks: Sequence[str] = WORST_OF) -> pd.DataFrame:
+    """Per (method, keep, eps, seed, mask draw) seen under every attack in ``attacks`` (same
+    examples): ``adv_bits`` = AND of their ``adv_bits`` (an example counts as robust only when no
+    attack fools it), attack ``"worst-case"``."""
+    keys = [c for c in ("model", "dataset", "method", "keep_ratio", "eps", "seed", "mask_draw") if c in rows]
+    d = rows[rows.attack.isin(attacks)]
+    out = []
+    for _, g in d.groupby(keys, sort=True, dropna=False):
+        if set(g.attack) != set(attacks) or g.n.nunique() != 1:
+            continue
+        n = int(g.n.iloc[0])
+        bits = np.logical_and.reduce([unpack_bits(b, n) for b in g.adv_bits])
+        r = g.iloc[0].to_dict()
+        r.update(attack="worst-case", adv_acc=float(bits.mean()), adv_bits=pack_bits(bits),
+                 adv_correct=int(bits.sum()), worst_of=" + ".join(attacks))
+        out.append(r)
+    return pd.DataFrame(out)
 
 
 def strong_rows(
@@ -139,57 +188,42 @@ def strong_rows(
     aa_seeds: Sequence[int],
     aa_n: int,
     aa_cells: int,
+    mask_draws: int = 1,
+    score_examples: int | None = 2560,
     device: str | torch.device = "cpu",
     data_root: str | None = None,
     train_subset: int | None = None,
 ) -> pd.DataFrame:
-    """PGD-50x5 (all ``cells`` + keep 1.0, ``seeds``, ``n`` images), transfer (same) and AutoAttack
-    (the first ``aa_cells`` cells + keep 1.0, ``aa_seeds``, ``aa_n`` images) on the MNIST MLP."""
+    """PGD-50x5 (all ``cells`` + keep 1.0, ``seeds``, ``n`` images), transfer (same), their
+    per-example worst case, and AutoAttack (the first ``aa_cells`` cells + keep 1.0, ``aa_seeds``,
+    ``aa_n`` images) on the MNIST MLP; stochastic rules over ``mask_draws`` masks as in the weak grid."""
     tables = []
     test = mnist("test", data_root)
+    needs = any(get_method(m).needs_data for m in cells.get("method", []))
+    train = mnist("train", data_root) if needs else None
+    base = dict(epochs=[epochs], widths=[512], device=device, data_root=data_root, train_subset=train_subset,
+                mask_draws=mask_draws, score_examples=score_examples)
     for (method, e), c in cells.groupby(["method", "eps"], sort=False):
         keeps = sorted({1.0, *c.keep_ratio.astype(float)}, reverse=True)
-        base = dict(
-            epochs=[epochs],
-            widths=[512],
-            methods=[method],
-            keeps=keeps,
-            eps=[float(e)],
-            device=device,
-            data_root=data_root,
-            train_subset=train_subset,
-        )
-        tables.append(
-            sweep_mlps(**base, seeds=seeds, attacks=["pgd"], n=n, attack_overrides=STRONG_PGD).assign(
-                attack="pgd-50x5"
-            )
-        )
+        cell = dict(base, methods=[method], keeps=keeps, eps=[float(e)])
+        white = sweep_mlps(**cell, seeds=seeds, attacks=["pgd"], n=n, attack_overrides=STRONG_PGD)
+        parts = [white.assign(attack="pgd-50x5")]
         for s in seeds:
             model, _ = mlp_model(epochs, s, train_subset=train_subset, device=device, data_root=data_root)
-            tables.append(
+            sd = score_data(train, s, score_examples) if get_method(method).needs_data else None
+            parts.append(
                 transfer_rows(
-                    model, test, method=method, keeps=keeps, eps=float(e), seed=int(s), n=n, device=device
-                ).assign(model="mlp", dataset="mnist")
+                    model, test, method=method, keeps=keeps, eps=float(e), seed=int(s), n=n,
+                    train_data=sd, mask_draws=mask_draws, device=device,
+                ).assign(model="mlp", dataset="mnist", train_epochs=int(epochs), width=512)
             )
-    top = cells.head(int(aa_cells))
-    for (method, e), c in top.groupby(["method", "eps"], sort=False):
+        both = pd.concat(parts, ignore_index=True)
+        tables += [both, worst_case_rows(both)]
+    for (method, e), c in cells.head(int(aa_cells)).groupby(["method", "eps"], sort=False):
         if aa_n and list(aa_seeds):
             keeps = sorted({1.0, *c.keep_ratio.astype(float)}, reverse=True)
-            tables.append(
-                sweep_mlps(
-                    epochs=[epochs],
-                    widths=[512],
-                    methods=[method],
-                    keeps=keeps,
-                    eps=[float(e)],
-                    device=device,
-                    data_root=data_root,
-                    train_subset=train_subset,
-                    seeds=aa_seeds,
-                    attacks=["autoattack"],
-                    n=aa_n,
-                )
-            )
+            cell = dict(base, methods=[method], keeps=keeps, eps=[float(e)])
+            tables.append(sweep_mlps(**cell, seeds=aa_seeds, attacks=["autoattack"], n=aa_n))
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
@@ -204,7 +238,7 @@ def label_cells(
     weak: pd.DataFrame, strong: pd.DataFrame, strong_raw: pd.DataFrame | None = None
 ) -> pd.DataFrame:
     """One row per cell of the strong table: the gain (with interval) under FGSM, PGD-5, PGD-50x5,
-    transfer and AutoAttack, ``transfer_stronger`` and the ``label`` of the module's rule.
+    transfer, worst-case and AutoAttack, ``transfer_stronger`` and the ``label`` of :func:`label_rule`.
     ``weak`` / ``strong``: :func:`prunerob.sweetspot.grid.gains` of the weak grid and of
     :func:`strong_rows`; ``strong_raw``: the strong rows (for ``transfer_stronger``)."""
     out = []
@@ -240,11 +274,18 @@ def _transfer_stronger(raw: pd.DataFrame, c: Any) -> bool:
 
 
 def label_rule(row: Mapping[str, Any]) -> str:
-    """The label of one cell from its ``{attack}_flag`` / ``{attack}_lo`` fields (module docstring)."""
-    if not any(row.get(f"{a}_flag") == "gain" for a in WEAK):
+    """The label of one cell from its ``{attack}_flag`` / ``{attack}_gain`` fields (module docstring)."""
+    weak = [float(row[f"{a}_gain"]) for a in WEAK if row.get(f"{a}_flag") == "gain"]
+    if not weak:
         return "no gain"
-    strongest = "autoattack" if row.get("autoattack_flag", "not run") != "not run" else "pgd-50x5"
-    if row.get(f"{strongest}_flag", "not run") == "not run":
+    w = max(weak)
+    run = [a for a in DECIDING if row.get(f"{a}_flag", "not run") != "not run"]
+    if not run:
         return "untested"
-    label = "robustness" if row.get(f"{strongest}_flag") == "gain" else "masking"
-    return label + (" (PGD-50x5 only)" if strongest == "pgd-50x5" else "")
+    if all(row.get(f"{a}_flag") == "gain" for a in run):
+        label = "robustness"
+    elif any(not float(row.get(f"{a}_gain", np.nan)) > w / 2 for a in run):
+        label = "masking"
+    else:
+        label = "inconclusive"
+    return label + ("" if "autoattack" in run else " (no AutoAttack)")

@@ -2,12 +2,18 @@
 
 Rule, stated on the page:
 
+0. EVIDENCE only when the main MNIST MLPs (the paper's recipe, App. I) reach the clean accuracy of
+   :mod:`prunerob.competence`; otherwise the verdict opens with **Not evidence** and names the
+   gap, and everything after it only exercises the pipeline.
 1. A REAL GAIN is a cell of the weak-attack grid (FGSM or PGD-5; any rule, training, width, eps,
    keep < 1) whose paired gain is significant by :func:`prunerob.sweetspot.grid.flag` (95% t-interval
    across seeds above 0 and exact McNemar p < 0.05 in most seeds). The largest one is reported with
-   its interval.
+   its interval. The count is also given after a Bonferroni correction within each table
+   (``significant_bonf`` of :func:`prunerob.sweetspot.grid.bonferroni`), and the largest gain says
+   whether it survives it.
 2. It SURVIVES AUTOATTACK when its strong-attack label (:func:`prunerob.sweetspot.strong.label_rule`)
-   is ``robustness``; ``robustness (PGD-50x5 only)`` and ``masking`` are said as such.
+   is ``robustness`` (significant under the per-example worst case of PGD-50x5 and transfer AND
+   under AutoAttack); ``masking``, ``inconclusive`` and ``(no AutoAttack)`` are said as such.
 3. FIGURES: the paper's Fig. 2 (MLP, FGSM, eps = 4/255, magnitude, 30 epochs, width 512) and Fig. 8
    (same with PGD) are EXPLAINED by the correct run when it has a real gain there; otherwise the
    verdict names any pitfall whose curve has the Fig. 2 shape
@@ -17,16 +23,34 @@ Rule, stated on the page:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from prunerob import competence as C
 from prunerob.config import format_eps
 from prunerob.stats import gain_text, pct, pp
 
-__all__ = ["FIGURES", "real_gains", "describe_cell", "best_lines", "verdict"]
+from .grid import combine
+
+__all__ = [
+    "FIGURES",
+    "TABLES",
+    "real_gains",
+    "describe_cell",
+    "best_lines",
+    "evidence",
+    "verdict",
+    "from_tables",
+]
+
+#: the tables of ``results/sweet_spot`` that :func:`from_tables` reads
+TABLES = ("gains_main", "gains_rules", "gains_training", "strong_labels", "pitfall_shapes",
+          "mechanism_correlation", "models", "run_info")
 
 #: paper figures of the MLP on MNIST at eps = 4/255, magnitude pruning, by attack
 FIGURES = {"fgsm": "Fig. 2 (MLP panel)", "pgd": "Fig. 8 (MLP panel)"}
@@ -65,7 +89,12 @@ def best_lines(g: pd.DataFrame, by: str) -> list[str]:
     ]
 
 
-def _label_of(labels: pd.DataFrame, r: Mapping[str, Any]) -> str:
+def _label_of(labels: pd.DataFrame, r: Mapping[str, Any], main: Mapping[str, Any] | None = None) -> str:
+    """The strong-attack label of cell ``r``; strong attacks run on the ``main`` models only, so a
+    cell of another training length or width is ``not tested``."""
+    other = [k for k, v in dict(main or {}).items() if k in r and pd.notna(r[k]) and r[k] != v]
+    if other:
+        return "not tested (strong attacks run on the main models only)"
     if labels is None or labels.empty:
         return "not tested"
     d = labels[
@@ -113,6 +142,37 @@ def _figures(g: pd.DataFrame, shapes: pd.DataFrame | None, main: Mapping[str, An
     return lines
 
 
+def evidence(models: pd.DataFrame | None) -> tuple[bool, str]:
+    """``(competent, sentence)`` for the main MLPs in ``models`` (rows with ``role == "main"`` of
+    :func:`prunerob.sweetspot.models.models_table`), by :func:`prunerob.competence.summary` (rule 0)."""
+    if models is None or models.empty:
+        return False, "**Not evidence.** No models table: the competence of the models is unknown."
+    main = models[models.role == "main"] if "role" in models.columns else models
+    summ = C.summary(main).iloc[0]
+    head = f"main MNIST MLPs ({int(summ.n_models)} seeds): {summ.competence_label}"
+    if bool(summ.competent):
+        return True, f"**Evidence.** The {head}, so the numbers below bear on the paper's claim."
+    return False, (
+        f"**Not evidence.** The {head}. The numbers below only exercise the pipeline and say nothing "
+        "about the paper's claim; the `cpu` or `paper` profile trains competent models (30 epochs)."
+    )
+
+
+def _count_line(cells: pd.DataFrame, hits: pd.DataFrame) -> str:
+    line = (
+        f"**Real gains.** {len(hits)} of {len(cells)} (rule, training, width, attack, eps, keep < 1) "
+        "cells have a significant paired gain (95% interval above 0 and McNemar p < 0.05 in most seeds)"
+    )
+    if "significant_bonf" not in cells.columns:
+        return line + "; no multiple-comparison correction was computed."
+    nb = int((cells.significant_bonf == "gain").sum())
+    fam = ", ".join(str(int(v)) for v in cells.family_size.dropna().unique())
+    return line + (
+        f"; {nb} of them survive a Bonferroni correction within their table (families of {fam} cells). "
+        "The per-cell rule alone expects false flags at a rate of up to 5% of the cells."
+    )
+
+
 def verdict(
     g: pd.DataFrame,
     labels: pd.DataFrame | None,
@@ -120,23 +180,22 @@ def verdict(
     mech: pd.DataFrame | None,
     main: Mapping[str, Any] | None = None,
     notes: tuple[str, ...] = (),
+    models: pd.DataFrame | None = None,
 ) -> str:
     """The verdict in Markdown from the weak grid gains ``g`` (all rules / trainings / widths), the
-    strong-attack ``labels``, the pitfall ``shapes``, the mechanism correlations ``mech``; ``main``
-    selects the paper's setting in ``g`` for the figure lines (e.g.
-    ``{"train_epochs": 30, "width": 512}``)."""
+    strong-attack ``labels``, the pitfall ``shapes``, the mechanism correlations ``mech`` and the
+    ``models`` table (competence, rule 0); ``main`` selects the paper's setting in ``g`` for the
+    figure lines (e.g. ``{"train_epochs": 30, "width": 512}``)."""
     cells = g[(g.keep_ratio < 1.0) & (g.eps > 0)]
     hits = real_gains(cells)
-    out = [
-        f"**Real gains.** {len(hits)} of {len(cells)} (rule, training, width, attack, eps, keep < 1) "
-        "cells have "
-        "a significant paired gain (95% interval above 0 and McNemar p < 0.05 in most seeds)."
-    ]
+    out = [evidence(models)[1], _count_line(cells, hits)]
     if not hits.empty:
         top = hits.iloc[0]
+        bonf = top.get("significant_bonf")
+        kept = "" if bonf is None else f" ({'survives' if bonf == 'gain' else 'does not survive'} Bonferroni)"
         out.append(
-            f"The largest: {describe_cell(top)}: {gain_text(top)}; under stronger attacks: "
-            f"**{_label_of(labels, top)}**."
+            f"The largest: {describe_cell(top)}: {gain_text(top)}{kept}; "
+            f"under stronger attacks: **{_label_of(labels, top, main)}**."
         )
         where = hits.groupby(["method", "attack"]).eps.agg(
             lambda e: ", ".join(format_eps(v) for v in sorted(set(e)))
@@ -144,13 +203,12 @@ def verdict(
         out.append(
             "Where: " + "; ".join(f"{m} / {a.upper()} at eps {e}" for (m, a), e in where.items()) + "."
         )
-    else:
-        best = cells.sort_values("gain", ascending=False).iloc[0] if len(cells) else None
-        if best is not None:
-            out.append(
-                f"The largest mean paired gain, not significant: {describe_cell(best)}: {gain_text(best)}; "
-                f"under stronger attacks: {_label_of(labels, best)}."
-            )
+    elif len(cells):
+        best = cells.sort_values("gain", ascending=False).iloc[0]
+        out.append(
+            f"The largest mean paired gain, not significant: {describe_cell(best)}: {gain_text(best)}; "
+            f"under stronger attacks: {_label_of(labels, best, main)}."
+        )
     if labels is not None and not labels.empty:
         counts = labels.label.value_counts()
         out.append(
@@ -160,17 +218,44 @@ def verdict(
         )
     out.append("**The paper's figures.**\n" + "\n".join(_figures(g, shapes, dict(main or {}))))
     if mech is not None and not mech.empty:
-        sup = mech[mech.supported]
-        txt = ", ".join(f"{r.metric} (Spearman rho {r.rho:+.2f}, p = {r.p:.2g})" for r in sup.itertuples())
-        out.append(
-            "**Mechanism.** "
-            + (
-                f"The data support: {txt}."
-                if txt
-                else "None of the tested mechanisms ("
-                + ", ".join(mech.metric)
-                + ") correlates with the measured gain as predicted (|rho| >= 0.5, p < 0.05)."
-            )
-        )
+        out.append(_mechanism(mech))
     out.extend(n for n in notes if n)
     return "\n\n".join(out)
+
+
+def _mechanism(mech: pd.DataFrame) -> str:
+    sup = mech[mech.supported.astype(bool)]
+    n = int(mech.points.max())
+    txt = ", ".join(
+        f"{r.metric} (Spearman rho {r.rho:+.2f}, p = {r.p:.2g}; within keep ratio {r.rho_within:+.2f}, "
+        f"p = {r.p_within:.2g})"
+        for r in sup.itertuples()
+    )
+    rule = f"across and within keep ratios, |rho| >= 0.5, Bonferroni over {len(mech)} metrics; n = {n} points"
+    if txt:
+        return f"**Mechanism.** The data support ({rule}): {txt}."
+    return (
+        f"**Mechanism.** None of the tested mechanisms ({', '.join(mech.metric)}) correlates with the "
+        f"measured gain as predicted ({rule})."
+    )
+
+
+def from_tables(folder: str | os.PathLike) -> str:
+    """The verdict of :func:`verdict` recomputed from the committed tables of the chapter (``folder``:
+    ``results/sweet_spot``; :data:`TABLES`), headed by the profile, seeds and device they come from."""
+    folder = Path(folder)
+    t = {n: pd.read_csv(folder / f"{n}.csv") if (folder / f"{n}.csv").is_file() else None for n in TABLES}
+    if t["gains_main"] is None:
+        return f"No sweet-spot tables under `{folder}`: the chapter has not been run."
+    info = t["run_info"].iloc[0] if t["run_info"] is not None else pd.Series(dtype=object)
+    head = (
+        f"From the committed tables of the `{info.get('profile', 'unknown')}` profile "
+        f"(MNIST MLP, {info.get('epochs', '?')} epochs, seeds {info.get('seeds', '?')}, "
+        f"device {info.get('device', '?')}):"
+    )
+    g = combine(*(t[n] for n in ("gains_main", "gains_rules", "gains_training")))
+    main = {"train_epochs": int(info["epochs"]), "width": 512} if "epochs" in info else None
+    notes = (f"**CIFAR-10.** {info['cnn_note']}",) if isinstance(info.get("cnn_note"), str) else ()
+    body = verdict(g, t["strong_labels"], t["pitfall_shapes"], t["mechanism_correlation"], main, notes,
+                   models=t["models"])
+    return head + "\n\n" + body
