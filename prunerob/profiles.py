@@ -35,8 +35,8 @@ NOTEBOOKS: dict[str, str] = {
     "of Theorems 1-2 (Figs. 1, 7, 15, 16)",
     "magnitude_mlp": "Magnitude pruning of MLPs on MNIST and CIFAR-10 under FGSM, PGD, CW and AutoAttack "
     "(Fig. 2 MLP panels, Figs. 8, 12)",
-    "autoattack_mlp": "AutoAttack, FGSM, PGD and CW on one fixed test subset of the magnitude-pruned MNIST MLP "
-    "(Fig. 12 right): does the gain survive the strongest attack?",
+    "autoattack_mlp": "AutoAttack, FGSM, PGD and CW on one fixed test subset of the magnitude-pruned MNIST "
+    "MLP (Fig. 12 right): does the gain survive the strongest attack?",
     "magnitude_cnn": "Magnitude pruning of a 4-layer CNN on CIFAR-10 (CIFAR-100 when available) under FGSM "
     "and PGD (Fig. 2 CNN panels, Fig. 9)",
     "score_vit": "Taylor-score pruning of a ViT trained from scratch on CIFAR-10 and Imagenette under FGSM, "
@@ -315,7 +315,7 @@ def _algorithm1(profile: str) -> dict[str, Any]:
         "grid_keeps": QUICK_KEEPS,
     }
     if profile == "cpu":
-        # all 10,000 test images and five seeds; 11 lambdas and 12 grid keep ratios keep it near 20 CPU minutes
+        # all 10,000 test images and five seeds; 11 lambdas and 12 grid keep ratios: about 20 CPU minutes
         p.update(lambdas=[round(0.1 * i, 1) for i in range(11)], n_eval=10000, grid_keeps=CPU_KEEPS)
     elif profile == "paper":
         p.update(lambdas=PAPER_LAMBDAS, n_eval=10000, grid_keeps=PAPER_KEEPS)
