@@ -251,6 +251,7 @@ if cnn_rows is not None and not cnn_rows.empty:
                                                          "gain_hi", "significant"], rows=30)
 
 # %% [markdown]
-# Every table of this page is in [results/sweet_spot](results/sweet_spot): the sweeps
+# Every table of this page is in the folder `results/sweet_spot/` (for example the main grid,
+# [gains_main.csv](results/sweet_spot/gains_main.csv)): the sweeps
 # (`sweep_*.csv`, with per-example `clean_bits` / `adv_bits`), the gains (`gains_*.csv`), the
 # strong-attack rows and labels, the pitfall rows and shapes, and the mechanism metrics.
