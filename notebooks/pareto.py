@@ -41,6 +41,8 @@ seeds: list = [0, 1]  # its seeds (one curve each)
 n_front: int = 101  # points per bound-space curve
 
 # %% tags=["remove-input", "remove-stderr"]
+from pathlib import Path
+
 import pandas as pd
 
 from prunerob import pages, stats
@@ -52,11 +54,21 @@ from prunerob.risk_sweep import bound_fronts, input_norm
 
 run = pages.setup("pareto", profile=profile, device=device, threads=threads, out_dir=out_dir)
 e = parse_eps(eps)
-tables = {"magnitude": P.load_table(mlp_table), "taylor": P.load_table(vit_table)}
+paths = {"magnitude": Path(mlp_table), "taylor": Path(vit_table)}
+tables = {m: P.load_table(path) for m, path in paths.items()}
+# each source table's models.csv (next to it): a front of a model below its competence threshold is
+# labelled "not competent (x % < y %)" in the list and on its panel, as on the source pages
+comps = {m: pages.competence_of(c) for m, path in paths.items()
+         if (c := P.load_table(path.with_name("models.csv"))) is not None}
 wanted = {"magnitude": mlp_attacks, "taylor": [vit_attack]}
 drawn = {m: t[(abs(t.eps - e) < 1e-9) & t.attack.isin(wanted[m])] for m, t in tables.items() if t is not None}
-fronts = {f"{k[0]} / {k[1]} / {method} / {k[2]} {format_eps(e)}": pages.front_points(d, method)
-          for method, t in drawn.items() for k, d in t.groupby(["model", "dataset", "attack"])}
+fronts = {}
+for method, t in drawn.items():
+    for (net, data, attack), d in t.groupby(["model", "dataset", "attack"]):
+        title = f"{net} / {data} / {method} / {attack} {format_eps(e)}"
+        title = pages.panel_title(comps[method], net, data, title) if method in comps else (
+            f"{title}\ncompetence unknown (no models table)")
+        fronts[title] = pages.front_points(d, method)
 test = load_dataset(dataset, "test", root=data_root, download=download)
 x_norm = input_norm(test)
 nets = {s: pages.trained_model(run, model, dataset, s, epochs=epochs, train_subset=train_subset)[0]
@@ -68,7 +80,7 @@ pages.say(
     f"**These runs** (this notebook: profile `{profile}`; missing tables: "
     f"{[k for k, t in tables.items() if t is None] or 'none'}):",
     "\n".join(
-        f"- {title}: {int(m.pareto.sum())} of {len(m)} keep ratios are non-dominated "
+        f"- {title.replace(chr(10), ': ')}: {int(m.pareto.sum())} of {len(m)} keep ratios are non-dominated "
         f"({', '.join(f'{k:g}' for k in m[m.pareto].keep_ratio)})."
         for title, m in fronts.items()
     ),

@@ -275,7 +275,8 @@ def _algorithm1_front(res: Results, c: Claim) -> Outcome:
     alg = pts[(pts.src == "chosen") & (pts.method == "algorithm1")]
     grid_best = pts[pts.src == "grid"].adv.max()
     att = c.params["attack"].upper()
-    number = (f"{int(alg.pareto.sum())} of {len(alg)} choices on the front; best {att} "
+    number = (f"{int(alg.pareto.sum())} of {len(alg)} choices with 0 < λ < 1 on the front (the "
+              f"endpoints λ = 0, 1 are excluded); best {att} "
               f"accuracy of a choice {stats.pct(alg.adv.max())} vs best grid point {stats.pct(grid_best)}")
     if len(alg) and alg.pareto.all():
         return Outcome("holds", f"{lab}; every choice is non-dominated (means over seeds)", number, src)
