@@ -141,7 +141,8 @@ cap = dict(profile=profile, data=[test], seeds=seeds, device=P.devices(main_rows
            epochs=P.training_text(epochs, train_subset))
 shown = P.figure(figures.heatmap(main_g, attacks), "fig-sweet_spot-heatmap",
                  P.caption("Paired gain of magnitude pruning of the MNIST MLP over keep ratio x eps", **cap,
-                           n_eval=n_eval, attacks=main_rows, stat=f"cells: mean over seeds {seeds} of the "
+                           n_eval=n_eval, attacks=figures.attack_grid_text(main_rows),
+                           stat=f"cells: mean over seeds {seeds} of the "
                            "paired gain; * / \u2020: significant gain / loss (95% t-interval across seeds on "
                            "one side of 0 and exact McNemar p < 0.05 in most seeds)"), run.out)
 
@@ -200,7 +201,8 @@ pages.say("\n".join(pitfalls.describe(shapes)))
 # %% tags=["remove-input"]
 rule_g["setting"] = rule_g.attack.str.upper() + " " + rule_g.eps.map(format_eps)
 shown = P.figure(figures.gain_curves(rule_g, "method", "setting", P.METHOD_LABELS), "fig-sweet_spot-rules",
-                 P.caption("Paired gain per pruning rule, MNIST MLP", **cap, n_eval=rule_n, attacks=rule_rows,
+                 P.caption("Paired gain per pruning rule, MNIST MLP", **cap, n_eval=rule_n,
+                           attacks=figures.attack_grid_text(rule_rows),
                            stat=f"lines: mean over seeds {seeds} (stochastic rules: of the mean over "
                            f"{mask_draws} mask draws per seed), bands: 95% t-interval, stars: significant"),
                  run.out)
@@ -221,7 +223,7 @@ train_g["setting"] = train_g.attack.str.upper() + " " + train_g.eps.map(format_e
 shown = P.figure(figures.gain_curves(train_g, "model", "setting"), "fig-sweet_spot-training",
                  P.caption("Paired gain by training length and width, MNIST MLP (magnitude)", **{
                      **cap, "seeds": train_seeds, "epochs": f"{train_epochs} epochs, widths {widths}"},
-                     n_eval=train_n, attacks=train_rows), run.out)
+                     n_eval=train_n, attacks=figures.attack_grid_text(train_rows)), run.out)
 pages.say("\n".join(verdict.best_lines(train_g, "model")))
 
 # %% [markdown]
@@ -247,8 +249,12 @@ pages.table(corr, run, "mechanism_correlation", rows=10)
 # %% tags=["remove-input"]
 pages.say(cnn_note)
 if cnn_rows is not None and not cnn_rows.empty:
-    pages.table(grid.gains(cnn_rows), run, "gains_cnn", ["attack", "eps", "keep_ratio", "gain", "gain_lo",
-                                                         "gain_hi", "significant"], rows=30)
+    pages.say(f"Paired gain of magnitude pruning, seeds {cnn_seeds}, {cnn_n} test images; attacks: "
+              f"{figures.attack_grid_text(cnn_rows)}; device {P.devices(cnn_rows)}; profile `{profile}`. "
+              "Interval: paired bootstrap over the test examples with one seed, 95% t-interval across "
+              "seeds otherwise.")
+    pages.table(grid.gains(cnn_rows).assign(eps=lambda d: d.eps.map(format_eps)), run, "gains_cnn",
+                ["attack", "eps", "keep_ratio", "gain", "gain_lo", "gain_hi", "significant"], rows=30)
 
 # %% [markdown]
 # Every table of this page is in the folder `results/sweet_spot/` (for example the main grid,

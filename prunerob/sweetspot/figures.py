@@ -22,7 +22,8 @@ from prunerob.config import format_eps
 
 from .grid import cell_table
 
-__all__ = ["heatmap", "gain_curves", "accuracy_curves", "pitfall_panels", "mechanism_curves"]
+__all__ = ["heatmap", "gain_curves", "accuracy_curves", "pitfall_panels", "mechanism_curves",
+           "attack_grid_text"]
 
 MARK = {"gain": "*", "loss": "\u2020", "none": ""}
 #: panel titles of the mechanism metrics (prunerob.sweetspot.mechanism)
@@ -202,13 +203,56 @@ def pitfall_panels(
 def mechanism_curves(mech: pd.DataFrame, metrics: Sequence[str]) -> plt.Figure:
     """Each mechanism metric vs keep ratio (mean over seeds, band: 95% t-interval), one panel each."""
     with plt.rc_context(P.STYLE):
-        ncols = min(len(metrics), 4)
-        fig, axes = plt.subplots(1, ncols, figsize=(P.PAGE_WIDTH_IN, P.ROW_HEIGHT_IN), squeeze=False)
-        for ax, m in zip(axes[0], metrics, strict=False):
+        ncols = min(len(metrics), 2)
+        nrows = -(-len(metrics) // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(P.PAGE_WIDTH_IN, P.ROW_HEIGHT_IN * nrows),
+                                 squeeze=False)
+        for ax, m in zip(axes.flat, metrics, strict=False):
             P.interval_lineplot(mech, "keep_ratio", m, ax, legend=False)
             ax.set_title(METRIC_TITLES.get(m, m))
             ax.set_xlabel("keep ratio p")
             ax.set_ylabel("")
             ax.invert_xaxis()
+        for ax in list(axes.flat)[len(metrics):]:
+            ax.set_visible(False)
         fig.tight_layout()
     return fig
+
+
+def _step_text(alphas: Sequence[float], epss: Sequence[float]) -> str:
+    """``"step size ε/2"`` when every step size is the same multiple of its ε (ε = 0 ignored),
+    otherwise the step sizes listed."""
+    ratios = {round(a / e, 6) for a, e in zip(alphas, epss, strict=True) if e > 0 and np.isfinite(a)}
+    if len(ratios) == 1:
+        r = ratios.pop()
+        if abs(r - 1) < 1e-9:
+            return "step size ε"
+        inv = 1 / r
+        return f"step size ε/{round(inv):d}" if abs(inv - round(inv)) < 1e-6 else f"step size {r:g}ε"
+    return "step sizes " + ", ".join(f"{a:.4g}" for a in alphas)
+
+
+def attack_grid_text(rows: pd.DataFrame) -> str:
+    """A caption's attack sentence for a sweep over many budgets: one clause per attack (steps, step
+    size as a multiple of ε, restarts, attack seeds, examples) followed by the ε grid, instead of one
+    clause per (attack, ε) as :func:`prunerob.plotting.attack_summary` writes (same columns read)."""
+    if rows is None or rows.empty or "attack" not in rows.columns:
+        return "no attack"
+    parts = []
+    for attack, grp in rows.groupby("attack", sort=True):
+        by_eps = grp.groupby("eps", sort=True)
+        epss = [float(e) for e in by_eps.groups]
+        bits = [f"{str(attack).upper()} (L∞"]
+        for col, unit in (("attack_steps", "step"), ("attack_restarts", "restart")):
+            vals = sorted({int(v) for v in grp[col].dropna()}) if col in grp else []
+            if vals:
+                bits.append(f"{'/'.join(map(str, vals))} {unit}{'s' if vals != [1] else ''}")
+        if "attack_alpha" in grp:
+            bits.append(_step_text([float(g.attack_alpha.iloc[0]) for _, g in by_eps], epss))
+        if "attack_seed" in grp:
+            seeds = sorted(int(v) for v in pd.unique(grp.attack_seed.dropna()))
+            bits.append(f"attack seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
+        if "n" in grp:
+            bits.append(f"n = {'/'.join(str(int(v)) for v in sorted(pd.unique(grp.n)))} test images")
+        parts.append(", ".join(bits) + ") at ε = " + ", ".join(format_eps(e) for e in epss))
+    return "; ".join(parts)

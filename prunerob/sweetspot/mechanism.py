@@ -37,11 +37,10 @@ import torch.nn.functional as F
 from scipy import stats as st
 
 from prunerob.bounds import realised_mask_bound
-from prunerob.config import parse_eps, resolve_device
+from prunerob.config import parse_eps
 from prunerob.pruning import apply_masks, make_masks, prunable_weights
-from prunerob.subsets import as_examples, select_examples, to_float
 
-from .models import mlp_model, mnist
+from .models import examples_on, mlp_model, mnist
 
 __all__ = ["EXPECTED_SIGN", "margins", "mechanism_rows", "correlate", "mechanism_table"]
 
@@ -86,10 +85,8 @@ def mechanism_rows(
     """One row per keep ratio: ``margin`` (mean, ``margin_q25`` / ``margin_q50`` / ``margin_q75``),
     ``grad_l1``, ``radius_ok`` at ``eps`` and ``lipschitz`` (module docstring), on the first ``n``
     examples of the sweep's permutation."""
-    dev = resolve_device(device)
+    dev, xf, y, _ = examples_on(model, data, n, subset_seed, device)
     model = model.to(dev).eval()
-    x, y, _ = select_examples(as_examples(data, "data"), n, subset_seed)
-    xf, y = to_float(x, next(model.parameters()).dtype).to(dev), y.to(dev)
     rows = []
     for k in keeps:
         masks = make_masks(method, model, float(k), seed=seed, data=train_data)

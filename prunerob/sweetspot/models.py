@@ -16,9 +16,11 @@ import pandas as pd
 import torch
 
 from prunerob import competence
+from prunerob.config import resolve_device
 from prunerob.data import ArrayDataset, load_dataset
 from prunerob.models import MLP_HIDDEN
 from prunerob.pruning import get_method
+from prunerob.subsets import as_examples, select_examples, to_float
 from prunerob.sweep import run_sweep
 from prunerob.train import TrainConfig, train_model
 
@@ -31,6 +33,7 @@ __all__ = [
     "draws",
     "score_data",
     "mask_seed",
+    "examples_on",
     "sweep_mlps",
     "models_table",
     "cnn_part",
@@ -83,6 +86,18 @@ def draws(method: str, mask_draws: int) -> int:
 def mask_seed(seed: int, draw: int) -> int:
     """Sweep (mask) seed of draw ``draw`` of model seed ``seed``: ``seed + MASK_DRAW_STRIDE * draw``."""
     return int(seed) + MASK_DRAW_STRIDE * int(draw)
+
+
+def examples_on(
+    model: torch.nn.Module, data: Any, n: int | None, subset_seed: int, device: str | torch.device
+) -> tuple[torch.device, torch.Tensor, torch.Tensor, str]:
+    """``(device, x, y, description)``: the sweep's evaluation examples (the first ``n`` of the
+    ``subset_seed`` permutation, :func:`prunerob.subsets.select_examples`) as float tensors of
+    ``model``'s dtype on the resolved ``device``, so that every table of the chapter attacks the
+    same images as :func:`prunerob.sweep.run_sweep`."""
+    dev = resolve_device(device)
+    x, y, desc = select_examples(as_examples(data, "data"), n, subset_seed)
+    return dev, to_float(x, next(model.parameters()).dtype).to(dev), y.to(dev), desc
 
 
 def score_data(train: ArrayDataset | None, seed: int, score_examples: int | None) -> ArrayDataset | None:
@@ -214,7 +229,8 @@ def cnn_part(
         [{"arch": "cnn4", "dataset": "cifar10", "test_acc": i.get("test_acc")} for _, i in infos]
     )
     summ = competence.summary(models).iloc[0]
-    head = f"cnn4 on cifar10 ({epochs} epochs, {train_subset or 'all'} training images, {len(seeds)} seeds)"
+    head = (f"cnn4 on cifar10 ({epochs} epochs, {train_subset or 'all'} training images, {len(seeds)} "
+            f"seed{'s' if len(seeds) != 1 else ''})")
     if not bool(summ.competent):
         return (
             pd.DataFrame(),
@@ -243,4 +259,4 @@ def cnn_part(
         )
         for s, (m, i) in zip(seeds, infos, strict=True)
     ]
-    return pd.concat(tables, ignore_index=True), f"{head}: {summ.competence_label}."
+    return pd.concat(tables, ignore_index=True), f"{head}: {summ.competence_label}. Data: {test.source}."

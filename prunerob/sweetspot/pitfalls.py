@@ -36,13 +36,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from prunerob.attacks import AttackSpec
-from prunerob.config import device_name, format_eps, parse_eps, resolve_device
+from prunerob.config import device_name, format_eps, parse_eps
 from prunerob.pruning import apply_masks, make_masks
 from prunerob.stats import pct, pp
-from prunerob.subsets import as_examples, select_examples, to_float
 from prunerob.sweep import pack_bits, run_sweep
 
-from .models import mlp_model, mnist
+from .models import examples_on, mlp_model, mnist
 
 __all__ = [
     "Pitfall",
@@ -175,10 +174,7 @@ def pitfall_rows(
             ],
             ignore_index=True,
         ).assign(pitfall=pitfall)
-    dev = resolve_device(device)
-    ex = as_examples(data, "data")
-    x, y, desc = select_examples(ex, n, subset_seed)
-    xf, y = to_float(x, next(model.parameters()).dtype).to(dev), y.to(dev)
+    dev, xf, y, desc = examples_on(model, data, n, subset_seed, device)
     spec = AttackSpec(name=attack, eps=parse_eps(eps), seed=seed)
     rows = []
     for k in keeps:

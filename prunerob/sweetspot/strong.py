@@ -40,12 +40,11 @@ import pandas as pd
 import torch
 
 from prunerob.attacks import AttackSpec, attack_batches, make_attack
-from prunerob.config import device_name, format_eps, resolve_device
+from prunerob.config import device_name, format_eps
 from prunerob.pruning import apply_masks, get_method, make_masks
-from prunerob.subsets import as_examples, select_examples, to_float
 from prunerob.sweep import pack_bits, unpack_bits
 
-from .models import draws, mask_seed, mlp_model, mnist, score_data, sweep_mlps
+from .models import draws, examples_on, mask_seed, mlp_model, mnist, score_data, sweep_mlps
 
 __all__ = [
     "STRONG_PGD",
@@ -110,10 +109,8 @@ def transfer_rows(
     white-box sweep row bit for bit. The pruned models are the sweep's: masks seeded
     :func:`prunerob.sweetspot.models.mask_seed` per draw (stochastic rules), ``train_data`` for
     Taylor. One row per (keep, draw), with the sweep's accuracy and bit columns."""
-    dev = resolve_device(device)
+    dev, xf, y, desc = examples_on(model, data, n, subset_seed, device)
     model = model.to(dev).eval()
-    x, y, desc = select_examples(as_examples(data, "data"), n, subset_seed)
-    xf, y = to_float(x, next(model.parameters()).dtype).to(dev), y.to(dev)
     spec = AttackSpec(
         name="pgd", eps=eps, seed=seed, **dict(STRONG_PGD["pgd"] if overrides is None else overrides)
     )

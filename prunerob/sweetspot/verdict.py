@@ -39,6 +39,7 @@ from .grid import combine
 
 __all__ = [
     "FIGURES",
+    "contradicted",
     "TABLES",
     "real_gains",
     "describe_cell",
@@ -232,12 +233,29 @@ def _mechanism(mech: pd.DataFrame) -> str:
         for r in sup.itertuples()
     )
     rule = f"across and within keep ratios, |rho| >= 0.5, Bonferroni over {len(mech)} metrics; n = {n} points"
-    if txt:
-        return f"**Mechanism.** The data support ({rule}): {txt}."
-    return (
-        f"**Mechanism.** None of the tested mechanisms ({', '.join(mech.metric)}) correlates with the "
-        f"measured gain as predicted ({rule})."
-    )
+    head = (f"**Mechanism.** The data support ({rule}): {txt}." if txt else
+            f"**Mechanism.** None of the tested mechanisms ({', '.join(mech.metric)}) correlates with the "
+            f"measured gain as predicted ({rule}).")
+    against = contradicted(mech)
+    if against.empty:
+        return head
+    clauses = "; ".join(
+        f"{r.metric} (predicted sign {r.expected_sign}, Spearman rho {r.rho:+.2f} across keep ratios, "
+        f"p = {r.p:.2g}; within keep ratio {r.rho_within:+.2f}, p = {r.p_within:.2g})"
+        for r in against.itertuples())
+    return f"{head} Correlated with the gain against its predicted sign, across keep ratios: {clauses}."
+
+
+def contradicted(mech: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a :func:`prunerob.sweetspot.mechanism.correlate` table whose correlation across keep
+    ratios has the sign opposite to the prediction, with ``|rho| >= 0.5`` and ``p`` below the
+    Bonferroni level: the data speak against that mechanism (e.g. a smaller Lipschitz bound, Thm. 2,
+    coming with a smaller gain)."""
+    if not {"expected_sign", "rho", "p", "alpha_bonferroni"} <= set(mech.columns):
+        return mech.iloc[0:0]
+    sign = np.where(mech.expected_sign == "+", 1.0, -1.0)
+    bad = (np.sign(mech.rho) == -sign) & (mech.rho.abs() >= 0.5) & (mech.p < mech.alpha_bonferroni)
+    return mech[bad.to_numpy()]
 
 
 def from_tables(folder: str | os.PathLike) -> str:
