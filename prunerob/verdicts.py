@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +126,17 @@ def _setting(df: pd.DataFrame, model: str, dataset: str, method: str, attack: st
               & np.isclose(df.eps.astype(float), eps)]
 
 
+def _fine(row: Mapping[str, Any]) -> str:
+    """``" [to 0.01 pp: +0.01, CI -0.03 to +0.04]"`` when the gain and its interval all round to
+    0.0 pp at :func:`prunerob.stats.gain_text`'s one decimal (which would print ``+0.0 to +0.0``, as
+    if the interval had no width); empty otherwise."""
+    vals = [row.get("gain"), row.get("gain_lo"), row.get("gain_hi")]
+    if not all(v is not None and np.isfinite(v) for v in vals) or max(abs(float(v)) for v in vals) >= 5e-4:
+        return ""
+    g, lo, hi = (stats.pp(float(v), 2).removesuffix(" pp") for v in vals)
+    return f" [to 0.01 pp: {g}, CI {lo} to {hi}]"
+
+
 def gain_verdict(rows: pd.DataFrame, competent: bool, competence_label: str,
                  min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> Outcome:
     """Apply :data:`RULE` to one setting's sweep rows (one model, data set, method, attack, ε).
@@ -145,7 +156,7 @@ def gain_verdict(rows: pd.DataFrame, competent: bool, competence_label: str,
     p_adj = [min(1.0, p * m) for p in best.p_values]
     n_sig = sum(p < alpha for p in p_adj if np.isfinite(p))
     row = {**best.to_dict(), "n_significant": n_sig}
-    number = f"keep {best.keep_ratio:g}: {stats.gain_text(row)}"
+    number = f"keep {best.keep_ratio:g}: {stats.gain_text(row)}{_fine(row)}"
     lo, hi = float(best.gain_lo), float(best.gain_hi)
     has_ci = np.isfinite(lo)
     tested = best.test.startswith("mcnemar")
@@ -204,7 +215,7 @@ def _backed(res: Results, c: Claim, out: Outcome) -> Outcome:
     dense = float(rows.keep_ratio.max())
     g = stats.paired_gains(rows, baseline_keep=dense)
     row = g[np.isclose(g.keep_ratio.astype(float), keep)].iloc[0]
-    aa = f"AutoAttack at keep {keep:g}: {stats.gain_text(row.to_dict())}"
+    aa = f"AutoAttack at keep {keep:g}: {stats.gain_text(row.to_dict())}{_fine(row.to_dict())}"
     if np.isfinite(row.gain_lo) and row.gain_lo > 0:
         return Outcome("holds", f"{out.reason}; backed by AutoAttack ({notebook})", f"{out.number}; {aa}",
                        out.source)

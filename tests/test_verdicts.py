@@ -196,3 +196,12 @@ def test_theory_claims_cover_every_erratum_of_the_book():
     t = V.theory_claims()
     assert (t.id != "").sum() == n and n >= 14
     assert set(t.verdict) <= set(V.VERDICTS)
+
+
+def test_gains_that_round_to_zero_are_also_printed_to_a_hundredth_of_a_pp():
+    from prunerob.verdicts import _fine
+
+    fine = _fine({"gain": 0.0001, "gain_lo": -0.0003, "gain_hi": 0.0004})
+    assert fine == " [to 0.01 pp: +0.01, CI -0.03 to +0.04]"
+    assert _fine({"gain": 0.002, "gain_lo": -0.0003, "gain_hi": 0.0004}) == ""  # +0.2 pp prints fine
+    assert _fine({"gain": 0.0, "gain_lo": float("nan"), "gain_hi": float("nan")}) == ""
