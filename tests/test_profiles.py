@@ -130,12 +130,19 @@ def test_values_are_valid_choices(name, profile):
     assert set(p.get("subset_attacks", [])) <= set(ATTACKS)
     if "eps" in p:
         assert parse_eps(p["eps"]) == pytest.approx(4 / 255)
-    for key in ("epochs", "train_subset", "image_size", "n_eval", "models", "attacks"):
+    for key in ("epochs", "train_subset", "image_size", "n_eval", "models", "attacks", "seeds"):
         if isinstance(p.get(key), dict) and "datasets" in p:
             missing = set(p["datasets"]) - set(p[key])
             assert not missing, f"{name}/{profile}: {key} lacks {missing}"
-    if profile == "paper" or (profile == "cpu" and name not in profiles.FEWER_CPU_SEEDS):
-        assert len(p["seeds"]) >= 3
+    if "seeds" in p:  # a list, or a dict of them per data set (FEWER_CPU_SEEDS keys "notebook/data set")
+        per = p["seeds"] if isinstance(p["seeds"], dict) else {None: p["seeds"]}
+        for ds, seeds in per.items():
+            key = name if ds is None else f"{name}/{ds}"
+            if profile == "paper" or (profile == "cpu" and name not in profiles.FEWER_CPU_SEEDS
+                                      and key not in profiles.FEWER_CPU_SEEDS):
+                assert len(seeds) >= 3, f"{key}/{profile}: {seeds}"
+            if profile == "cpu" and ds == "mnist":
+                assert len(seeds) >= 5  # the paper's settings on MNIST with at least 5 seeds (issue 12)
     if profile == "cpu" and p.get("dataset", "mnist") == "mnist" and "datasets" not in p and "seeds" in p \
             and name in ("depth", "algorithm1", "risk_vs_keep"):
         assert len(p["seeds"]) >= 5  # the paper's settings on MNIST with at least 5 seeds (issue 12)
