@@ -206,7 +206,7 @@ def _magnitude_mlp(profile: str) -> dict[str, Any]:
         p.update(models={"mnist": "mlp", "cifar10": "mlp_cifar"}, epochs={"mnist": 30, "cifar10": 100},
                  train_subset={"mnist": None, "cifar10": None}, n_eval={"mnist": 10000, "cifar10": 10000},
                  attacks={"mnist": ["fgsm", "pgd", "cw"], "cifar10": ["fgsm", "pgd", "cw"]},
-                 keeps=PAPER_KEEPS, seeds=SEEDS,
+                 keeps=PAPER_KEEPS, seeds={"mnist": SEEDS, "cifar10": SEEDS},
                  subset_datasets=["cifar10"], subset_n=1000, subset_keeps=PAPER_KEEPS,
                  subset_seeds=SEEDS, curve_epochs=100)
     return p

@@ -154,7 +154,7 @@ def test_paper_profile_follows_the_paper():
     assert mlp["epochs"] == {"mnist": 30, "cifar10": 100}
     assert mlp["n_eval"] == {"mnist": 10000, "cifar10": 10000}
     assert mlp["subset_n"] == 1000 and mlp["subset_attacks"] == ["autoattack"]
-    assert mlp["keeps"] == PAPER_KEEPS and mlp["seeds"] == [0, 1, 2]
+    assert mlp["keeps"] == PAPER_KEEPS and mlp["seeds"] == {"mnist": [0, 1, 2], "cifar10": [0, 1, 2]}
     assert parameters("magnitude_cnn", "paper")["epochs"]["cifar10"] == 100
     vit = parameters("score_vit", "paper")
     assert set(vit["epochs"].values()) == {10} and vit["fgsm_extra_eps"] == ["8/255"]
