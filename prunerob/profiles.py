@@ -86,8 +86,9 @@ FEWER_CPU_SEEDS: dict[str, str] = {
     "magnitude_cnn": "one CNN4 epoch on all 50k CIFAR-10 images takes ~4-8 CPU minutes here; seeds 1 "
     "and 2 are trained (sweet_spot uses them), and this page's sweep of them (~45 CPU minutes per seed) "
     "is the next run to add",
-    "magnitude_mlp/cifar10": "the paper's CIFAR-10 MLP takes ~12 CPU minutes per epoch on 50k images and "
-    "~1 CPU hour per seed to sweep (2,000 images, 12 keeps, magnitude and random, FGSM and PGD-5)",
+    "magnitude_mlp/cifar10": "the paper's CIFAR-10 MLP takes ~14 min per epoch on 50k images on one "
+    "thread (~9 on two), and an estimated ~1 CPU hour per seed to sweep (2,000 images, 12 keeps, "
+    "magnitude and random, FGSM and PGD-5)",
 }
 
 # The same MNIST MLP settings appear in several notebooks so that train_model's checkpoint cache
