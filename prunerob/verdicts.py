@@ -11,6 +11,7 @@ from the errata.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -95,9 +96,27 @@ class Results:
         df = self.table(notebook, name)
         if df is None:
             return f"{notebook} (not run)"
-        prof = ", ".join(sorted(map(str, df["profile"].dropna().unique()))) if "profile" in df else "unknown"
-        dev = ", ".join(sorted(map(str, df["device"].dropna().unique()))) if "device" in df else "unknown"
-        return f"{notebook} (profile {prof}; {dev})"
+        prof = ", ".join(sorted(map(str, df["profile"].dropna().unique()))) if "profile" in df else ""
+        dev = ", ".join(sorted(map(str, df["device"].dropna().unique()))) if "device" in df else ""
+        return f"{notebook} (profile {prof or self._stamped(notebook)}; {dev or self._device(notebook)})"
+
+    def _stamped(self, notebook: str) -> str:
+        """The profile in the notebook's run stamp (``<book>/experiments/.stamps/<notebook>.json``, beside
+        this results folder), for tables that carry no ``profile`` column; ``"unknown"`` without one."""
+        try:
+            return str(json.loads((self.root.parent / ".stamps" / f"{notebook}.json").read_text())["profile"])
+        except (OSError, ValueError, KeyError):
+            return "unknown"
+
+    def _device(self, notebook: str) -> str:
+        """The device in the run's ``provenance.json``, else the models table's ``device`` column."""
+        try:
+            return str(json.loads((self.root / notebook / "provenance.json").read_text())["device"])
+        except (OSError, ValueError, KeyError):
+            m = self.table(notebook, "models")
+            if m is not None and "device" in m:
+                return ", ".join(sorted(map(str, m["device"].dropna().unique()))) or "unknown"
+            return "unknown"
 
     def competence(self, notebook: str, model: str, dataset: str | None) -> tuple[bool, str]:
         """``(competent, label)`` of (model, dataset) from the notebook's models table; ``dataset=None``
@@ -174,8 +193,8 @@ def gain_verdict(rows: pd.DataFrame, competent: bool, competence_label: str,
         return Outcome("inconclusive", "interval above 0, but no per-example results for the McNemar test",
                        number)
     if lo > 0:
-        return Outcome("inconclusive", f"interval above 0, but McNemar p < {alpha} in only {n_sig} of "
-                                       f"{best.n_seeds} seeds", number)
+        return Outcome("inconclusive", f"interval above 0, but McNemar p < {alpha} (Bonferroni over {m} "
+                                       f"keeps) in only {n_sig} of {best.n_seeds} seeds", number)
     return Outcome("inconclusive", f"underpowered: interval {stats.pp(lo)} to {stats.pp(hi)} contains 0 and "
                                    f"gains of {stats.pp(min_effect)} or more", number)
 

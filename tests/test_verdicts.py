@@ -205,3 +205,28 @@ def test_gains_that_round_to_zero_are_also_printed_to_a_hundredth_of_a_pp():
     assert fine == " [to 0.01 pp: +0.01, CI -0.03 to +0.04]"
     assert _fine({"gain": 0.002, "gain_lo": -0.0003, "gain_hi": 0.0004}) == ""  # +0.2 pp prints fine
     assert _fine({"gain": 0.0, "gain_lo": float("nan"), "gain_hi": float("nan")}) == ""
+
+
+def test_interval_above_zero_but_not_significant_after_bonferroni(tmp_path):
+    # one seed, 6 more correct of 400 at keep 0.9, none fewer: exact McNemar p = 2 / 2**6 = 0.031,
+    # below 0.05 alone but 0.062 after Bonferroni over the 2 pruned keeps
+    r = _decide(tmp_path, _sweep([6]), _models(0.98, 1))
+    assert r.verdict == "inconclusive", r.reason
+    assert r.reason == "interval above 0, but McNemar p < 0.05 (Bonferroni over 2 keeps) in only 0 of 1 seeds"
+
+
+def test_source_falls_back_to_stamp_and_provenance(tmp_path):
+    import json
+    results = tmp_path / "experiments" / "results"
+    d = results / "algorithm1"
+    d.mkdir(parents=True)
+    pd.DataFrame({"lam": [0.5], "seed": [0]}).to_csv(d / "choices.csv", index=False)
+    res = V.Results(results)
+    assert res.source("algorithm1", "choices") == "algorithm1 (profile unknown; unknown)"
+    (tmp_path / "experiments" / ".stamps").mkdir()
+    (tmp_path / "experiments" / ".stamps" / "algorithm1.json").write_text(json.dumps({"profile": "cpu"}))
+    _models(0.98, 1).assign(device="cpu (2 threads)").to_csv(d / "models.csv", index=False)
+    assert V.Results(results).source("algorithm1", "choices") == "algorithm1 (profile cpu; cpu (2 threads))"
+    (d / "provenance.json").write_text(json.dumps({"device": "cuda (NVIDIA H200)"}))
+    src = V.Results(results).source("algorithm1", "choices")
+    assert src == "algorithm1 (profile cpu; cuda (NVIDIA H200))"
