@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import competence, stats
 from .config import format_eps
+from .runner.stamps import read_stamp
 
 __all__ = ["RULE", "MIN_EFFECT", "ALPHA", "PAPER_EPS", "Claim", "CLAIMS", "claims", "theory_claims",
            "gain_verdict", "VERDICTS"]
@@ -96,27 +97,20 @@ class Results:
         df = self.table(notebook, name)
         if df is None:
             return f"{notebook} (not run)"
-        prof = ", ".join(sorted(map(str, df["profile"].dropna().unique()))) if "profile" in df else ""
-        dev = ", ".join(sorted(map(str, df["device"].dropna().unique()))) if "device" in df else ""
-        return f"{notebook} (profile {prof or self._stamped(notebook)}; {dev or self._device(notebook)})"
+        prof = _values(df, "profile") or self._stamped(notebook)
+        return f"{notebook} (profile {prof}; {_values(df, 'device') or self._device(notebook)})"
 
     def _stamped(self, notebook: str) -> str:
-        """The profile in the notebook's run stamp (``<book>/experiments/.stamps/<notebook>.json``, beside
-        this results folder), for tables that carry no ``profile`` column; ``"unknown"`` without one."""
-        try:
-            return str(json.loads((self.root.parent / ".stamps" / f"{notebook}.json").read_text())["profile"])
-        except (OSError, ValueError, KeyError):
-            return "unknown"
+        """The profile in the notebook's run stamp (:func:`prunerob.runner.stamps.read_stamp`; the
+        ``.stamps/`` folder sits beside this results folder), for tables without a ``profile`` column."""
+        return str((read_stamp(self.root.parent, notebook) or {}).get("profile", "unknown"))
 
     def _device(self, notebook: str) -> str:
         """The device in the run's ``provenance.json``, else the models table's ``device`` column."""
         try:
             return str(json.loads((self.root / notebook / "provenance.json").read_text())["device"])
         except (OSError, ValueError, KeyError):
-            m = self.table(notebook, "models")
-            if m is not None and "device" in m:
-                return ", ".join(sorted(map(str, m["device"].dropna().unique()))) or "unknown"
-            return "unknown"
+            return _values(self.table(notebook, "models"), "device") or "unknown"
 
     def competence(self, notebook: str, model: str, dataset: str | None) -> tuple[bool, str]:
         """``(competent, label)`` of (model, dataset) from the notebook's models table; ``dataset=None``
@@ -133,6 +127,13 @@ class Results:
             return False, f"competence unknown ({model} on {dataset} is not in the models table)"
         r = row.iloc[0]
         return bool(r.competent), str(r.competence_label)
+
+
+def _values(df: pd.DataFrame | None, column: str) -> str:
+    """The distinct values of ``df[column]``, sorted and comma-joined; ``""`` without the column."""
+    if df is None or column not in df:
+        return ""
+    return ", ".join(sorted(map(str, df[column].dropna().unique())))
 
 
 def _gpu(claim: Claim, reason: str) -> str:
