@@ -24,8 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from prunerob import profiles, runner  # noqa: E402
+from prunerob import runner  # noqa: E402
 from prunerob.config import device_name, resolve_device  # noqa: E402
+from prunerob.runner import profiles
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Wall time of the batched MLP sweep (prunerob.stacked) vs the per-ratio torchattacks loop (prunerob.sweep).
+"""Wall time of the batched MLP sweep (prunerob.engine.stacked) vs the per-ratio torchattacks loop
+(prunerob.engine.sweep).
 
 Both paths evaluate the same trained model on the same examples: clean accuracy, FGSM and PGD-5
 (App. I settings, eps = 4/255) at 20 keep ratios 1.0, 0.95, ..., 0.05 of magnitude pruning.
@@ -63,9 +64,9 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from prunerob.data import load_dataset
-    from prunerob.sweep import run_sweep
-    from prunerob.train import TrainConfig, train_model
+    from prunerob.core.data import load_dataset
+    from prunerob.core.train import TrainConfig, train_model
+    from prunerob.engine.sweep import run_sweep
 
     dev = resolve_device(args.device)
     n = args.n or (10000 if dev.type == "cuda" else 1000)
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
     print(f"sweep: {args.method}, {len(keeps)} keep ratios {keeps[0]}..{keeps[-1]}, clean + {args.attacks} "
           f"at eps {args.eps}, n={n}, batch {args.batch_size}")
 
-    from prunerob.stacked import batchable
+    from prunerob.engine.stacked import batchable
 
     can_batch = batchable(model)
     # warm-up (imports, kernels, allocator) on a tiny sweep of each path

@@ -18,7 +18,7 @@
 # $\gamma(p) = A\prod_\ell\sqrt{p_\ell}$ and $\zeta(p) = C\sum_\ell b_\ell\sqrt{1-p_\ell}$
 # (Eq. 17-20), "effectively selects pruning probabilities $p$ that yield the best trade-off", and
 # that it "consistently prunes the second layer more than the first". **What this run shows** is
-# computed in the summary below. Caution (verified in `prunerob.tradeoff`): $J$ is concave in each
+# computed in the summary below. Caution (verified in `prunerob.theory.tradeoff`): $J$ is concave in each
 # $p_k$, so Algorithm 1 iterates towards coordinate-wise *maxima*; the minimiser lies at a vertex
 # of $[0,1]^L$. Both are shown. A chosen $p_\ell$ becomes a mask by keeping the
 # $\mathrm{round}(p_\ell n_\ell)$ largest-magnitude weights of layer $\ell$; $\mathbb{E}\|x\|$ is
@@ -49,12 +49,13 @@ grid_keeps: list = [1.0, 0.9, 0.7, 0.5, 0.3]  # uniform keep ratios of the compa
 # %% tags=["remove-input", "remove-stderr"]
 import pandas as pd
 
-from prunerob import layer_choices, pages, stats
-from prunerob import plotting as P
-from prunerob import theory_figures as TF
-from prunerob.data import load_dataset
-from prunerob.experiment import ExperimentSpec
-from prunerob.risk_sweep import input_norm
+from prunerob.analysis import stats
+from prunerob.core.data import load_dataset
+from prunerob.engine.experiment import ExperimentSpec
+from prunerob.render import plotting as P
+from prunerob.render import theory_figures as TF
+from prunerob.studies import layer_choices, pages
+from prunerob.studies.risk_sweep import input_norm
 
 run = pages.setup("algorithm1", profile=profile, device=device, threads=threads, out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(

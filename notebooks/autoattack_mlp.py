@@ -42,10 +42,11 @@ eps: str = "4/255"  # L-inf budget of the attacks
 n_eval: int = 10  # images of the fixed subset (first n of a seeded permutation of the test set)
 
 # %% tags=["remove-input", "remove-stderr"]
-from prunerob import pages, stats
-from prunerob import plotting as P
+from prunerob.analysis import stats
 from prunerob.config import parse_eps
-from prunerob.experiment import ExperimentSpec
+from prunerob.engine.experiment import ExperimentSpec
+from prunerob.render import plotting as P
+from prunerob.studies import pages
 
 run = pages.setup("autoattack_mlp", profile=profile, device=device, threads=threads, out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(

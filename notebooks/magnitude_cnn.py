@@ -40,10 +40,11 @@ n_eval: int = 200  # test images attacked (the first n of a seeded permutation)
 curve_epochs: int = 2  # epochs of the seed-0 training curve (first data set); `epochs` is picked from it
 
 # %% tags=["remove-input", "remove-stderr"]
-from prunerob import pages, stats
-from prunerob import plotting as P
+from prunerob.analysis import stats
 from prunerob.config import parse_eps
-from prunerob.experiment import ExperimentSpec
+from prunerob.engine.experiment import ExperimentSpec
+from prunerob.render import plotting as P
+from prunerob.studies import pages
 
 run = pages.setup("magnitude_cnn", profile=profile, device=device, threads=threads, out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(

@@ -49,10 +49,11 @@ curve_dataset: str = "cifar10"  # data set of the seed-0 training curve (one of 
 curve_epochs: int = 2  # epochs of that curve (run first; its snapshots are cache entries)
 
 # %% tags=["remove-input", "remove-stderr"]
-from prunerob import pages, stats
-from prunerob import plotting as P
+from prunerob.analysis import stats
 from prunerob.config import ConfigError, parse_eps
-from prunerob.experiment import ExperimentSpec, SubsetSpec
+from prunerob.engine.experiment import ExperimentSpec, SubsetSpec
+from prunerob.render import plotting as P
+from prunerob.studies import pages
 
 if curve_dataset not in datasets:
     raise ConfigError(f"curve_dataset={curve_dataset!r} must be one of datasets={datasets!r}")

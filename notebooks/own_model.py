@@ -15,9 +15,9 @@
 #
 # The paper's question, does removing weights make a trained network more robust to adversarial
 # inputs (Sec. 6.3), can be asked of any `torch.nn.Module`. This page builds a small CNN by hand,
-# trains it briefly on MNIST with {func}`prunerob.fit.fit`, prunes it with two registered methods
-# (`prunerob.pruning.method_names()` lists them) and sweeps two registered attacks with
-# {func}`prunerob.sweep.run_sweep`: public API only, nothing registered for the model. **What this
+# trains it briefly on MNIST with {func}`prunerob.core.fit.fit`, prunes it with two registered methods
+# (`prunerob.core.pruning.method_names()` lists them) and sweeps two registered attacks with
+# {func}`prunerob.engine.sweep.run_sweep`: public API only, nothing registered for the model. **What this
 # run shows** is computed in the summary below.
 
 # %% tags=["parameters"]
@@ -46,11 +46,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from prunerob import pages, stats
-from prunerob import plotting as P
-from prunerob.data import load_dataset
-from prunerob.fit import fit
-from prunerob.sweep import run_sweep
+from prunerob.analysis import stats
+from prunerob.core.data import load_dataset
+from prunerob.core.fit import fit
+from prunerob.engine.sweep import run_sweep
+from prunerob.render import plotting as P
+from prunerob.studies import pages
 
 
 def small_cnn(width: int) -> nn.Module:

@@ -19,7 +19,7 @@
 # a front in bound space, $\gamma(p) = p^{L/2}\prod_\ell\|W_\ell\|_F$ against $\zeta(p)$.
 # **What these runs show** is computed in the summary below. The accuracy points are read from
 # the tables of the `magnitude_mlp` and `score_vit` notebooks (means over their seeds); the bound
-# space adds the front over per-layer keep probabilities (`prunerob.tradeoff.layerwise_front`).
+# space adds the front over per-layer keep probabilities (`prunerob.theory.tradeoff.layerwise_front`).
 
 # %% tags=["parameters"]
 profile: str = "quick"  # settings label: quick, cpu or paper (`prunerob params NAME` lists them)
@@ -45,12 +45,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from prunerob import pages, stats
-from prunerob import plotting as P
-from prunerob import theory_figures as TF
+from prunerob.analysis import stats
 from prunerob.config import format_eps, parse_eps
-from prunerob.data import load_dataset
-from prunerob.risk_sweep import bound_fronts, input_norm
+from prunerob.core.data import load_dataset
+from prunerob.render import plotting as P
+from prunerob.render import theory_figures as TF
+from prunerob.studies import pages
+from prunerob.studies.risk_sweep import bound_fronts, input_norm
 
 run = pages.setup("pareto", profile=profile, device=device, threads=threads, out_dir=out_dir)
 e = parse_eps(eps)

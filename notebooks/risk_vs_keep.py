@@ -74,13 +74,14 @@ cnn_k_samples: int = 16  # K samples per neighbourhood for the CNN
 # %% tags=["remove-input", "remove-stderr"]
 import pandas as pd
 
-from prunerob import pages, stats
-from prunerob import plotting as P
-from prunerob import theory_figures as TF
-from prunerob.data import load_dataset
-from prunerob.risk_sweep import RiskSettings, cnn_risk_table, mlp_risk_table, transformer_risk_table
-from prunerob.subsets import select_examples
-from prunerob.transformer import train_transformer
+from prunerob.analysis import stats
+from prunerob.core.data import load_dataset
+from prunerob.core.subsets import select_examples
+from prunerob.render import plotting as P
+from prunerob.render import theory_figures as TF
+from prunerob.studies import pages
+from prunerob.studies.risk_sweep import RiskSettings, cnn_risk_table, mlp_risk_table, transformer_risk_table
+from prunerob.theory.transformer import train_transformer
 
 run = pages.setup("risk_vs_keep", profile=profile, device=device, threads=threads, out_dir=out_dir)
 test = load_dataset(dataset, "test", root=data_root, download=download)
@@ -97,7 +98,7 @@ tfs = {s: train_transformer(train, test, d=tf_d, heads=tf_heads, patch=tf_patch,
 tfr = pd.concat([transformer_risk_table(tf, x[:tf_n_eval], keeps, tightness_eps, mc=mc, seed=s)
                  for s, (tf, _) in tfs.items()], ignore_index=True).assign(profile=profile, device="cpu")
 trend = stats.risk_trend(risk)
-comp = pages.competence_of(P.train_summary([i for _, i in nets.values()]))
+comp = pages.competence_of(pages.train_summary([i for _, i in nets.values()]))
 t = risk[risk.eps == tightness_eps].groupby("keep_ratio").mean(numeric_only=True)
 tt = tfr.groupby("keep_ratio").mean(numeric_only=True)
 pages.say(
@@ -159,7 +160,7 @@ shown = P.figure(TF.bounds_figure(panels), "fig-risk_vs_keep-tightness", P.capti
 #
 # `OneLayerTransformer` cuts a 28×28 image into $(28/\text{patch})^2$ tokens, embeds them linearly
 # (not pruned), applies one pre-LN block and a linear head on the mean token; it is trained
-# briefly by `prunerob.transformer.train_transformer`. The risk is measured on the block, in
+# briefly by `prunerob.theory.transformer.train_transformer`. The risk is measured on the block, in
 # token space, with a Frobenius ball of radius `tightness_eps`.
 #
 # ```{glue:figure} fig-risk_vs_keep-transformer
@@ -197,7 +198,7 @@ if run_cnn:
     cnn = pd.concat([cnn_risk_table(net, cx, keeps, cnn_eps_l2, mc=cmc, seed=s)
                      for s, (net, _) in cnets.items()])
     P.save_table(cnn, run.out, "risk_cnn")
-    ccomp = pages.competence_of(P.train_summary([i for _, i in cnets.values()]))
+    ccomp = pages.competence_of(pages.train_summary([i for _, i in cnets.values()]))
     cnn_cap = {**cap, "data": ctest, "epochs": P.training_text(cnn_epochs, cnn_train_subset),
                "seeds": cnn_seeds, "n_eval": len(cx),
                "extra": f"{cnn_n_masks} Bernoulli masks per p; K = {cnn_k_samples}; gradient ascent "
@@ -228,5 +229,5 @@ P.save_table(tfr, run.out, "risk_transformer")
 tf_infos = [{**i, "arch": "transformer", "dataset": dataset, "train_subset": tf_train_subset}
             for _, i in tfs.values()]
 cnn_infos = [i for _, i in cnets.values()] if run_cnn else []
-P.save_table(P.train_summary([i for _, i in nets.values()] + tf_infos + cnn_infos), run.out, "models")
+P.save_table(pages.train_summary([i for _, i in nets.values()] + tf_infos + cnn_infos), run.out, "models")
 pages.table(risk, run, "risk_mlp", ["seed", "keep_ratio", "eps", "sampling_mean", "worst_case", "zeta_est"])

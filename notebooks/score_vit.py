@@ -52,10 +52,11 @@ subset_seeds: list = [0]  # seeds of the subset attacks
 # %% tags=["remove-input", "remove-stderr"]
 import warnings
 
-from prunerob import pages, stats
-from prunerob import plotting as P
+from prunerob.analysis import stats
 from prunerob.config import format_eps, parse_eps
-from prunerob.experiment import ExperimentSpec, SubsetSpec
+from prunerob.engine.experiment import ExperimentSpec, SubsetSpec
+from prunerob.render import plotting as P
+from prunerob.studies import pages
 
 warnings.filterwarnings("ignore", message="taylor_scores: only")  # fewer than 20 batches with score_examples
 run = pages.setup("score_vit", profile=profile, device=device, threads=threads, out_dir=out_dir)

@@ -20,7 +20,7 @@
 # the attack budget, the attack strength (to separate robustness from gradient masking), the pruning
 # rule, training length and width; it reproduces on purpose four implementation pitfalls that could
 # make a sweet spot appear, and tests a mechanism. The verdict below is computed from the tables of
-# this page by the rules stated in `prunerob.sweetspot.verdict`.
+# this page by the rules stated in `prunerob.studies.sweetspot.verdict`.
 
 # %% tags=["parameters"]
 profile: str = "quick"  # settings label: quick, cpu or paper (`prunerob params NAME` lists them)
@@ -67,10 +67,10 @@ cnn_keeps: list = [1.0, 0.8, 0.6]  # CNN4 keep ratios
 # %% tags=["remove-input", "remove-stderr"]
 import pandas as pd
 
-from prunerob import pages
-from prunerob import plotting as P
 from prunerob.config import format_eps, parse_eps
-from prunerob.sweetspot import figures, grid, mechanism, models, pitfalls, strong, verdict
+from prunerob.render import plotting as P
+from prunerob.studies import pages
+from prunerob.studies.sweetspot import figures, grid, mechanism, models, pitfalls, strong, verdict
 
 run = pages.setup("sweet_spot", profile=profile, device=device, threads=threads, out_dir=out_dir)
 dev, test = str(run.device), models.mnist("test", data_root)
@@ -112,8 +112,8 @@ for name, t in dict(models=models_t, models_training=models_tr, run_info=run_inf
 # %% [markdown]
 # ## Verdict
 #
-# Computed from the tables below by the rules of `prunerob.sweetspot.verdict`: the run is evidence
-# only when the main MLPs pass the competence threshold of `prunerob.competence`; a real gain is a
+# Computed from the tables below by the rules of `prunerob.studies.sweetspot.verdict`: the run is evidence
+# only when the main MLPs pass the competence threshold of `prunerob.analysis.competence`; a real gain is a
 # cell with a 95% t-interval across seeds above zero and an exact McNemar p < 0.05 in most seeds
 # (counted also after a Bonferroni correction within each table, since a grid tests many cells);
 # it is robustness when it stays significant under the per-example worst case of PGD-50x5 and the

@@ -17,9 +17,10 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a device is resolved, so analysis stays torch-free
+    import torch
 
 
 class ConfigError(ValueError):
@@ -74,6 +75,8 @@ def shared_data_dir() -> Path | None:
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else CPU. Raises ConfigError for an unavailable device."""
+    import torch
+
     if isinstance(device, torch.device):
         return device
     if device in (None, "", "auto"):
@@ -90,6 +93,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 def device_name(device: torch.device) -> str:
     """Human-readable device, e.g. 'cpu (2 threads)' or 'NVIDIA H100 80GB HBM3'."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({torch.get_num_threads()} threads)"
@@ -327,6 +332,7 @@ def provenance(device: torch.device | None = None) -> dict[str, str]:
     import platform
 
     import numpy
+    import torch
 
     out = {
         "prunerob_version": __import__("prunerob").__version__,

@@ -1,4 +1,4 @@
-"""Tests for prunerob.attacks (App. I attack settings)."""
+"""Tests for prunerob.core.attacks (App. I attack settings)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prunerob.attacks import ATTACKS, AttackSpec, CWLinf, attack_batches, cw_margin, make_attack
 from prunerob.config import ConfigError
+from prunerob.core.attacks import ATTACKS, AttackSpec, CWLinf, attack_batches, cw_margin, make_attack
 
 torch.set_num_threads(1)
 
@@ -201,7 +201,7 @@ def test_attack_batches_reproducible_and_rng_untouched(trained):
     assert a1.shape == (100, 1, 4, 4) and c1.shape == o1.shape == (100,) and c1.dtype == torch.bool
     assert torch.equal(a1, a2) and torch.equal(o1, o2) and not torch.equal(a1, a3)
 
-    class DS:  # stand-in for prunerob.data.ArrayDataset
+    class DS:  # stand-in for prunerob.core.data.ArrayDataset
         def batches(self, batch_size, shuffle=False, generator=None):
             assert shuffle is False
             for i in range(0, 100, batch_size):

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from markdown_it import MarkdownIt
 
-from prunerob import verdicts
+from prunerob.analysis import verdicts
 
 REPO = Path(__file__).resolve().parents[1]
 BUILDS = [REPO / "_build" / "html", REPO / "book" / "_build" / "html"]

@@ -1,4 +1,4 @@
-"""Known-answer tests for prunerob.bounds (hand-computed values and brute-force mask enumeration)."""
+"""Known-answer tests for prunerob.theory.bounds (hand-computed values and brute-force mask enumeration)."""
 from __future__ import annotations
 
 import itertools
@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from prunerob import bounds as B
 from prunerob.config import ConfigError
-from prunerob.transformer import OneLayerTransformer
+from prunerob.theory import bounds as B
+from prunerob.theory.transformer import OneLayerTransformer
 
 PHI = (1 + math.sqrt(5)) / 2
 W_SIGN = [[1.0, 1.0], [1.0, -1.0]]

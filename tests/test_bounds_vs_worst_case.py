@@ -12,15 +12,15 @@ import math
 import pytest
 import torch
 
-from prunerob import bounds as B
-from prunerob.risk import (
+from prunerob.theory import bounds as B
+from prunerob.theory.risk import (
     adversarial_risk_worst_case,
     bernoulli_sampler,
     mlp_fn,
     optimality_zeta,
     risk_over_masks,
 )
-from prunerob.transformer import OneLayerTransformer
+from prunerob.theory.transformer import OneLayerTransformer
 
 DT = torch.float64
 EPS_GRID = (0.01, 0.1, 1.0, 3.0)

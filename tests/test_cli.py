@@ -1,4 +1,4 @@
-"""Tests of the ``prunerob`` command line (prunerob/cli.py)."""
+"""Tests of the ``prunerob`` command line (prunerob/cli/experiments.py)."""
 from __future__ import annotations
 
 import os
@@ -24,7 +24,7 @@ def _subcommands() -> list[str]:
 def test_subcommands_registered():
     cmds = _subcommands()
     assert {"train", "sweep"} <= set(cmds)
-    for mod, names in (("prunerob.cli_theory", {"bounds", "optimize"}), ("prunerob.runner", {"reproduce"})):
+    for mod, names in (("prunerob.cli.theory", {"bounds", "optimize"}), ("prunerob.runner", {"reproduce"})):
         try:
             __import__(mod)
         except ModuleNotFoundError:
@@ -99,7 +99,7 @@ def test_python_m_prunerob_error_has_no_traceback(tmp_path):
 
 
 def _mnist_available() -> bool:
-    from prunerob.data import load_dataset
+    from prunerob.core.data import load_dataset
 
     try:
         load_dataset("mnist", "test", download=False)

@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from prunerob import data
 from prunerob.config import ConfigError, shared_data_dir
-from prunerob.data import ArrayDataset, load_dataset, read_idx
+from prunerob.core import data
+from prunerob.core.data import ArrayDataset, load_dataset, read_idx
 
 # ----------------------------------------------------------------------------- fixture builders
 

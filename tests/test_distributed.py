@@ -1,4 +1,4 @@
-"""Dask scale-out (prunerob.distributed): a LocalCluster of 2 worker processes on the loopback
+"""Dask scale-out (prunerob.engine.distributed): a LocalCluster of 2 worker processes on the loopback
 address gives exactly the rows of a serial run, and the client's cache receives the checkpoints.
 
 Skipped when ``distributed`` is not installed or MNIST is not available offline. The cluster is
@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from prunerob.config import ConfigError
-from prunerob.data import load_dataset
-from prunerob.distributed import check_scheduler, describe
-from prunerob.experiment import ExperimentSpec, run_experiment
+from prunerob.core.data import load_dataset
+from prunerob.engine.distributed import check_scheduler, describe
+from prunerob.engine.experiment import ExperimentSpec, run_experiment
 
 distributed = pytest.importorskip("distributed")
 

@@ -16,9 +16,9 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunerob.config import ConfigError
-from prunerob.data import ArrayDataset, load_dataset
-from prunerob.experiment import ExperimentSpec, SubsetSpec, plan_units, run_experiment, train_summary
-from prunerob.sweep import run_sweep, unpack_bits
+from prunerob.core.data import ArrayDataset, load_dataset
+from prunerob.engine.experiment import ExperimentSpec, SubsetSpec, plan_units, run_experiment, train_summary
+from prunerob.engine.sweep import run_sweep, unpack_bits
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -209,7 +209,7 @@ def test_run_experiment_mnist(tmp_cache, tmp_path):
 @pytest.mark.skipif(not _mnist_available(), reason="MNIST is not available offline on this machine")
 def test_run_experiment_resume_dir(tmp_cache, tmp_path, monkeypatch):
     """An interrupted experiment resumes from resume_dir to the rows of an uninterrupted one."""
-    import prunerob.sweep as sweep
+    import prunerob.engine.sweep as sweep
 
     spec = ExperimentSpec(datasets=["mnist"], models="mlp", methods=["magnitude"], keeps=[1.0, 0.6, 0.3],
                           attacks=["fgsm"], seeds=[0, 1], n=100, epochs=1, train_subset=1000, device="cpu",
@@ -240,7 +240,7 @@ def test_run_experiment_resume_dir(tmp_cache, tmp_path, monkeypatch):
 
 def test_seeds_per_dataset():
     """``seeds`` may be a dict data set -> seeds (five on MNIST, one on CIFAR-10)."""
-    from prunerob.experiment import ExperimentSpec, plan_units
+    from prunerob.engine.experiment import ExperimentSpec, plan_units
 
     spec = ExperimentSpec(datasets=["mnist", "cifar10"], models={"mnist": "mlp", "cifar10": "cnn4"},
                           seeds={"mnist": [0, 1, 2], "cifar10": [5]}, epochs=1, keeps=[1.0])

@@ -10,8 +10,8 @@ import statistics
 
 import pytest
 
-from prunerob.data import load_dataset
-from prunerob.train import TrainConfig, evaluate_accuracy, train_model
+from prunerob.core.data import load_dataset
+from prunerob.core.train import TrainConfig, evaluate_accuracy, train_model
 
 
 @pytest.mark.slow

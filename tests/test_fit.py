@@ -1,4 +1,5 @@
-"""prunerob.fit.fit and prunerob.transformer.train_transformer: seeded brief training of any module."""
+"""prunerob.core.fit.fit and prunerob.theory.transformer.train_transformer: seeded brief training of any
+module."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import torch
 from torch import nn
 
 from prunerob.config import ConfigError
-from prunerob.data import ArrayDataset
-from prunerob.fit import fit
-from prunerob.transformer import OneLayerTransformer, train_transformer
+from prunerob.core.data import ArrayDataset
+from prunerob.core.fit import fit
+from prunerob.theory.transformer import OneLayerTransformer, train_transformer
 
 
 def _toy(n: int = 256, seed: int = 0) -> ArrayDataset:

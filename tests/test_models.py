@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 from prunerob.config import ConfigError
-from prunerob.data import DatasetInfo, dataset_info
-from prunerob.models import (
+from prunerob.core.data import DatasetInfo, dataset_info
+from prunerob.core.models import (
     ARCHS,
     CNN4,
     MLP,
@@ -20,7 +20,7 @@ from prunerob.models import (
     mlp_weights,
     timm_vit,
 )
-from prunerob.risk import mlp_forward
+from prunerob.theory.risk import mlp_forward
 
 MNIST = dataset_info("mnist")
 CIFAR = dataset_info("cifar10")
@@ -164,7 +164,7 @@ def test_folded_mlp_without_bias():
 
 
 def test_architecture_registry_takes_a_new_model_without_editing_the_package():
-    from prunerob.models import ARCHITECTURES, Normalize, arch_names, register_arch
+    from prunerob.core.models import ARCHITECTURES, Normalize, arch_names, register_arch
 
     @register_arch("toy_linear_test")
     def _toy(info, **kw):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prunerob import pages
+from prunerob.studies import pages
 
 
 def _models(accs):

@@ -1,4 +1,5 @@
-"""Tests of prunerob.plotting: seaborn bands equal the project's intervals (prunerob.stats), the
+"""Tests of prunerob.render.plotting: seaborn bands equal the project's intervals
+(prunerob.analysis.stats), the
 paired-gain companion panel, page-width readability, numbered-figure output; and the statistics
 it re-exports (known answers, Pareto mask by brute force)."""
 from __future__ import annotations
@@ -16,10 +17,10 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from prunerob import plotting as P  # noqa: E402
-from prunerob import stats  # noqa: E402
+from prunerob.analysis import stats  # noqa: E402
 from prunerob.config import ConfigError  # noqa: E402
-from prunerob.plotting import (  # noqa: E402
+from prunerob.render import plotting as P  # noqa: E402
+from prunerob.render.plotting import (  # noqa: E402
     accuracy_summary,
     attack_summary,
     caption,

@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from prunerob.plotting import _scale_gain_axis
+from prunerob.render.plotting import _scale_gain_axis
 
 
 def _gains(values):

@@ -1,4 +1,4 @@
-"""Tests of prunerob.profiles against the notebook sources (notebooks/*.py, jupytext percent)."""
+"""Tests of prunerob.runner.profiles against the notebook sources (notebooks/*.py, jupytext percent)."""
 from __future__ import annotations
 
 import ast
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from prunerob import profiles
 from prunerob.config import ConfigError, parse_eps
-from prunerob.profiles import DEPENDS, NOTEBOOKS, PAPER_KEEPS, PROFILES, parameters
+from prunerob.runner import profiles
+from prunerob.runner.profiles import DEPENDS, NOTEBOOKS, PAPER_KEEPS, PROFILES, parameters
 
 NB_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -107,10 +107,10 @@ def _values(v, key):
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 @pytest.mark.parametrize("profile", PROFILES)
 def test_values_are_valid_choices(name, profile):
-    from prunerob.attacks import ATTACKS
-    from prunerob.data import DATASETS
-    from prunerob.models import ARCHS
-    from prunerob.pruning import METHODS
+    from prunerob.core.attacks import ATTACKS
+    from prunerob.core.data import DATASETS
+    from prunerob.core.models import ARCHS
+    from prunerob.core.pruning import METHODS
 
     p = parameters(name, profile)
     for key in ("keeps", "grid_keeps", "subset_keeps"):

@@ -1,4 +1,4 @@
-"""Known-answer tests for prunerob.pruning (paper Sec. 3, App. I)."""
+"""Known-answer tests for prunerob.core.pruning (paper Sec. 3, App. I)."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from prunerob.config import ConfigError
-from prunerob.pruning import (
+from prunerob.core.pruning import (
     METHODS,
     apply_masks,
     bernoulli_masks,
@@ -111,9 +111,9 @@ def test_prunable_weights_model_method_and_patterns():
 
 
 def test_prunable_weights_prunerob_mlp_if_available():
-    models = pytest.importorskip("prunerob.models")
+    models = pytest.importorskip("prunerob.core.models")
     if not hasattr(models, "MLP"):
-        pytest.skip("prunerob.models.MLP not written yet")
+        pytest.skip("prunerob.core.models.MLP not written yet")
     m = models.MLP((1, 4, 4), 3, hidden=(6,), mean=(0.5,), std=(0.25,))
     w = prunable_weights(m)
     linears = [mod for mod in m.modules() if isinstance(mod, nn.Linear)]
@@ -122,7 +122,7 @@ def test_prunable_weights_prunerob_mlp_if_available():
 
 
 def test_prunable_weights_prunerob_models_if_available():
-    models = pytest.importorskip("prunerob.models")
+    models = pytest.importorskip("prunerob.core.models")
     if hasattr(models, "CNN4"):
         w = prunable_weights(models.CNN4((3, 8, 8), 10, channels=(2, 2, 2, 2), head=4))
         assert len(w) == 6 and all(n.endswith(".weight") for n in w)  # 4 convs + 2 linears
@@ -136,7 +136,7 @@ def test_prunable_weights_prunerob_models_if_available():
 
 
 def test_prunable_weights_one_layer_transformer_if_available():
-    tr = pytest.importorskip("prunerob.transformer")
+    tr = pytest.importorskip("prunerob.theory.transformer")
     if not hasattr(tr, "OneLayerTransformer"):
         pytest.skip("OneLayerTransformer not written yet")
     m = tr.OneLayerTransformer(8, heads=2, num_classes=3)
@@ -290,7 +290,7 @@ def test_taylor_scores_closed_form_mse_and_dataset_object():
     model = nn.Linear(d, k, bias=False)
     xs, ys = torch.randn(12, d), torch.randn(12, k)
 
-    class DS:  # stand-in for prunerob.data.ArrayDataset
+    class DS:  # stand-in for prunerob.core.data.ArrayDataset
         def batches(self, batch_size, shuffle, generator):
             assert shuffle is False and isinstance(generator, torch.Generator)
             for i in range(0, 12, batch_size):

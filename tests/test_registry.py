@@ -13,13 +13,20 @@ import pytest
 import torch
 import torch.nn as nn
 
-from prunerob import attacks as A
-from prunerob import pruning as P
-from prunerob.attacks import AttackDef, AttackSpec, attack_names, get_attack, make_attack, register_attack
 from prunerob.cli import build_parser
 from prunerob.config import ConfigError
-from prunerob.pruning import PruningMethod, get_method, make_masks, method_names, register_method
-from prunerob.registry import Registry
+from prunerob.core import attacks as A
+from prunerob.core import pruning as P
+from prunerob.core.attacks import (
+    AttackDef,
+    AttackSpec,
+    attack_names,
+    get_attack,
+    make_attack,
+    register_attack,
+)
+from prunerob.core.pruning import PruningMethod, get_method, make_masks, method_names, register_method
+from prunerob.core.registry import Registry
 
 torch.set_num_threads(1)
 
@@ -155,7 +162,7 @@ def test_method_output_is_checked():
 
 
 def test_sweep_with_toy_method_and_attack(toys):
-    from prunerob.sweep import run_sweep
+    from prunerob.engine.sweep import run_sweep
 
     method, attack = toys
     model = small_model()
@@ -197,14 +204,14 @@ def test_a_new_module_in_the_package_is_registered_without_editing_init(tmp_path
     """One new file is enough: import_submodules picks up every module of the package."""
     import sys
 
-    import prunerob.pruning as pruning_pkg
-    from prunerob.registry import import_submodules
+    import prunerob.core.pruning as pruning_pkg
+    from prunerob.core.registry import import_submodules
 
     pkg_dir = tmp_path / "extra"
     pkg_dir.mkdir()
     (pkg_dir / "zz_toy_file_method.py").write_text(
-        "from prunerob.pruning.base import PruningMethod, register_method\n"
-        "from prunerob.pruning.magnitude import magnitude_masks\n\n"
+        "from prunerob.core.pruning.base import PruningMethod, register_method\n"
+        "from prunerob.core.pruning.magnitude import magnitude_masks\n\n"
         "@register_method('zz_toy_file')\n"
         "class ZZ(PruningMethod):\n"
         "    label = 'zz toy'\n"
@@ -213,10 +220,10 @@ def test_a_new_module_in_the_package_is_registered_without_editing_init(tmp_path
         "        return magnitude_masks(weights, keep)\n")
     monkeypatch.setattr(pruning_pkg, "__path__", [*pruning_pkg.__path__, str(pkg_dir)])
     try:
-        assert "zz_toy_file_method" in import_submodules("prunerob.pruning")
+        assert "zz_toy_file_method" in import_submodules("prunerob.core.pruning")
         assert pruning_pkg.method_names()[-1] == "zz_toy_file"
         assert pruning_pkg.method_names()[:5] == ("magnitude", "magnitude_global", "random", "taylor",
                                                   "bernoulli_uniform")
     finally:
         pruning_pkg.REGISTRY.unregister("zz_toy_file")
-        sys.modules.pop("prunerob.pruning.zz_toy_file_method", None)
+        sys.modules.pop("prunerob.core.pruning.zz_toy_file_method", None)

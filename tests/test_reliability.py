@@ -26,8 +26,9 @@ import bad_inputs
 import pytest
 import torch
 
-from prunerob import config, data, runner, train
+from prunerob import config, runner
 from prunerob.config import ConfigError, CorruptCacheWarning
+from prunerob.core import data, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -268,8 +269,8 @@ def test_default_output_dir_follows_the_checkout(tmp_path, monkeypatch):
 def test_params_yaml_round_trips(capsys, tmp_path):
     import yaml
 
-    from prunerob import profiles
     from prunerob.cli import main
+    from prunerob.runner import profiles
 
     argv = ["params", "depth", "--profile", "cpu", "-p", "epochs", "1", "--ipynb", str(tmp_path / "d.ipynb")]
     assert main(argv) == 0

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from prunerob.config import ConfigError
-from prunerob.risk import (
+from prunerob.theory.risk import (
     adversarial_risk_sampling,
     adversarial_risk_worst_case,
     bernoulli_sampler,
@@ -17,7 +17,7 @@ from prunerob.risk import (
     risk_over_masks,
     sample_l2_ball,
 )
-from prunerob.transformer import OneLayerTransformer
+from prunerob.theory.transformer import OneLayerTransformer
 
 DT = torch.float64
 

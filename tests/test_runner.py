@@ -217,11 +217,11 @@ def _kind(v):
 
 
 def test_real_profiles_match_notebook_sources():
-    """Every key prunerob.profiles sets is declared in the notebook's parameters cell, with a value
+    """Every key prunerob.runner.profiles sets is declared in the notebook's parameters cell, with a value
     of the same kind as the notebook's default (list vs dict vs str vs number vs bool; None fits any),
     or a dict keyed by data set whose values are of that kind (notebooks that loop over data sets
     accept either, e.g. magnitude_mlp's ``keeps``)."""
-    profiles = pytest.importorskip("prunerob.profiles")
+    profiles = pytest.importorskip("prunerob.runner.profiles")
     present = [n for n in profiles.NOTEBOOKS if (runner.DEFAULT_NOTEBOOKS_DIR / f"{n}.py").is_file()]
     if not present:
         pytest.skip("no notebook sources yet")

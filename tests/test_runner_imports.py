@@ -51,8 +51,7 @@ def test_hash_changes_only_with_reachable_files(tmp_path):
 def test_real_notebook_closure():
     src = (PKG.parent / "notebooks" / "magnitude_mlp.py").read_text()
     got = _names(dependency_files(src, PKG), PKG)
-    for need in ("sweep.py", "experiment.py", "pruning/magnitude.py", "attacks/pgd.py",
-                 "attacks/autoattack.py",
-                 "train.py", "stats.py"):
+    for need in ("engine/sweep.py", "engine/experiment.py", "core/pruning/magnitude.py",
+                 "core/attacks/pgd.py", "core/attacks/autoattack.py", "core/train.py", "analysis/stats.py"):
         assert need in got, need
-    assert "symbolic.py" not in got and "cli_theory.py" not in got and "runner/stamps.py" not in got
+    assert "theory/symbolic.py" not in got and "cli/theory.py" not in got and "runner/stamps.py" not in got

@@ -1,4 +1,5 @@
-"""Tests of prunerob.stats: paired gains, exact McNemar, intervals (known answers computed by hand)."""
+"""Tests of prunerob.analysis.stats: paired gains, exact McNemar, intervals (known answers computed by
+hand)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunerob import stats as S
+from prunerob.analysis import stats as S
 from prunerob.config import ConfigError
 
 # two-sided 95% Student-t quantiles from a printed table
@@ -178,7 +179,7 @@ def test_second_layer_share_and_algorithm1_front():
 
 
 def test_attack_ladder_counts_and_violations():
-    from prunerob.stats import attack_ladder
+    from prunerob.analysis.stats import attack_ladder
 
     rows = []
     for seed, (f, p, a) in enumerate([(90, 85, 80), (90, 91, 80)]):  # seed 1: PGD weaker than FGSM

@@ -1,4 +1,4 @@
-"""Tests of prunerob.sweep: the batched MLP path against the torchattacks loop, validation, resume.
+"""Tests of prunerob.engine.sweep: the batched MLP path against the torchattacks loop, validation, resume.
 
 The model is a small MLP (64-32-10) trained for 300 Adam steps on a synthetic 10-class data set
 of 8x8 images (class template + Gaussian noise, sd 0.8), so clean and attacked accuracies are far from
@@ -14,15 +14,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import prunerob.resume as resume
-import prunerob.stacked as stacked
-import prunerob.sweep as sweep
-from prunerob.attacks import make_attack
+import prunerob.engine.resume as resume
+import prunerob.engine.stacked as stacked
+import prunerob.engine.sweep as sweep
 from prunerob.config import ConfigError
-from prunerob.data import ArrayDataset
-from prunerob.models import build_model
-from prunerob.pruning import apply_masks, make_masks
-from prunerob.subsets import select_examples
+from prunerob.core.attacks import make_attack
+from prunerob.core.data import ArrayDataset
+from prunerob.core.models import build_model
+from prunerob.core.pruning import apply_masks, make_masks
+from prunerob.core.subsets import select_examples
 
 KEEPS = [1.0, 0.8, 0.6, 0.4, 0.25, 0.1]
 EPS = [0.03, 0.08]

@@ -1,5 +1,5 @@
 """Known answers of the pitfall attacks, the transfer attack and the mechanism metrics
-(prunerob.sweetspot.pitfalls / strong / mechanism) on a small trained MLP."""
+(prunerob.studies.sweetspot.pitfalls / strong / mechanism) on a small trained MLP."""
 from __future__ import annotations
 
 import math
@@ -10,13 +10,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prunerob.attacks import AttackSpec, attack_batches, make_attack
-from prunerob.bounds import realised_mask_bound
-from prunerob.data import ArrayDataset
-from prunerob.models import build_model
-from prunerob.pruning import make_masks, prunable_weights
-from prunerob.sweep import run_sweep
-from prunerob.sweetspot import mechanism, pitfalls, strong
+from prunerob.core.attacks import AttackSpec, attack_batches, make_attack
+from prunerob.core.data import ArrayDataset
+from prunerob.core.models import build_model
+from prunerob.core.pruning import make_masks, prunable_weights
+from prunerob.engine.sweep import run_sweep
+from prunerob.studies.sweetspot import mechanism, pitfalls, strong
+from prunerob.theory.bounds import realised_mask_bound
 
 MEAN, STD = (0.5,), (0.3,)
 
@@ -140,7 +140,8 @@ def test_pitfall_shapes_report_bitwise_identity_with_the_correct_run(setup):
     model, test = setup
     rows = pitfalls.run_pitfalls([(0, model)], test, names=["correct", "train_mode", "no_clamp"],
                                  method="magnitude", keeps=[1.0, 0.6], attacks=["fgsm"], eps=0.1, n=150)
-    shapes = pitfalls.fig2_shape(__import__("prunerob.sweetspot.grid", fromlist=["gains"]).gains(rows), rows)
+    grid = __import__("prunerob.studies.sweetspot.grid", fromlist=["gains"])
+    shapes = pitfalls.fig2_shape(grid.gains(rows), rows)
     same = shapes.set_index("pitfall").same_as_correct
     assert same["correct"] == 1.0 and same["train_mode"] == 1.0 and same["no_clamp"] < 1.0
     lines = pitfalls.describe(shapes)
@@ -148,7 +149,7 @@ def test_pitfall_shapes_report_bitwise_identity_with_the_correct_run(setup):
     import matplotlib
 
     matplotlib.use("Agg")
-    from prunerob.sweetspot import figures
+    from prunerob.studies.sweetspot import figures
 
     fig = figures.pitfall_panels(rows, {k: v.label for k, v in pitfalls.PITFALLS.items()}, "fgsm")
     shown = [ax.get_title() for ax in fig.axes if ax.get_visible()]

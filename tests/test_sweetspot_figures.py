@@ -1,15 +1,15 @@
-"""The caption helper of the sweet-spot figures (prunerob.sweetspot.figures.attack_grid_text) and the
-chapter's example selection (prunerob.sweetspot.models.examples_on)."""
+"""The caption helper of the sweet-spot figures (prunerob.studies.sweetspot.figures.attack_grid_text) and the
+chapter's example selection (prunerob.studies.sweetspot.models.examples_on)."""
 from __future__ import annotations
 
 import pandas as pd
 import torch
 
-from prunerob.data import ArrayDataset
-from prunerob.models import build_model
-from prunerob.subsets import select_examples
-from prunerob.sweetspot.figures import attack_grid_text
-from prunerob.sweetspot.models import examples_on
+from prunerob.core.data import ArrayDataset
+from prunerob.core.models import build_model
+from prunerob.core.subsets import select_examples
+from prunerob.studies.sweetspot.figures import attack_grid_text
+from prunerob.studies.sweetspot.models import examples_on
 
 
 def _rows(attack: str, epss: list[float], alpha_of, steps: int, seeds=(0, 1), n: int = 100) -> pd.DataFrame:
@@ -46,7 +46,7 @@ def test_examples_on_is_the_sweeps_selection():
 
 
 def test_mechanism_text_names_a_metric_that_correlates_against_its_prediction():
-    from prunerob.sweetspot.verdict import _mechanism, contradicted
+    from prunerob.studies.sweetspot.verdict import _mechanism, contradicted
 
     mech = pd.DataFrame([
         dict(metric="grad_l1", expected_sign="-", rho=-0.9, p=1e-9, rho_within=-0.7, p_within=1e-5,

@@ -1,13 +1,13 @@
-"""Known answers of prunerob.sweetspot.grid / verdict / strong.label_rule on synthetic tables."""
+"""Known answers of prunerob.studies.sweetspot.grid / verdict / strong.label_rule on synthetic tables."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from prunerob.stats import mcnemar_exact
-from prunerob.sweep import pack_bits
-from prunerob.sweetspot import grid, strong, verdict
+from prunerob.analysis.stats import mcnemar_exact
+from prunerob.engine.sweep import pack_bits
+from prunerob.studies.sweetspot import grid, strong, verdict
 
 N = 400
 
@@ -67,7 +67,7 @@ def test_flag_rule(lo, hi, k, n, want):
 
 
 def test_float_noise_zero_width_interval_is_no_interval():
-    from prunerob import stats
+    from prunerob.analysis import stats
 
     # both seeds gain exactly 7 images, but the unpruned accuracy of seed 0 carries float noise
     t = _table({0: (7, 0), 1: (7, 0)})
@@ -208,8 +208,8 @@ def test_verdict_does_not_borrow_the_main_models_label_for_another_width():
 
 
 def test_mlp_config_shares_the_paper_checkpoints():
-    from prunerob.sweetspot.models import mlp_config
-    from prunerob.train import TrainConfig
+    from prunerob.core.train import TrainConfig
+    from prunerob.studies.sweetspot.models import mlp_config
 
     assert mlp_config(30, 3).hash() == TrainConfig.paper("mlp", "mnist", epochs=30, seed=3).hash()
     assert mlp_config(3, 0).hash() == TrainConfig.paper("mlp", "mnist", epochs=3, seed=0).hash()
@@ -221,7 +221,7 @@ def test_heatmap_marks_significance():
     import matplotlib
 
     matplotlib.use("Agg")
-    from prunerob.sweetspot import figures
+    from prunerob.studies.sweetspot import figures
 
     t = pd.concat([_table({0: (30, 2), 1: (25, 1), 2: (40, 3)}, eps=e) for e in (0.05, 0.1)],
                   ignore_index=True)

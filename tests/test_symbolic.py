@@ -1,4 +1,4 @@
-"""Tests of prunerob.symbolic: every derivation is checked by sympy and its expressions are
+"""Tests of prunerob.theory.symbolic: every derivation is checked by sympy and its expressions are
 lambdified and compared with the numeric code (tradeoff.py, and bounds.py when present)."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from prunerob import symbolic as S
-from prunerob import tradeoff as T
+from prunerob.theory import symbolic as S
+from prunerob.theory import tradeoff as T
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def alg():
 
 def _bounds():
     try:
-        from prunerob import bounds
+        from prunerob.theory import bounds
     except ImportError:  # written concurrently; compare only when present
         return None
     return bounds

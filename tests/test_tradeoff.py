@@ -1,4 +1,4 @@
-"""Tests of prunerob.tradeoff (App. E-G) and prunerob.cli_theory.
+"""Tests of prunerob.theory.tradeoff (App. E-G) and prunerob.cli.theory.
 
 Known answers come from hand computation, brute-force grids and vertex enumeration; the
 findings they pin down are written up in book/theory/_findings_tradeoff.md.
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from prunerob import tradeoff as T
 from prunerob.config import ConfigError
+from prunerob.theory import tradeoff as T
 
 
 def _rand_constants(rng, L):
@@ -339,7 +339,7 @@ def test_pareto_sweep_table():
 
 
 def test_agrees_with_bounds_module():
-    B = pytest.importorskip("prunerob.bounds")
+    B = pytest.importorskip("prunerob.theory.bounds")
     rng = np.random.default_rng(11)
     W = [rng.normal(size=(7, 5)), rng.normal(size=(4, 7)), rng.normal(size=(3, 4))]
     k = T.constants(W, 2.5)
@@ -351,7 +351,7 @@ def test_agrees_with_bounds_module():
 
 # ------------------------------------------------------------------ CLI
 def _parser():
-    from prunerob.cli_theory import register
+    from prunerob.cli.theory import register
 
     p = argparse.ArgumentParser()
     register(p.add_subparsers(dest="cmd"))
@@ -385,7 +385,7 @@ def test_cli_bad_lam(lam):
 
 
 def test_cli_bounds_random_mlp(capsys):
-    pytest.importorskip("prunerob.bounds")
+    pytest.importorskip("prunerob.theory.bounds")
     p = _parser()
     a = p.parse_args(
         ["bounds", "--random-mlp", "20,10,5", "--keep", "1,0.5", "--eps", "4/255", "--x-norm", "2"]
@@ -398,8 +398,8 @@ def test_cli_bounds_random_mlp(capsys):
 def test_cli_checkpoint_and_auto_x_norm(tmp_path, monkeypatch, capsys):
     from safetensors.torch import save_file
 
-    import prunerob.data as D
-    from prunerob.models import build_model
+    import prunerob.core.data as D
+    from prunerob.core.models import build_model
 
     info = D.DatasetInfo("mnist", 3, (1, 2, 2), (0.5,), (0.25,))
     model = build_model("mlp", info, hidden=(5,))
@@ -423,7 +423,7 @@ def test_cli_checkpoint_and_auto_x_norm(tmp_path, monkeypatch, capsys):
     assert a.func(a) == 0
     out = capsys.readouterr().out
     assert "x_norm=1.5000 (auto" in out
-    from prunerob.cli_theory import load_mlp_checkpoint
+    from prunerob.cli.theory import load_mlp_checkpoint
 
     ws, _, _ = load_mlp_checkpoint(path)
     k = T.constants(ws, 1.5)

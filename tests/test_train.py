@@ -9,9 +9,9 @@ import torch
 import torch.nn as nn
 
 from prunerob.config import ConfigError
-from prunerob.data import ArrayDataset, load_dataset
-from prunerob.models import mlp_weights
-from prunerob.train import TrainConfig, checkpoint_paths, evaluate_accuracy, load_checkpoint, train_model
+from prunerob.core.data import ArrayDataset, load_dataset
+from prunerob.core.models import mlp_weights
+from prunerob.core.train import TrainConfig, checkpoint_paths, evaluate_accuracy, load_checkpoint, train_model
 
 
 def test_mlp_mnist_trains_and_caches(tmp_cache):

@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from prunerob import pages
 from prunerob.config import ConfigError
-from prunerob.train import TrainConfig, checkpoint_paths, train_model, training_curve
+from prunerob.core.train import TrainConfig, checkpoint_paths, train_model, training_curve
+from prunerob.studies import pages
 
 
 def _cfg(epochs: int) -> TrainConfig:

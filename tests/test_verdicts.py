@@ -1,4 +1,5 @@
-"""Tests of the competence gate (prunerob.competence) and the claim verdicts (prunerob.verdicts)."""
+"""Tests of the competence gate (prunerob.analysis.competence) and the claim verdicts
+(prunerob.analysis.verdicts)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunerob import competence as C
-from prunerob import verdicts as V
+from prunerob.analysis import competence as C
+from prunerob.analysis import verdicts as V
 from prunerob.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -199,7 +200,7 @@ def test_theory_claims_cover_every_erratum_of_the_book():
 
 
 def test_gains_that_round_to_zero_are_also_printed_to_a_hundredth_of_a_pp():
-    from prunerob.verdicts import _fine
+    from prunerob.analysis.verdicts import _fine
 
     fine = _fine({"gain": 0.0001, "gain_lo": -0.0003, "gain_hi": 0.0004})
     assert fine == " [to 0.01 pp: +0.01, CI -0.03 to +0.04]"

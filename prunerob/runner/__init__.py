@@ -2,7 +2,7 @@
 
 Each notebook source ``notebooks/<name>.py`` (jupytext percent format, one cell tagged
 ``parameters``) is converted to a notebook in memory and executed by papermill with the
-parameters of a profile (:mod:`prunerob.profiles`) updated by ``-p KEY VALUE`` overrides. The
+parameters of a profile (:mod:`prunerob.runner.profiles`) updated by ``-p KEY VALUE`` overrides. The
 executed notebook is written to ``<output_dir>/<name>.ipynb`` (by default ``book/experiments``, where
 the book shows it) and its result tables and figures to ``out_dir`` (a parameter, relative to
 ``output_dir``: by default ``<output_dir>/results/<name>/``). The kernel runs with ``output_dir`` as
@@ -18,7 +18,7 @@ Guarantees:
   notebook source, the final parameters, the source of the ``prunerob`` package and the stamps of
   the notebooks it depends on. A notebook is skipped when its key is unchanged and the output file
   is the one that was stamped (``--force`` reruns). Interrupting a long ``reproduce`` therefore
-  loses only the notebook that was running; trained models are cached by :mod:`prunerob.train`.
+  loses only the notebook that was running; trained models are cached by :mod:`prunerob.core.train`.
 * **Dependencies.** Selecting a notebook that reads others' results also selects those: they run
   first when they have no stamped output in ``output_dir`` yet (with the profile's parameters);
   otherwise their existing results are reused. Name them explicitly to rerun or override them.
@@ -41,23 +41,23 @@ result types), :mod:`~prunerob.runner.params` (the ``parameters`` cell, ``-p`` v
 """
 from __future__ import annotations
 
-from .checks import (
+from prunerob.runner.checks import (
     PARAM_CHECKS,
     check_parameter,
     check_path_parameter,
     is_output_path_parameter,
 )
-from .commands import (
+from prunerob.runner.commands import (
     _cmd_reproduce,
     main,
     parameters_yaml,
     register,
     write_plain_notebook,
 )
-from .execute import (
+from prunerob.runner.execute import (
     reproduce,
 )
-from .layout import (
+from prunerob.runner.layout import (
     DEFAULT_NOTEBOOKS_DIR,
     DEFAULT_OUTPUT_DIR,
     FAILED_DIR,
@@ -74,7 +74,7 @@ from .layout import (
     default_notebooks_dir,
     default_output_dir,
 )
-from .params import (
+from prunerob.runner.params import (
     Expression,
     check_parameter_type,
     notebook_parameter_annotations,
@@ -82,15 +82,15 @@ from .params import (
     notebook_parameter_names,
     parse_value,
 )
-from .planning import (
+from prunerob.runner.planning import (
     check_output_paths,
     plan,
     stamp_key,
 )
-from .staging import (
+from prunerob.runner.staging import (
     _swap_in,
 )
-from .stamps import (
+from prunerob.runner.stamps import (
     _is_up_to_date,
     _sha256_file,
     _tree_sha256,
@@ -98,7 +98,7 @@ from .stamps import (
     read_stamp,
     stamp_path,
 )
-from .status import (
+from prunerob.runner.status import (
     executed_summary,
     status_table,
 )

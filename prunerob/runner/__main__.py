@@ -1,4 +1,4 @@
 """``python -m prunerob.runner ...``: see :func:`prunerob.runner.commands.main`."""
-from .commands import main
+from prunerob.runner.commands import main
 
 raise SystemExit(main())

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..config import (
+from prunerob.config import (
     ConfigError,
     check_choice,
     check_dir,
@@ -16,8 +16,8 @@ from ..config import (
     parse_eps,
     resolve_device,
 )
-from .layout import _load_profiles
-from .params import check_parameter_type
+from prunerob.runner.layout import _load_profiles
+from prunerob.runner.params import check_parameter_type
 
 
 def _as_list(v: Any, name: str, empty_ok: bool = False) -> list[Any]:
@@ -32,7 +32,7 @@ def _per_dataset(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
     """Accept a value or a mapping ``{dataset: value}`` (e.g. ``epochs``) and check each value."""
     def run(v: Any, name: str) -> Any:
         if isinstance(v, dict):
-            from ..data import DATASETS
+            from prunerob.core.data import DATASETS
 
             for k, x in v.items():
                 check_choice(f"-p {name} key", k, DATASETS)
@@ -96,31 +96,31 @@ def _p_data_root(v: Any, name: str) -> Any:
 
 
 def _datasets() -> tuple[str, ...]:
-    from ..data import DATASETS
+    from prunerob.core.data import DATASETS
 
     return DATASETS
 
 
 def _archs() -> tuple[str, ...]:
-    from ..models import ARCHS
+    from prunerob.core.models import ARCHS
 
     return tuple(ARCHS)
 
 
 def _methods() -> tuple[str, ...]:
-    from ..pruning import method_names
+    from prunerob.core.pruning import method_names
 
     return tuple(method_names())
 
 
 def _attacks() -> tuple[str, ...]:
-    from ..attacks import attack_names
+    from prunerob.core.attacks import attack_names
 
     return tuple(attack_names())
 
 
 def _modes() -> tuple[str, ...]:
-    from ..tradeoff import MODES
+    from prunerob.theory.tradeoff import MODES
 
     return tuple(MODES)
 

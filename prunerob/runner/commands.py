@@ -8,16 +8,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import (
+from prunerob.config import (
     ConfigError,
     atomic_write_text,
     check_writable,
 )
-from .execute import _execute_job, reproduce
-from .layout import _EXECUTE, default_notebooks_dir, default_output_dir
-from .params import _read_source, parse_value
-from .planning import check_output_paths, plan
-from .status import status_table
+from prunerob.runner.execute import _execute_job, reproduce
+from prunerob.runner.layout import _EXECUTE, default_notebooks_dir, default_output_dir
+from prunerob.runner.params import _read_source, parse_value
+from prunerob.runner.planning import check_output_paths, plan
+from prunerob.runner.status import status_table
 
 # CLI
 
@@ -169,6 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == [_EXECUTE]:
         return _execute_job(argv[1])
-    from ..cli import main as cli_main
+    from prunerob.cli import main as cli_main
 
     return cli_main(argv)

@@ -17,10 +17,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import (
+from prunerob.config import (
     check_writable,
 )
-from .layout import (
+from prunerob.runner.layout import (
     _EXECUTE,
     _PGID_ENV,
     FAILED_DIR,
@@ -32,10 +32,24 @@ from .layout import (
     Result,
     default_output_dir,
 )
-from .params import _read_source
-from .planning import _Plan, check_output_paths, plan, stamp_key
-from .staging import _Interrupted, _kill_group, _link_inputs, _recover, _signals_raise, _swap_in
-from .stamps import _is_up_to_date, _sha256_bytes, _sha256_file, _tree_sha256, read_stamp, stamp_path
+from prunerob.runner.params import _read_source
+from prunerob.runner.planning import _Plan, check_output_paths, plan, stamp_key
+from prunerob.runner.staging import (
+    _Interrupted,
+    _kill_group,
+    _link_inputs,
+    _recover,
+    _signals_raise,
+    _swap_in,
+)
+from prunerob.runner.stamps import (
+    _is_up_to_date,
+    _sha256_bytes,
+    _sha256_file,
+    _tree_sha256,
+    read_stamp,
+    stamp_path,
+)
 
 # kernel
 
@@ -107,7 +121,7 @@ def _postprocess(nb, name: str, profile: str, overrides: Mapping[str, Any], seco
                 first_param = i
     over = ", ".join(f"`{k} = {v!r}`" for k, v in overrides.items()) or "none"
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    from .. import __version__
+    from prunerob import __version__
 
     text = (
         "```{admonition} How this page was produced\n:class: note\n"
@@ -281,7 +295,7 @@ def reproduce(names: Iterable[str] | None = None, profile: str = "quick",
         notebooks_dir: folder holding the jupytext sources ``<name>.py``.
         progress: tqdm over notebooks and papermill's per-cell bar.
         profiles: object/module with ``PROFILES``, ``NOTEBOOKS``, ``DEPENDS``, ``parameters`` (default
-            :mod:`prunerob.profiles`).
+            :mod:`prunerob.runner.profiles`).
         kernel: a Jupyter kernel spec name; ``None`` runs ``sys.executable`` as the kernel.
         raise_on_error: raise :class:`NotebookFailed` at the end when a notebook failed.
         log_output: echo the notebooks' outputs to the log (papermill ``--log-output``).

@@ -9,7 +9,7 @@ change cannot affect. The stamp now hashes only the modules a notebook can reach
   every package-internal import (absolute or relative) of the modules reached;
 * the ``__init__.py`` of every package on the way (Python runs them on import);
 * every module of a package whose code calls ``import_submodules`` (the registries of
-  :mod:`prunerob.pruning` and :mod:`prunerob.attacks` load all their files at import).
+  :mod:`prunerob.core.pruning` and :mod:`prunerob.core.attacks` load all their files at import).
 
 The runner that executes the notebook is not part of it: what it passes in (profile, parameters,
 notebook source) enters the key on its own, and how it decorates the page does not change a result.

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from prunerob.analysis.provenance import STAMP_DIR  # noqa: F401  (re-exported)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STAMP_DIR, PARTIAL_DIR, FAILED_DIR, STAGING_DIR = ".stamps", ".partial", ".failed", ".staging"
+PARTIAL_DIR, FAILED_DIR, STAGING_DIR = ".partial", ".failed", ".staging"
 #: internal sub-command of ``python -m prunerob.runner`` that executes one notebook (a child process)
 _EXECUTE = "_execute-notebook"
 #: environment variable naming the file where the kernel manager writes the kernel's process group
@@ -70,7 +72,7 @@ class Result:
 
 def _load_profiles(profiles: Any) -> Any:
     if profiles is None:
-        from .. import profiles as mod
+        from prunerob.runner import profiles as mod
 
         return mod
     return profiles

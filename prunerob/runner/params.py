@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import (
+from prunerob.config import (
     ConfigError,
 )
 

@@ -8,20 +8,20 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import (
+from prunerob.config import (
     ConfigError,
     check_choice,
 )
-from .checks import check_parameter, check_path_parameter, is_output_path_parameter
-from .imports import dependency_hash
-from .layout import PACKAGE_DIR, _load_profiles, default_notebooks_dir
-from .params import (
+from prunerob.runner.checks import check_parameter, check_path_parameter, is_output_path_parameter
+from prunerob.runner.imports import dependency_hash
+from prunerob.runner.layout import PACKAGE_DIR, _load_profiles, default_notebooks_dir
+from prunerob.runner.params import (
     _read_source,
     notebook_parameter_annotations,
     notebook_parameter_defaults,
     notebook_parameter_names,
 )
-from .stamps import _canonical, _sha256_bytes, read_stamp
+from prunerob.runner.stamps import _canonical, _sha256_bytes, read_stamp
 
 # planning
 

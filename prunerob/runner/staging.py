@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from .layout import STAGING_DIR
+from prunerob.runner.layout import STAGING_DIR
 
 
 class _Interrupted(BaseException):

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .layout import PACKAGE_DIR, STAMP_DIR
+from prunerob.analysis.provenance import read_stamp, stamp_path  # noqa: F401  (re-exported)
+from prunerob.runner.layout import PACKAGE_DIR
 
 # hashing and stamps
 
@@ -36,18 +37,6 @@ def package_hash(package_dir: Path = PACKAGE_DIR) -> str:
 
 def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
-
-
-def stamp_path(output_dir: Path, name: str) -> Path:
-    return Path(output_dir) / STAMP_DIR / f"{name}.json"
-
-
-def read_stamp(output_dir: Path, name: str) -> dict[str, Any] | None:
-    p = stamp_path(output_dir, name)
-    try:
-        return json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _is_up_to_date(output: Path, stamp: dict[str, Any] | None, key: str) -> bool:

@@ -6,13 +6,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import (
+from prunerob.config import (
     ConfigError,
     check_choice,
 )
-from .layout import PACKAGE_DIR, _load_profiles, default_notebooks_dir, default_output_dir
-from .planning import plan, stamp_key
-from .stamps import _is_up_to_date, read_stamp
+from prunerob.runner.layout import PACKAGE_DIR, _load_profiles, default_notebooks_dir, default_output_dir
+from prunerob.runner.planning import plan, stamp_key
+from prunerob.runner.stamps import _is_up_to_date, read_stamp
 
 
 def status_table(profile: str = "quick", names: Iterable[str] | None = None,

@@ -1,0 +1,651 @@
+"""Verdicts on the paper's empirical claims (Sec. 6.2-6.5, App. H) from the committed result tables,
+and the theory verdicts read from the errata page.
+
+Each claim is decided by the stated rule :data:`RULE`, never by hand: :func:`claims` reads the
+tables the experiment notebooks wrote (``<results>/<notebook>/sweep.csv``, ``models.csv``, ...),
+applies the competence gate (:mod:`prunerob.analysis.competence`) and the paired statistics
+(:mod:`prunerob.analysis.stats`), and returns one row per claim with its verdict (``holds``, ``fails``,
+``inconclusive``), the reason, the number that decides it and the run it comes from.
+:func:`theory_claims` parses ``book/theory/errata.md`` so that the book's summaries cannot drift
+from the errata.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prunerob.analysis import competence, stats
+from prunerob.analysis.provenance import read_stamp
+from prunerob.config import format_eps
+
+__all__ = ["RULE", "MIN_EFFECT", "ALPHA", "PAPER_EPS", "Claim", "CLAIMS", "claims", "theory_claims",
+           "gain_verdict", "VERDICTS"]
+
+VERDICTS = ("holds", "fails", "inconclusive")
+#: smallest gain in attacked accuracy that the paper's figures would show as a rise (1 pp)
+MIN_EFFECT = 0.01
+#: significance level of the per-seed McNemar tests (Bonferroni-corrected over the pruned keeps)
+ALPHA = 0.05
+#: the paper's attack budget (App. I), and the second one of Fig. 11
+PAPER_EPS = 4 / 255
+#: the errata page, relative to the repository root
+ERRATA = "book/theory/errata.md"
+
+RULE = (
+    "A claim that pruning raises attacked accuracy is decided at the paper's ε (4/255; 8/255 for Fig. 11) "
+    "on the pruned keep ratio p < 1 with the highest mean attacked accuracy, by its paired gain over p = 1 "
+    "(same seed, same test examples). **holds**: the model is competent, the gain's 95% t-interval across "
+    "seeds lies above 0, and the exact McNemar test on the per-example results gives p < 0.05 "
+    "(Bonferroni-corrected over the pruned keep ratios tried) in the majority of seeds. **fails**: the "
+    "model is competent, the interval reaches 0 or lies below it, and its upper end is below 1 pp (no "
+    "gain is resolved, and a rise the paper's figures would show is excluded). **inconclusive** otherwise, "
+    "with the reason: not run, model not competent (clean accuracy below its stated threshold), needs a GPU, "
+    "no interval (one seed, or every seed moved by the same number of images), interval above 0 but no "
+    "per-example results or McNemar significant in too few seeds, or underpowered (the interval contains 0 "
+    "and gains of 1 pp or more). A gain that holds under FGSM, PGD or CW on the MNIST MLP must also survive "
+    "AutoAttack at the same keep ratio (paired interval above 0 on its fixed subset), else it is "
+    "inconclusive. Shape claims (depth, sweet-spot "
+    "location, Algorithm 1, risk trends) state their rule in the reason column; they never hold on a gain "
+    "that does not hold by the rule above."
+)
+
+
+@dataclass
+class Outcome:
+    verdict: str
+    reason: str
+    number: str = ""
+    source: str = ""
+
+
+@dataclass
+class Claim:
+    """One empirical claim: its words, where the paper makes it, the notebook whose tables decide
+    it, and the function that applies the rule to those tables."""
+
+    claim: str
+    paper: str
+    notebook: str
+    decide: Callable[[Results, Claim], Outcome]
+    params: dict[str, Any] = field(default_factory=dict)
+    needs_gpu: bool = False
+
+
+class Results:
+    """The committed result tables under one results folder, read once each."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._cache: dict[tuple[str, str], pd.DataFrame | None] = {}
+
+    def table(self, notebook: str, name: str = "sweep") -> pd.DataFrame | None:
+        key = (notebook, name)
+        if key not in self._cache:
+            path = self.root / notebook / f"{name}.csv"
+            self._cache[key] = pd.read_csv(path) if path.is_file() else None
+        return self._cache[key]
+
+    def source(self, notebook: str, name: str = "sweep") -> str:
+        df = self.table(notebook, name)
+        if df is None:
+            return f"{notebook} (not run)"
+        prof = _values(df, "profile") or self._stamped(notebook)
+        return f"{notebook} (profile {prof}; {_values(df, 'device') or self._device(notebook)})"
+
+    def _stamped(self, notebook: str) -> str:
+        """The profile in the notebook's run stamp (:func:`prunerob.analysis.provenance.read_stamp`; the
+        ``.stamps/`` folder sits beside this results folder), for tables without a ``profile`` column."""
+        return str((read_stamp(self.root.parent, notebook) or {}).get("profile", "unknown"))
+
+    def _device(self, notebook: str) -> str:
+        """The device in the run's ``provenance.json``, else the models table's ``device`` column."""
+        try:
+            return str(json.loads((self.root / notebook / "provenance.json").read_text())["device"])
+        except (OSError, ValueError, KeyError):
+            return _values(self.table(notebook, "models"), "device") or "unknown"
+
+    def competence(self, notebook: str, model: str, dataset: str | None) -> tuple[bool, str]:
+        """``(competent, label)`` of (model, dataset) from the notebook's models table; ``dataset=None``
+        takes the one data set the model was trained on in that run."""
+        m = self.table(notebook, "models")
+        if m is None:
+            return False, "competence unknown (the run wrote no models table)"
+        s = competence.summary(m)
+        if dataset is None:
+            found = s[s.model == model].dataset.unique()
+            dataset = str(found[0]) if len(found) == 1 else ""
+        row = s[(s.model == model) & (s.dataset == dataset)]
+        if row.empty:
+            return False, f"competence unknown ({model} on {dataset} is not in the models table)"
+        r = row.iloc[0]
+        return bool(r.competent), str(r.competence_label)
+
+
+def _values(df: pd.DataFrame | None, column: str) -> str:
+    """The distinct values of ``df[column]``, sorted and comma-joined; ``""`` without the column."""
+    if df is None or column not in df:
+        return ""
+    return ", ".join(sorted(map(str, df[column].dropna().unique())))
+
+
+def _gpu(claim: Claim, reason: str) -> str:
+    return reason + ("; needs a GPU" if claim.needs_gpu else "")
+
+
+def _setting(df: pd.DataFrame, model: str, dataset: str, method: str, attack: str,
+             eps: float) -> pd.DataFrame:
+    return df[(df.model == model) & (df.dataset == dataset) & (df.method == method) & (df.attack == attack)
+              & np.isclose(df.eps.astype(float), eps)]
+
+
+def _fine(row: Mapping[str, Any]) -> str:
+    """``" [to 0.01 pp: +0.01, CI -0.03 to +0.04]"`` when the gain and its interval all round to
+    0.0 pp at :func:`prunerob.analysis.stats.gain_text`'s one decimal (which would print ``+0.0 to +0.0``, as
+    if the interval had no width); empty otherwise."""
+    vals = [row.get("gain"), row.get("gain_lo"), row.get("gain_hi")]
+    if not all(v is not None and np.isfinite(v) for v in vals) or max(abs(float(v)) for v in vals) >= 5e-4:
+        return ""
+    g, lo, hi = (stats.pp(float(v), 2).removesuffix(" pp") for v in vals)
+    return f" [to 0.01 pp: {g}, CI {lo} to {hi}]"
+
+
+def gain_verdict(rows: pd.DataFrame, competent: bool, competence_label: str,
+                 min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> Outcome:
+    """Apply :data:`RULE` to one setting's sweep rows (one model, data set, method, attack, ε).
+
+    The number is the best pruned keep ratio with its paired gain
+    (:func:`prunerob.analysis.stats.gain_text`)."""
+    if rows.empty:
+        return Outcome("inconclusive", "not run")
+    if not competent:
+        return Outcome("inconclusive", competence_label)
+    dense = float(rows.keep_ratio.max())
+    g = stats.paired_gains(rows, baseline_keep=dense)
+    pruned = g[g.keep_ratio < dense]
+    if pruned.empty:
+        return Outcome("inconclusive", "not run: no pruned keep ratio in the table")
+    best = pruned.loc[pruned.gain.idxmax()]
+    m = len(pruned)
+    p_adj = [min(1.0, p * m) for p in best.p_values]
+    n_sig = sum(p < alpha for p in p_adj if np.isfinite(p))
+    row = {**best.to_dict(), "n_significant": n_sig}
+    number = f"keep {best.keep_ratio:g}: {stats.gain_text(row)}{_fine(row)}"
+    lo, hi = float(best.gain_lo), float(best.gain_hi)
+    has_ci = np.isfinite(lo)
+    tested = best.test.startswith("mcnemar")
+    majority = 2 * n_sig > best.n_seeds
+    if has_ci and lo > 0 and tested and majority:
+        return Outcome("holds", f"{competence_label}; interval above 0, McNemar p < {alpha} (Bonferroni over "
+                                f"{m} keeps) in {n_sig} of {best.n_seeds} seeds", number)
+    if has_ci and best.interval == "t over seeds" and lo <= 0 and hi < min_effect:
+        why = "at or below 0" if hi <= 0 else f"contains 0 and ends below {stats.pp(min_effect)}"
+        return Outcome("fails", f"{competence_label}; interval {why}", number)
+    if not has_ci:
+        why = best.interval[6:] if best.interval.startswith("none:") else best.interval
+        return Outcome("inconclusive", f"no interval ({why})", number)
+    if lo > 0 and not tested:
+        return Outcome("inconclusive", "interval above 0, but no per-example results for the McNemar test",
+                       number)
+    if lo > 0:
+        return Outcome("inconclusive", f"interval above 0, but McNemar p < {alpha} (Bonferroni over {m} "
+                                       f"keeps) in only {n_sig} of {best.n_seeds} seeds", number)
+    return Outcome("inconclusive", f"underpowered: interval {stats.pp(lo)} to {stats.pp(hi)} contains 0 and "
+                                   f"gains of {stats.pp(min_effect)} or more", number)
+
+
+# ----------------------------------------------------------------------------------------------
+# claim deciders
+# ----------------------------------------------------------------------------------------------
+def _gain(res: Results, c: Claim) -> Outcome:
+    p = c.params
+    df = res.table(c.notebook)
+    src = res.source(c.notebook)
+    if df is None:
+        return Outcome("inconclusive", _gpu(c, "not run"), source=src)
+    ok, lab = res.competence(c.notebook, p["model"], p["dataset"])
+    out = gain_verdict(_setting(df, p["model"], p["dataset"], p["method"], p["attack"], p["eps"]), ok, lab)
+    if out.verdict == "inconclusive" and (not ok or out.reason == "not run"):
+        out.reason = _gpu(c, out.reason)
+    out.source = src
+    if out.verdict == "holds" and p.get("backed_by"):
+        out = _backed(res, c, out)
+    return out
+
+
+def _backed(res: Results, c: Claim, out: Outcome) -> Outcome:
+    """A gain that holds under FGSM or PGD must survive AutoAttack (the field's rule against gradient
+    masking): the paired AutoAttack gain at the same keep ratio, on the ``backed_by`` notebook's
+    fixed subset, must have its interval above 0; else the claim is *inconclusive*, with the reason."""
+    p = c.params
+    notebook = p["backed_by"]
+    keep = float(re.match(r"keep ([0-9.]+)", out.number).group(1))
+    df = res.table(notebook)
+    rows = (_setting(df, p["model"], p["dataset"], p["method"], "autoattack", p["eps"])
+            if df is not None else pd.DataFrame())
+    if rows.empty or not np.isclose(rows.keep_ratio.astype(float), keep).any():
+        return Outcome("inconclusive", f"{out.reason}; not backed: AutoAttack was not run at keep {keep:g} "
+                                       f"({notebook})", out.number, out.source)
+    dense = float(rows.keep_ratio.max())
+    g = stats.paired_gains(rows, baseline_keep=dense)
+    row = g[np.isclose(g.keep_ratio.astype(float), keep)].iloc[0]
+    aa = f"AutoAttack at keep {keep:g}: {stats.gain_text(row.to_dict())}{_fine(row.to_dict())}"
+    if np.isfinite(row.gain_lo) and row.gain_lo > 0:
+        return Outcome("holds", f"{out.reason}; backed by AutoAttack ({notebook})", f"{out.number}; {aa}",
+                       out.source)
+    return Outcome("inconclusive", f"{out.reason}, but not backed by AutoAttack (interval not above 0: "
+                                   "masking, or too few images)", f"{out.number}; {aa}", out.source)
+
+
+def _location(res: Results, c: Claim) -> Outcome:
+    """Sweet spot near p = 0.9: the gain holds and the best pruned keep lies in [lo, hi]."""
+    out = _gain(res, c)
+    if out.verdict != "holds":
+        return out
+    keep = float(re.match(r"keep ([0-9.]+)", out.number).group(1))
+    lo, hi = c.params["window"]
+    if lo <= keep <= hi:
+        return Outcome("holds", f"gain holds and the best keep {keep:g} lies in [{lo:g}, {hi:g}]",
+                       out.number, out.source)
+    return Outcome("fails", f"gain holds but the best keep {keep:g} lies outside [{lo:g}, {hi:g}]",
+                   out.number, out.source)
+
+
+def _depth(res: Results, c: Claim) -> Outcome:
+    """Sec. 6.4: the best pruned keep decreases with depth, every depth's gain holding."""
+    p = c.params
+    df = res.table(c.notebook)
+    src = res.source(c.notebook)
+    if df is None:
+        return Outcome("inconclusive", "not run", source=src)
+    outs, keeps, labels = [], [], []
+    for model in p["models"]:
+        ok, lab = res.competence(c.notebook, model, p["dataset"])
+        o = gain_verdict(_setting(df, model, p["dataset"], p["method"], p["attack"], p["eps"]), ok, lab)
+        outs.append(o)
+        m = re.match(r"keep ([0-9.]+)", o.number)
+        keeps.append(float(m.group(1)) if m else math.nan)
+        labels.append(f"{model} {o.number or o.reason}")
+    number = "; ".join(labels)
+    dec = all(np.isfinite(keeps)) and all(b <= a for a, b in zip(keeps, keeps[1:], strict=False)) \
+        and keeps[-1] < keeps[0]
+    not_comp = [o.reason for o in outs if o.reason.startswith(("not competent", "competence unknown"))]
+    if not_comp:
+        return Outcome("inconclusive", not_comp[0], number, src)
+    if all(o.verdict == "holds" for o in outs):
+        if dec:
+            return Outcome("holds", "every depth's gain holds and the best keep decreases with depth",
+                           number, src)
+        return Outcome("fails", "every depth's gain holds but the best keep does not decrease with depth",
+                       number, src)
+    failed = [m for m, o in zip(p["models"], outs, strict=True) if o.verdict == "fails"]
+    if failed:
+        return Outcome("inconclusive", f"no sweet spot to locate for {', '.join(failed)} (gain fails by the "
+                                       "rule)", number, src)
+    return Outcome("inconclusive", "not every depth's gain holds, so the location of the best keep is not "
+                                   "resolved", number, src)
+
+
+def _algorithm1_front(res: Results, c: Claim) -> Outcome:
+    """Sec. 6.5: every Algorithm 1 choice (0 < λ < 1) is non-dominated among its choices and the uniform
+    magnitude grid in (clean, attacked) accuracy; fails when most are dominated."""
+    ch, grid = res.table(c.notebook, "choices"), res.table(c.notebook, "sweep")
+    src = res.source(c.notebook, "choices")
+    if ch is None or grid is None:
+        return Outcome("inconclusive", "not run", source=src)
+    ok, lab = res.competence(c.notebook, c.params["model"], c.params["dataset"])
+    if not ok:
+        return Outcome("inconclusive", lab, source=src)
+    pts = stats.algorithm1_vs_front(ch[(ch.lam > 0) & (ch.lam < 1)], grid, attack=c.params["attack"])
+    alg = pts[(pts.src == "chosen") & (pts.method == "algorithm1")]
+    grid_best = pts[pts.src == "grid"].adv.max()
+    att = c.params["attack"].upper()
+    number = (f"{int(alg.pareto.sum())} of {len(alg)} choices with 0 < λ < 1 on the front (the "
+              f"endpoints λ = 0, 1 are excluded); best {att} "
+              f"accuracy of a choice {stats.pct(alg.adv.max())} vs best grid point {stats.pct(grid_best)}")
+    if len(alg) and alg.pareto.all():
+        return Outcome("holds", f"{lab}; every choice is non-dominated (means over seeds)", number, src)
+    if 2 * int(alg.pareto.sum()) < len(alg):
+        return Outcome("fails", f"{lab}; most choices are dominated by another configuration", number, src)
+    return Outcome("inconclusive", f"{lab}; some choices are dominated", number, src)
+
+
+def _second_layer(res: Results, c: Claim) -> Outcome:
+    """Sec. 6.5: layer 2 is pruned more than layer 1 in every layer-wise run (0 < λ < 1); fails when
+    that happens in at most half of them."""
+    ch = res.table(c.notebook, "choices")
+    src = res.source(c.notebook, "choices")
+    if ch is None:
+        return Outcome("inconclusive", "not run", source=src)
+    ok, lab = res.competence(c.notebook, c.params["model"], c.params["dataset"])
+    if not ok:
+        return Outcome("inconclusive", lab, source=src)
+    share = stats.second_layer_share(ch)
+    number = f"layer 2 pruned more in {stats.pct(share, 0)} of layer-wise runs with 0 < λ < 1"
+    if not np.isfinite(share):
+        return Outcome("inconclusive", "no layer-wise runs with 0 < λ < 1", number, src)
+    if share == 1.0:
+        return Outcome("holds", f"{lab}; in every run", number, src)
+    if share <= 0.5:
+        return Outcome("fails", f"{lab}; in at most half of the runs", number, src)
+    return Outcome("inconclusive", f"{lab}; in most but not all runs", number, src)
+
+
+def _risk(res: Results, c: Claim) -> Outcome:
+    """Sec. 6.2 / Fig. 1, 7, 16: the worst-case risk estimate at the smallest keep is below the one at
+    p = 1 for every budget (paired over seeds: the 95% t-interval of the difference lies below 0; with
+    one seed, the difference exceeds twice the combined standard error); ζ rises where recorded."""
+    p = c.params
+    df = res.table(c.notebook, p["table"])
+    src = res.source(c.notebook, p["table"])
+    if df is None:
+        return Outcome("inconclusive", _gpu(c, "not run"), source=src)
+    ok, lab = res.competence(c.notebook, p["model"], p["dataset"])
+    if not ok:
+        return Outcome("inconclusive", _gpu(c, lab), source=src)
+    hi, lo = float(df.keep_ratio.max()), float(df.keep_ratio.min())
+    below, parts = [], []
+    for eps, d in df.groupby("eps"):
+        a = d[np.isclose(d.keep_ratio, lo)].set_index("seed").worst_case
+        b = d[np.isclose(d.keep_ratio, hi)].set_index("seed").worst_case
+        common = a.index.intersection(b.index)
+        diff = (a[common] - b[common]).to_numpy(dtype=float)
+        if len(diff) >= 2:
+            _, dlo, dhi = stats.t_interval(diff)
+            below.append(bool(np.isfinite(dhi) and dhi < 0))
+        else:
+            se = math.hypot(float(d[np.isclose(d.keep_ratio, lo)].worst_case_se.iloc[0]),
+                            float(d[np.isclose(d.keep_ratio, hi)].worst_case_se.iloc[0]))
+            below.append(bool(diff[0] + 2 * se < 0))
+        parts.append(f"ε = {eps:g}: {b.mean():.3g} → {a.mean():.3g}")
+    zeta = ""
+    z_ok = True
+    if "zeta_est" in df.columns:
+        z = df.groupby("keep_ratio").zeta_est.mean()
+        z_ok = bool(z[lo] > z[hi])
+        zeta = f"; ζ {z[hi]:.3g} → {z[lo]:.3g}"
+    number = f"worst-case risk, keep {hi:g} → {lo:g}: " + ", ".join(parts) + zeta
+    if all(below) and z_ok:
+        return Outcome("holds", f"{lab}; lower at keep {lo:g} for all {len(below)} budgets", number, src)
+    if not any(below):
+        return Outcome("inconclusive", f"{lab}; the decrease is not resolved at any budget", number, src)
+    return Outcome("inconclusive", f"{lab}; resolved at {sum(below)} of {len(below)} budgets", number, src)
+
+
+def _tightness(res: Results, c: Claim) -> Outcome:
+    """App. H.6 / Fig. 15: Theorem 2's bound (with ε) lies above the worst-case risk estimate everywhere."""
+    p = c.params
+    df = res.table(c.notebook, p["table"])
+    src = res.source(c.notebook, p["table"])
+    if df is None:
+        return Outcome("inconclusive", "not run", source=src)
+    ok, lab = res.competence(c.notebook, p["model"], p["dataset"])
+    if not ok:
+        return Outcome("inconclusive", lab, source=src)
+    bound = df[p["bound"]].astype(float)
+    ratio = (df.worst_case.astype(float) / bound).replace([np.inf, -np.inf], np.nan)
+    number = f"largest estimate / bound {ratio.max():.3g} over {len(df)} (seed, keep, ε) points"
+    if (df.worst_case.astype(float) <= bound).all():
+        return Outcome("holds", f"{lab}; the bound is above the estimate at every point", number, src)
+    return Outcome("fails", f"{lab}; the estimate exceeds the bound somewhere", number, src)
+
+
+def _score_vs_magnitude(res: Results, c: Claim) -> Outcome:
+    """Sec. 6.3: with score-based (Taylor) pruning the clean accuracy holds to a smaller keep ratio than with
+    magnitude pruning of the same model (keep ratio down to which clean accuracy stays within 2 pp)."""
+    p = c.params
+    df = res.table(c.notebook)
+    src = res.source(c.notebook)
+    if df is None:
+        return Outcome("inconclusive", _gpu(c, "not run"), source=src)
+    ok, lab = res.competence(c.notebook, p["model"], p["dataset"])
+    if not ok:
+        return Outcome("inconclusive", _gpu(c, lab), source=src)
+    d = df[(df.model == p["model"]) & (df.dataset == p["dataset"]) & (df.attack == "fgsm")
+           & np.isclose(df.eps.astype(float), PAPER_EPS)]
+    if not {"taylor", "magnitude"} <= set(d.method):
+        return Outcome("inconclusive", "no magnitude-pruned run of the same model to compare with (the paper "
+                                       "compares across architectures)", source=src)
+    k = stats.keep_at_drop(d[d.method.isin(["taylor", "magnitude"])], drop=0.02).set_index("method").keep_min
+    number = (f"clean accuracy within 2 pp down to keep {k['taylor']:g} (Taylor) vs {k['magnitude']:g} "
+              "(magnitude)")
+    if k["taylor"] < k["magnitude"]:
+        return Outcome("holds", lab, number, src)
+    return Outcome("fails", lab, number, src)
+
+
+def _acc(attack: str, eps: float = PAPER_EPS) -> str:
+    name = {"cw": "CW", "autoattack": "AutoAttack"}.get(attack, attack.upper())
+    return f"{name} {format_eps(eps)}" if attack in ("fgsm", "pgd") else name
+
+
+def _g(what: str, paper: str, notebook: str, model: str, dataset: str, method: str, attack: str,
+       eps: float = PAPER_EPS, gpu: bool = False, backed_by: str | None = None) -> Claim:
+    """A paired-gain claim: ``what`` pruning raises attacked accuracy of one model on one data set
+    (``backed_by``: the notebook whose AutoAttack table a gain that holds must survive)."""
+    return Claim(f"{what} pruning raises {_acc(attack, eps)} accuracy: {model} on {dataset}", paper, notebook,
+                 _gain, dict(model=model, dataset=dataset, method=method, attack=attack, eps=eps,
+                             backed_by=backed_by), needs_gpu=gpu)
+
+
+def _gain_claims() -> list[Claim]:
+    e8 = 8 / 255
+    out = [_g("Magnitude", "Sec. 6.3, Figs. 2, 8", "magnitude_mlp", m, d, "magnitude", a,
+              backed_by="autoattack_mlp" if d == "mnist" else None)
+           for m, d in (("mlp", "mnist"), ("mlp_cifar", "cifar10")) for a in ("fgsm", "pgd")]
+    out.append(Claim("The MLP's sweet spot lies around p = 0.9 (FGSM, MNIST)", "Sec. 6.3, Fig. 2",
+                     "magnitude_mlp", _location, dict(model="mlp", dataset="mnist", method="magnitude",
+                                                      attack="fgsm", eps=PAPER_EPS, window=(0.8, 0.95))))
+    out += [_g("Magnitude", "Sec. 6.3, Figs. 2, 9", "magnitude_cnn", "cnn4", "cifar10", "magnitude", a)
+            for a in ("fgsm", "pgd")]
+    out += [_g("Taylor-score", fig, "score_vit", "vit_small", d, "taylor", a, eps, gpu=True)
+            for d in ("cifar10", "imagenette")
+            for a, eps, fig in (("fgsm", PAPER_EPS, "Sec. 6.3, Fig. 3"),
+                                ("pgd", PAPER_EPS, "App. H.4, Fig. 10"), ("fgsm", e8, "App. H.4, Fig. 11"))]
+    out.append(Claim("Score-based pruning trades off at higher pruning ratios than magnitude pruning",
+                     "Sec. 6.3, Fig. 3", "score_vit", _score_vs_magnitude,
+                     dict(model="vit_small", dataset="cifar10"), needs_gpu=True))
+    out += [Claim(f"Deeper MLPs need more pruning for the best balance ({a.upper()})", "Sec. 6.4, Fig. 4",
+                  "depth", _depth, dict(models=("mlp", "mlp3", "mlp4"), dataset="mnist", method="magnitude",
+                                        attack=a, eps=PAPER_EPS))
+            for a in ("fgsm", "pgd")]
+    out.append(Claim("Algorithm 1 selects the best trade-off", "Sec. 6.5, Fig. 5", "algorithm1",
+                     _algorithm1_front, dict(model="mlp", dataset="mnist", attack="fgsm")))
+    out.append(Claim("Algorithm 1 consistently prunes layer 2 more than layer 1", "Sec. 6.5, Fig. 5",
+                     "algorithm1", _second_layer, dict(model="mlp", dataset="mnist")))
+    out += [_g("Magnitude", f"App. H.5, Fig. 12 ({side})", nb, "mlp", "mnist", "magnitude", a,
+               backed_by="autoattack_mlp" if a == "cw" else None)
+            for a, side, nb in (("cw", "left", "magnitude_mlp"), ("autoattack", "right", "autoattack_mlp"))]
+    out += [_g("Taylor-score", f"App. H.5, Fig. {fig}", "score_vit", "vit_small", "cifar10", "taylor", a,
+               gpu=True)
+            for a, fig in (("cw", 13), ("autoattack", 14))]
+    return out
+
+
+def _risk_claims() -> list[Claim]:
+    return [
+        Claim("Lowering p lowers the adversarial risk γ and raises ζ: MLP", "Sec. 6.2, Fig. 1",
+              "risk_vs_keep", _risk, dict(table="risk_mlp", model="mlp", dataset="mnist")),
+        Claim("The same for the CNN", "App. H.1, Fig. 7", "risk_vs_keep", _risk,
+              dict(table="risk_cnn", model="cnn4", dataset=None)),
+        Claim("The same for the ViT", "App. H.1, Fig. 7", "risk_vs_keep", _risk,
+              dict(table="risk_vit", model="vit_small", dataset=None), needs_gpu=True),
+        Claim("Theorem 2's bound lies above the estimated risk (a gap)", "App. H.6, Fig. 15", "risk_vs_keep",
+              _tightness, dict(table="risk_mlp", model="mlp", dataset="mnist", bound="thm2_corrected")),
+        Claim("The transformer's estimated risk falls as p decreases", "App. H.6, Fig. 16", "risk_vs_keep",
+              _risk, dict(table="risk_transformer", model="transformer", dataset="mnist")),
+    ]
+
+
+#: every claim of Sec. 6.2-6.5 and App. H, in the paper's order
+CLAIMS: list[Claim] = [*_risk_claims()[:1], *_gain_claims(), *_risk_claims()[1:]]
+
+
+def claims(results_dir: str | Path, which: Sequence[Claim] | None = None) -> pd.DataFrame:
+    """One row per claim: ``claim``, ``paper`` (section / figure), ``verdict``, ``reason``, ``number``
+    and ``source`` (notebook, profile, device), decided by :data:`RULE` from the tables under
+    ``results_dir`` (``book/experiments/results``)."""
+    res = Results(Path(results_dir))
+    rows = []
+    for c in (CLAIMS if which is None else which):
+        o = c.decide(res, c)
+        if o.verdict not in VERDICTS:
+            raise AssertionError(f"claim {c.claim!r}: verdict {o.verdict!r} is not one of {VERDICTS}")
+        rows.append({"claim": c.claim, "paper": c.paper, "verdict": o.verdict, "reason": o.reason,
+                     "number": o.number, "source": o.source or res.source(c.notebook)})
+    return pd.DataFrame(rows, columns=["claim", "paper", "verdict", "reason", "number", "source"])
+
+
+# ----------------------------------------------------------------------------------------------
+# theory verdicts from the errata page
+# ----------------------------------------------------------------------------------------------
+_REF = re.compile(r"\{ref\}`\"?(.+?)\"?\s*<([^>]+)>`")
+
+
+def _cells(line: str) -> list[str]:
+    """Cells of a Markdown table row, splitting on pipes that are not escaped (``\\|`` in LaTeX norms)."""
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def _theory_verdict(text: str) -> str:
+    bold = re.findall(r"\*\*(.+?)\*\*", text)
+    head = (bold[0] if bold else text).strip().lower()
+    if head.startswith("holds"):
+        return "holds"
+    if head.startswith(("fails", "can fail", "typo", "undefined", "proof step false")):
+        return "fails"
+    return "inconclusive"
+
+
+def theory_claims(errata: str | Path | None = None) -> pd.DataFrame:
+    """The theory verdicts of ``book/theory/errata.md``: one row per erratum of its table (``id``,
+    ``label`` for ``{ref}``, ``statement``, ``verdict`` (holds / fails / inconclusive), ``detail``),
+    then one row per "Not reproduced" claim (inconclusive) and one per "What holds" bullet (holds)."""
+    path = Path(errata) if errata is not None else Path(__file__).resolve().parents[2] / ERRATA
+    text = path.read_text(encoding="utf-8")
+    rows = []
+    section = ""
+    bullet: list[str] = []
+
+    def flush() -> None:
+        if bullet:
+            rows.append({"id": "", "label": "", "statement": " ".join(bullet), "verdict": "holds",
+                         "detail": ""})
+            bullet.clear()
+
+    for line in text.splitlines():
+        if line.startswith("## "):
+            flush()
+            section = line[3:].strip().lower()
+            continue
+        if section == "errata" and line.startswith("| {ref}"):
+            cells = _cells(line)
+            m = _REF.match(cells[0])
+            rows.append({"id": m.group(1), "label": m.group(2), "statement": cells[1],
+                         "verdict": _theory_verdict(cells[2]), "detail": cells[2]})
+        elif section == "not reproduced" and line.startswith("| {ref}"):
+            cells = _cells(line)
+            m = _REF.search(cells[0])
+            rows.append({"id": "", "label": m.group(2), "statement": _REF.sub(lambda r: r.group(1), cells[0]),
+                         "verdict": "inconclusive", "detail": cells[1]})
+        elif section == "what holds":
+            if line.startswith("* "):
+                flush()
+                bullet.append(line[2:].strip())
+            elif bullet and line.startswith("  "):
+                bullet.append(line.strip())
+            else:
+                flush()
+    flush()
+    return pd.DataFrame(rows, columns=["id", "label", "statement", "verdict", "detail"])
+
+
+# ----------------------------------------------------------------------------------------------
+# tables for the book (MyST Markdown, rendered with `render_markdown_format: myst`)
+# ----------------------------------------------------------------------------------------------
+_MARK = {"holds": "**holds**", "fails": "**fails**", "inconclusive": "*inconclusive*"}
+
+
+def _cell(value: Any) -> str:
+    return re.sub(r"(?<!\\)\|", r"\\|", str(value)).replace("\n", " ")
+
+
+def to_markdown(df: pd.DataFrame, columns: Sequence[str] | None = None) -> str:
+    """A pipe table of ``df`` (pipes in cells escaped) for a ``text/markdown`` output rendered as MyST."""
+    cols = list(columns or df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    lines += ["| " + " | ".join(_cell(r[c]) for c in cols) + " |" for _, r in df.iterrows()]
+    return "\n".join(lines)
+
+
+def evidence(source: str, prefix: str = "") -> str:
+    """``{doc}`` link to the experiment page a :func:`claims` source names (``prefix`` is the path from
+    the linking page to the book root, e.g. ``"../"``)."""
+    nb = source.split(" ", 1)[0]
+    rest = source[len(nb):].strip()
+    return f"{{doc}}`{nb} <{prefix}experiments/{nb}>` {rest}".strip()
+
+
+def findings_table(claims_df: pd.DataFrame, prefix: str = "") -> str:
+    """The findings page's table: claim (paper), verdict, reason, number, source with a link."""
+    d = claims_df.assign(
+        claim=claims_df.claim + " (" + claims_df.paper + ")",
+        verdict=claims_df.verdict.map(_MARK),
+        source=[evidence(s, prefix) for s in claims_df.source],
+        number=claims_df.number.replace("", "—"),
+    )
+    return to_markdown(d, ["claim", "verdict", "reason", "number", "source"])
+
+
+#: short names of the inconclusive reasons, by the prefix of the reason text
+REASONS = {"not run": "not run", "not competent": "model not competent",
+           "competence unknown": "competence unknown",
+           "no interval": "no interval", "interval above 0, but no per-example": "no per-example results",
+           "interval above 0, but McNemar": "McNemar not significant", "underpowered": "underpowered",
+           "no sweet spot": "no sweet spot at every depth", "no magnitude-pruned run": "no comparison run",
+           "no layer-wise runs": "not run"}
+
+
+def reason_category(reason: str) -> str:
+    """The short category of an inconclusive reason (:data:`REASONS`), ``+ needs a GPU`` where stated."""
+    cat = next((v for k, v in REASONS.items() if reason.startswith(k)), reason.split(";")[0])
+    return cat + (" (needs a GPU)" if reason.endswith("needs a GPU") else "")
+
+
+def experiment_summary(claims_df: pd.DataFrame, prefix: str = "") -> str:
+    """One row per verdict: how many claims and which (with the paper's figure), for the intro."""
+    rows = []
+    for v in VERDICTS:
+        d = claims_df[claims_df.verdict == v]
+        if d.empty:
+            continue
+        reasons = d.reason.map(reason_category).value_counts()
+        why = "; ".join(f"{r}: {n}" for r, n in reasons.items()) if v == "inconclusive" else ""
+        which = "; ".join(f"{c} ({p}, {evidence(src, prefix).split(' (')[0]})"
+                          for c, p, src in zip(d.claim, d.paper, d.source, strict=True))
+        rows.append({"verdict": _MARK[v], "claims": len(d), "which": which if v != "inconclusive" else why})
+    return to_markdown(pd.DataFrame(rows, columns=["verdict", "claims", "which"]))
+
+
+def theory_summary(theory_df: pd.DataFrame, prefix: str = "") -> str:
+    """One row per verdict of the errata page, each erratum linked (``{ref}``), for the intro; the
+    "What holds" groups are counted and linked to the errata page."""
+    rows = []
+    for v in VERDICTS:
+        d = theory_df[theory_df.verdict == v]
+        if d.empty:
+            continue
+        items = [f"{{ref}}`{r.id or 'not reproduced'} <{r.label}>`" for r in d.itertuples() if r.label]
+        rest = int((d.label == "").sum())
+        if rest:
+            items.append(f"{rest} group{'s' if rest != 1 else ''} of statements in "
+                         f"{{doc}}`What holds <{prefix}theory/errata>`")
+        rows.append({"verdict": _MARK[v], "statements": len(d), "which": ", ".join(items)})
+    return to_markdown(pd.DataFrame(rows, columns=["verdict", "statements", "which"]))

@@ -1,0 +1,461 @@
+"""Training with a checkpoint cache keyed by the configuration hash, and resume (App. I).
+
+App. I's recipe: Adam, lr 1e-3 for the MLPs (30 epochs on MNIST, 100 on CIFAR-10) and the CNN
+(100 epochs); AdamW, lr 5e-4, 10 epochs to fine-tune the ImageNet-pretrained tiny ViT. No
+adversarial training. The paper does not give batch size, weight decay or augmentation: we use
+batch 128, weight decay 0 (Adam) / 0.05 (AdamW) and no augmentation.
+
+``train_model(cfg)`` stores ``<cache>/checkpoints/<arch>-<dataset>-<hash>.safetensors`` and a
+``.json`` beside it (config, losses, epoch times, test accuracy, device, versions, data source).
+A second call with the same config loads the checkpoint instead of training. After each epoch a
+``.resume.pt`` file (model, optimizer, epoch, RNG states) is written atomically; an interrupted
+run continues from it and deletes it when done.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from prunerob import config as _config
+from prunerob.config import (
+    ConfigError,
+    CorruptCacheError,
+    atomic_save,
+    atomic_write_text,
+    check_choice,
+    config_hash,
+    provenance,
+    quarantine,
+    resolve_device,
+    sha256_file,
+)
+from prunerob.core.data import DATASETS, ArrayDataset, DatasetInfo, load_dataset
+from prunerob.core.models import MLP_HIDDEN, arch_names, build_model
+
+#: bump when a change to the training code changes the weights it produces (invalidates caches)
+TRAIN_CODE_VERSION = "train-v1"
+
+OPTIMIZERS = ("adam", "adamw")
+AMP_MODES = ("none", "bf16")
+_DEFAULT_WD = {"adam": 0.0, "adamw": 0.05}
+
+
+@dataclass
+class TrainConfig:
+    """One training run. ``weight_decay=None`` means 0 for Adam and 0.05 for AdamW.
+
+    ``train_subset`` trains on a deterministic random subset (``ArrayDataset.subset`` with
+    ``seed``); ``hidden`` overrides an MLP's hidden widths; ``image_size`` resizes the data.
+    """
+
+    arch: str
+    dataset: str
+    epochs: int
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float | None = None
+    seed: int = 0
+    train_subset: int | None = None
+    image_size: int | None = None
+    amp: str = "none"
+    compile: bool = False
+    label_smoothing: float = 0.0
+    pretrained: bool = False
+    hidden: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("arch", self.arch, arch_names())
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("amp", self.amp, AMP_MODES)
+        if int(self.epochs) != self.epochs or self.epochs < 1:
+            raise ConfigError(f"epochs={self.epochs!r} must be an integer >= 1")
+        if int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
+        if not self.lr > 0:
+            raise ConfigError(f"lr={self.lr!r} must be > 0")
+        if self.weight_decay is None:
+            self.weight_decay = _DEFAULT_WD[self.optimizer]
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"weight_decay={self.weight_decay!r} must be >= 0")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing={self.label_smoothing!r} must lie in [0, 1)")
+        if self.train_subset is not None and self.train_subset < 1:
+            raise ConfigError(f"train_subset={self.train_subset!r} must be >= 1 or None (all)")
+        if self.hidden is not None:
+            if self.arch not in MLP_HIDDEN:
+                raise ConfigError(f"hidden={self.hidden!r} only applies to MLP architectures "
+                                  f"({', '.join(MLP_HIDDEN)})")
+            self.hidden = tuple(int(h) for h in self.hidden)
+        if self.pretrained and self.arch != "vit_tiny":
+            raise ConfigError("pretrained=True is only available for arch='vit_tiny', "
+                              f"not arch={self.arch!r}")
+        self.epochs, self.batch_size = int(self.epochs), int(self.batch_size)
+        self.lr, self.weight_decay = float(self.lr), float(self.weight_decay)
+
+    @classmethod
+    def paper(cls, arch: str, dataset: str, **overrides: Any) -> TrainConfig:
+        """The recipe of App. I for ``arch`` on ``dataset`` (keyword arguments override fields).
+
+        MLP and CNN: Adam, lr 1e-3; 30 epochs on MNIST, 100 otherwise (CIFAR-10/100). ViTs:
+        AdamW, lr 5e-4, 10 epochs; ``vit_tiny`` is fine-tuned from timm's ImageNet weights
+        (``pretrained=True``, needs them in the local Hugging Face cache when offline). The
+        paper's CIFAR-10 MLP is ``arch='mlp_cifar'``.
+        """
+        check_choice("arch", arch, arch_names())
+        check_choice("dataset", dataset, DATASETS)
+        if arch.startswith("vit"):
+            base = dict(epochs=10, lr=5e-4, optimizer="adamw", pretrained=(arch == "vit_tiny"))
+        else:
+            base = dict(epochs=30 if dataset == "mnist" else 100, lr=1e-3, optimizer="adam")
+        base.update(overrides)
+        return cls(arch=arch, dataset=dataset, **base)
+
+    def hash(self) -> str:
+        """Short hash of every field plus :data:`TRAIN_CODE_VERSION` (names the checkpoint)."""
+        return config_hash({**asdict(self), "code_version": TRAIN_CODE_VERSION})
+
+    def stem(self) -> str:
+        return f"{self.arch}-{self.dataset}-{self.hash()}"
+
+    def model_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if self.hidden is not None:
+            kw["hidden"] = self.hidden
+        if self.pretrained:
+            kw["pretrained"] = True
+        return kw
+
+
+def checkpoint_paths(cfg: TrainConfig, cache_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """``weights`` (.safetensors), ``meta`` (.json) and ``resume`` (.resume.pt) paths of ``cfg``."""
+    folder = _config.cache_dir(cache_dir) / "checkpoints"
+    stem = cfg.stem()
+    return {
+        "weights": folder / f"{stem}.safetensors",
+        "meta": folder / f"{stem}.json",
+        "resume": folder / f"{stem}.resume.pt",
+    }
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: nn.Module, dataset: ArrayDataset, batch_size: int = 1000) -> float:
+    """Clean accuracy (fraction in [0, 1]) of ``model`` on ``dataset``, in eval mode, without grad.
+
+    Batches are moved to the model's device; the model's train/eval mode is restored afterwards.
+    """
+    if len(dataset) == 0:
+        raise ConfigError("evaluate_accuracy: the data set is empty")
+    was_training = model.training
+    model.eval()
+    try:
+        dev = next(model.parameters()).device
+    except StopIteration:
+        dev = dataset.device
+    correct = torch.zeros((), dtype=torch.int64, device=dev)
+    for xb, yb in dataset.batches(batch_size):
+        xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+        correct += (model(xb).argmax(dim=1) == yb).sum()
+    model.train(was_training)
+    return int(correct.item()) / len(dataset)
+
+
+def _info_from_meta(meta: dict) -> DatasetInfo:
+    d = meta["data_info"]
+    return DatasetInfo(d["name"], int(d["num_classes"]), tuple(d["input_shape"]), tuple(d["mean"]),
+                       tuple(d["std"]))
+
+
+def load_checkpoint(
+    cfg: TrainConfig, device: str | torch.device = "auto", cache_dir: str | os.PathLike | None = None
+) -> tuple[nn.Module, dict]:
+    """Load the cached model of ``cfg`` (eval mode) and its metadata; ConfigError if absent.
+
+    The entry is validated first: the ``.json`` must parse and name this config's hash, the
+    ``.safetensors`` must have the size and SHA-256 recorded in it and hold exactly the model's
+    tensors. A bad entry is moved aside (``<file>.corrupt-<time>``, one warning naming it) and
+    :class:`~prunerob.config.CorruptCacheError` is raised; :func:`train_model` then retrains.
+    """
+    from safetensors.torch import load_file
+
+    paths = checkpoint_paths(cfg, cache_dir)
+    if not (paths["weights"].is_file() and paths["meta"].is_file()):
+        raise ConfigError(
+            f"no checkpoint for {cfg.stem()} in {paths['weights'].parent}; "
+            "train it first with train_model(cfg)"
+        )
+    dev = resolve_device(device)
+    culprit = "meta"  # which file of the pair failed (named in the warning)
+    try:
+        meta = json.loads(paths["meta"].read_text())
+        if not isinstance(meta, dict) or meta.get("hash") != cfg.hash():
+            raise ValueError(f"records config hash {meta.get('hash') if isinstance(meta, dict) else None!r}, "
+                             f"expected {cfg.hash()!r}")
+        culprit = "weights"
+        size, digest = meta.get("weights_size"), meta.get("weights_sha256")
+        if size is not None and paths["weights"].stat().st_size != int(size):
+            raise ValueError(f"{paths['weights'].name} has {paths['weights'].stat().st_size} bytes, "
+                             f"{size} were written")
+        if digest is not None and sha256_file(paths["weights"]) != digest:
+            raise ValueError(f"SHA-256 of {paths['weights'].name} does not match the one recorded")
+        kw = cfg.model_kwargs()
+        kw.pop("pretrained", None)  # the weights come from the checkpoint, not from the hub
+        model = build_model(cfg.arch, _info_from_meta(meta), **kw)
+        state = load_file(str(paths["weights"]))
+        model.load_state_dict(state)  # Normalize buffers are in the state dict, so mean/std come back too
+    except Exception as exc:  # JSONDecodeError, SafetensorError, missing keys, shape mismatch, ...
+        reason = f"{type(exc).__name__}: {exc}".strip()[:300]
+        bad = culprit
+        other = "weights" if bad == "meta" else "meta"
+        quarantine(paths[bad], reason, also=[paths[other]])
+        raise CorruptCacheError(
+            f"checkpoint {paths['weights']} was corrupt ({reason}); moved aside with its "
+            f"{paths[other].suffix} file; train_model(cfg) retrains it") from None
+    model.to(dev).eval()
+    meta.update(cached=True, checkpoint=str(paths["weights"]))
+    return model, meta
+
+
+def _save_weights(model: nn.Module, path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    atomic_save(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
+
+
+def _save_resume(path: Path, payload: dict) -> None:
+    atomic_save(path, lambda tmp: torch.save(payload, tmp))
+
+
+_RESUME_KEYS = ("hash", "epoch", "model", "optimizer", "generator", "torch_rng", "train_losses",
+                "epoch_times_s")
+
+
+def _load_resume(path: Path, cfg: TrainConfig) -> dict | None:
+    """The validated resume state of ``cfg``, or None (absent, other config, or corrupt: moved aside)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or any(k not in state for k in _RESUME_KEYS):
+            raise ValueError("keys missing")
+        epoch = int(state["epoch"])
+        if not 1 <= epoch <= cfg.epochs or len(state["train_losses"]) != epoch:
+            raise ValueError(f"epoch {epoch} does not fit {cfg.epochs} epochs / "
+                             f"{len(state['train_losses'])} losses")
+    except Exception as exc:  # garbage, truncated, PytorchStreamReader errors, ...
+        quarantine(path, f"{type(exc).__name__}: {exc}".strip()[:300])
+        return None
+    return state if state.get("hash") == cfg.hash() else None
+
+
+def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _progress(iterable, progress: bool, **kw):
+    from tqdm import tqdm
+
+    return tqdm(iterable, disable=None if progress else True, **kw)
+
+
+def train_model(
+    cfg: TrainConfig,
+    device: str | torch.device = "auto",
+    cache_dir: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    progress: bool = True,
+    force: bool = False,
+    stop_after_epoch: int | None = None,
+    download: bool = False,
+    snapshot_epochs: Sequence[int] = (),
+) -> tuple[nn.Module, dict]:
+    """Train ``cfg`` (or load its cached checkpoint) and return ``(model in eval mode, info)``.
+
+    ``info`` holds the config, ``hash``, ``cached`` (True when loaded from the cache),
+    ``train_losses`` / ``final_train_loss`` (mean cross-entropy per epoch), ``epoch_times_s``,
+    ``test_acc`` on the full test split, ``n_train``, ``n_test``, ``data_source``, ``device``,
+    versions and ``resumed_from_epoch``. ``force=True`` retrains and ignores any resume file.
+    ``stop_after_epoch=k`` (testing hook) returns after epoch ``k`` as if interrupted, leaving the
+    resume file and no final checkpoint (``info['interrupted'] = True``). ``download=True`` lets
+    :func:`~prunerob.core.data.load_dataset` download missing data (off by default).
+
+    Every cache entry is validated before use (:func:`load_checkpoint`, resume state); a corrupt
+    one is moved aside with a warning naming it, and the model is trained again.
+
+    ``snapshot_epochs=(3, 10)`` also writes, after those epochs, the cache entries of the same
+    config with ``epochs=3`` and ``epochs=10``. They are exactly the models a separate run with
+    that many epochs would give: the recipe has no learning-rate schedule and nothing else in the
+    loop reads ``cfg.epochs`` (``tests/test_train_snapshots.py`` compares the weights bit for bit).
+    One 30-epoch run so yields the undertrained models and the training curve (each snapshot's
+    ``test_acc``) at no extra training cost.
+    """
+    snapshots = sorted({int(k) for k in snapshot_epochs})
+    if any(k < 1 or k >= cfg.epochs for k in snapshots):
+        raise ConfigError(f"snapshot_epochs={list(snapshot_epochs)!r} must lie in 1..{cfg.epochs - 1} "
+                          f"(epochs={cfg.epochs})")
+    paths = checkpoint_paths(cfg, cache_dir)
+    if not force and paths["weights"].is_file() and paths["meta"].is_file():
+        try:
+            return load_checkpoint(cfg, device=device, cache_dir=cache_dir)
+        except CorruptCacheError:
+            pass  # moved aside with a warning; train it again below
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    paths["weights"].parent.mkdir(parents=True, exist_ok=True)
+
+    data = load_dataset(cfg.dataset, "train", root=data_root, image_size=cfg.image_size, download=download)
+    data = data.subset(cfg.train_subset, seed=cfg.seed).to(dev)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, data.info, **cfg.model_kwargs()).to(dev)
+    optimizer = _make_optimizer(cfg, model)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    start_epoch, losses, times = 0, [], []
+    resumed_from = None
+    if force and paths["resume"].exists():
+        paths["resume"].unlink()
+    state = _load_resume(paths["resume"], cfg)
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            if dev.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], dev)
+            start_epoch = int(state["epoch"])
+            losses, times = list(state["train_losses"]), list(state["epoch_times_s"])
+            resumed_from = start_epoch
+        except Exception as exc:  # tensors of the wrong shape or type: start afresh
+            quarantine(paths["resume"], f"{type(exc).__name__}: {exc}".strip()[:300])
+            torch.manual_seed(cfg.seed)
+            model = build_model(cfg.arch, data.info, **cfg.model_kwargs()).to(dev)
+            optimizer = _make_optimizer(cfg, model)
+            gen = torch.Generator().manual_seed(cfg.seed)
+    fwd = torch.compile(model) if cfg.compile else model
+    # bf16 autocast on any device (CUDA in the paper profile; the CPU path exists so that
+    # tests/test_fast_paths.py can compare it with float32 training without a GPU).
+    autocast = (
+        torch.autocast(dev.type, dtype=torch.bfloat16)
+        if cfg.amp == "bf16"
+        else contextlib.nullcontext()
+    )
+    n = len(data)
+    epochs = _progress(range(start_epoch, cfg.epochs), progress, desc=f"train {cfg.arch}/{cfg.dataset}",
+                       initial=start_epoch, total=cfg.epochs, unit="epoch")
+    for epoch in epochs:
+        model.train()
+        t0 = time.perf_counter()
+        total = torch.zeros((), dtype=torch.float64, device=dev)
+        batches = _progress(data.batches(cfg.batch_size, shuffle=True, generator=gen), progress,
+                            total=-(-n // cfg.batch_size), leave=False, desc=f"epoch {epoch + 1}")
+        for xb, yb in batches:
+            with autocast:
+                loss = F.cross_entropy(fwd(xb), yb, label_smoothing=cfg.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach().double() * yb.shape[0]
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        times.append(time.perf_counter() - t0)
+        losses.append(float(total.item()) / n)
+        if hasattr(epochs, "set_postfix"):
+            epochs.set_postfix(loss=f"{losses[-1]:.4f}", s=f"{times[-1]:.1f}")
+        _save_resume(paths["resume"], {
+            "hash": cfg.hash(), "epoch": epoch + 1, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+            "train_losses": losses, "epoch_times_s": times,
+        })
+        if epoch + 1 in snapshots:
+            snap = dataclasses.replace(cfg, epochs=epoch + 1)
+            if not checkpoint_paths(snap, cache_dir)["meta"].is_file():
+                _write_checkpoint(snap, model, data, dev, losses, times, None, cache_dir, data_root, download)
+            model.train()
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
+            model.eval()
+            return model, {"config": asdict(cfg), "hash": cfg.hash(), "cached": False, "interrupted": True,
+                           "epochs_done": epoch + 1, "train_losses": losses, "epoch_times_s": times,
+                           "resume": str(paths["resume"])}
+
+    info = _write_checkpoint(cfg, model, data, dev, losses, times, resumed_from, cache_dir, data_root,
+                             download)
+    if paths["resume"].exists():
+        paths["resume"].unlink()
+    return model, info
+
+
+def _write_checkpoint(cfg: TrainConfig, model: nn.Module, data: ArrayDataset, dev: torch.device,
+                      losses: list[float], times: list[float], resumed_from: int | None,
+                      cache_dir: str | os.PathLike | None, data_root: str | os.PathLike | None,
+                      download: bool) -> dict:
+    """Evaluate ``model`` on the full test split and write the cache entry of ``cfg`` (weights first,
+    then the .json with their size and checksum); returns the info dict (model left in eval mode)."""
+    paths = checkpoint_paths(cfg, cache_dir)
+    n = len(data)
+    losses, times = list(losses), list(times)
+    model.eval()
+    test = load_dataset(cfg.dataset, "test", root=data_root, image_size=cfg.image_size,
+                        download=download).to(dev)
+    test_acc = evaluate_accuracy(model, test)
+    info = {
+        "config": asdict(cfg),
+        "hash": cfg.hash(),
+        "code_version": TRAIN_CODE_VERSION,
+        "arch": cfg.arch,
+        "dataset": cfg.dataset,
+        "data_info": dataclasses.asdict(data.info),
+        "data_source": data.source,
+        "n_train": n,
+        "n_test": len(test),
+        "train_losses": losses,
+        "final_train_loss": losses[-1] if losses else None,
+        "epoch_times_s": times,
+        "test_acc": test_acc,
+        "n_params": sum(p.numel() for p in model.parameters()),
+        "resumed_from_epoch": resumed_from,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **provenance(dev),  # versions and "device"
+    }
+    _save_weights(model, paths["weights"],
+                  {"config_hash": cfg.hash(), "arch": cfg.arch, "dataset": cfg.dataset})
+    # the .json is written last and records the weights' size and checksum: a checkpoint is
+    # loaded only when both files are complete and belong together
+    info_file = {**info, "weights_size": paths["weights"].stat().st_size,
+                 "weights_sha256": sha256_file(paths["weights"])}
+    atomic_write_text(paths["meta"], json.dumps(info_file, indent=2, default=str))
+    info.update(cached=False, checkpoint=str(paths["weights"]))
+    return info
+
+
+def training_curve(cfg: TrainConfig, cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Test accuracy after each epoch 1..``cfg.epochs`` of ``cfg``'s run, read from the cache entries
+    that :func:`train_model` writes with ``snapshot_epochs`` (one row per epoch present: ``epoch``,
+    ``test_acc`` on the full test split, ``train_loss`` of that epoch, cumulative ``seconds``)."""
+    rows = []
+    for k in range(1, cfg.epochs + 1):
+        meta = checkpoint_paths(dataclasses.replace(cfg, epochs=k), cache_dir)["meta"]
+        if not meta.is_file():
+            continue
+        info = json.loads(meta.read_text())
+        rows.append({"epoch": k, "test_acc": float(info["test_acc"]),
+                     "train_loss": float(info["train_losses"][-1]),
+                     "seconds": float(sum(info.get("epoch_times_s", [])))})
+    return rows
+

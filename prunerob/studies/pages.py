@@ -1,0 +1,266 @@
+"""What every experiment page (``notebooks/*.py``) does around its package calls.
+
+:func:`setup` is the first call of each notebook (threads, output folder, device, start time);
+:func:`say` prints the computed summary sentences under the page's opening claim (issue 10: a
+page opens with what the paper claims and what this run shows); :func:`table` saves a result
+table and shows a short summary of it instead of the whole table (the CSV is linked from the page).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from prunerob.analysis import competence, stats
+from prunerob.config import device_name, resolve_device
+from prunerob.core.train import TrainConfig, train_model
+from prunerob.core.train import training_curve as train_curve
+from prunerob.engine.experiment import run_experiment, train_summary  # noqa: F401  (notebooks: pages.train_summary)
+from prunerob.render.plotting import devices, save_table
+
+__all__ = ["Run", "setup", "say", "table", "competence_of", "panel_title", "findings", "report"]
+
+
+@dataclass
+class Run:
+    """One execution of a notebook: its name, profile, device, output folder and start time."""
+
+    name: str
+    profile: str
+    device: torch.device
+    out: Path
+    started: float = field(default_factory=time.perf_counter)
+
+    def minutes(self) -> float:
+        """Wall time since :func:`setup`, in minutes."""
+        return (time.perf_counter() - self.started) / 60
+
+    @property
+    def device_text(self) -> str:
+        """The device in words (e.g. ``cpu (1 threads)`` or the GPU's name), for captions."""
+        return device_name(self.device)
+
+
+def setup(
+    name: str, *, profile: str, device: str = "auto", threads: int | None = None, out_dir: str | None = None
+) -> Run:
+    """Start a notebook run: torch CPU threads (``threads``; None keeps torch's default), the
+    output folder ``out_dir`` (default ``results/<name>``, created), the resolved ``device``."""
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    if threads:  # 1 avoids MKL/OpenMP slow-downs when the CPU cores are shared
+        torch.set_num_threads(int(threads))
+    out = Path(out_dir or f"results/{name}")
+    out.mkdir(parents=True, exist_ok=True)
+    return Run(name=name, profile=profile, device=resolve_device(device), out=out)
+
+
+def say(*paragraphs: str) -> None:
+    """Display the paragraphs as one Markdown output (the page's computed summary)."""
+    display(Markdown("\n\n".join(p for p in paragraphs if p)))
+
+
+def table(df: pd.DataFrame, run: Run, name: str, columns: Sequence[str] | None = None, rows: int = 6) -> None:
+    """Save ``df`` as ``<out>/<name>.csv`` and display its size and its first ``rows`` rows
+    (only ``columns`` when given); the page links the full CSV."""
+    save_table(df, run.out, name)
+    if df.empty:
+        display(Markdown(f"`{name}.csv`: no rows."))
+        return
+    shown = df[[c for c in columns if c in df.columns]] if columns else df
+    display(
+        Markdown(
+            f"`{name}.csv`: {len(df)} rows × {df.shape[1]} columns"
+            + (f"; the first {rows}:" if len(df) > rows else ":")
+        )
+    )
+    display(shown.head(rows).round(4))
+
+
+def competence_of(models: pd.DataFrame) -> pd.DataFrame:
+    """:func:`prunerob.analysis.competence.summary` indexed by (model, dataset)."""
+    return competence.summary(models).set_index(["model", "dataset"])
+
+
+def panel_title(comp: pd.DataFrame, model: str, dataset: str, text: str) -> str:
+    """``text``, with ``— not competent (x % < y %)`` appended when the model is below its threshold."""
+    key = (model, dataset)
+    if key in comp.index and not bool(comp.loc[key, "competent"]):
+        return f"{text}\n{comp.loc[key, 'competence_label']}"
+    return text
+
+
+def gpu_note(models: pd.DataFrame, comp: pd.DataFrame, ran_autoattack: bool) -> str:
+    """Whether each (model, data set) of ``models`` (:func:`prunerob.engine.experiment.train_summary`)
+    reached its competence threshold, with the measured training budget; *needs a GPU* unless all
+    did. ``comp`` is :func:`competence_of` of the same table; ``ran_autoattack``: whether this run
+    included AutoAttack (the paper's Fig. 14)."""
+    lines = []
+    for (m, d), g in models.groupby(["arch", "dataset"], sort=True):
+        n_train = ", ".join(f"{int(v):,}" for v in sorted(g.n_train.unique()))
+        epochs = ", ".join(str(int(v)) for v in sorted(g.epochs.unique()))
+        secs = float(g.train_seconds.astype(float).mean())
+        lines.append(f"- {m} on {d}: {comp.loc[(m, d), 'competence_label']} after {epochs} epoch(s) on "
+                     f"{n_train} training images, {secs:.0f} s of training per model on "
+                     f"{', '.join(sorted(g.device.astype(str).unique()))} ({len(g)} model(s)).")
+    ok = bool(comp.competent.all()) if len(comp) else False
+    head = ("**Competent on this budget**: the curves above are evidence." if ok else
+            "**Needs a GPU**: no verdict from these models.")
+    aa = ("AutoAttack (Fig. 14) ran on the subset stated in the caption." if ran_autoattack else
+          "AutoAttack (Fig. 14) was not run in this profile: needs a GPU.")
+    return "\n".join([head, *lines, "", aa])
+
+
+def findings(sweep: pd.DataFrame, models: pd.DataFrame, method: str) -> tuple[list[str], dict]:
+    """The sweet spot of ``method`` per (model, data set, attack, ε) in words (Sec. 6.3), for
+    competent models only; a model below its competence threshold gets one line saying so and no
+    verdict. Returns the lines and :func:`prunerob.analysis.stats.improvement_summary` of the competent
+    rows."""
+    comp = competence_of(models)
+    ok = [tuple(k) for k in comp.index[comp.competent]]
+    keep = sweep[[(m, d) in ok for m, d in zip(sweep.model, sweep.dataset, strict=True)]]
+    lines = [
+        f"- {m} on {d}: {comp.loc[(m, d), 'competence_label']}; no verdict."
+        for m, d in comp.index
+        if (m, d) not in ok and ((sweep.model == m) & (sweep.dataset == d)).any()
+    ]
+    spots = stats.sweet_spot(keep[keep.method == method]) if len(keep) else pd.DataFrame()
+    lines += [f"- {stats.describe_sweet_spot(r)}" for _, r in spots.iterrows()]
+    return lines, (
+        stats.improvement_summary(keep[keep.method == method])
+        if len(keep)
+        else {"settings": 0, "table": pd.DataFrame()}
+    )
+
+
+def improvement_sentence(summary: dict, what: str) -> str:
+    """"In k of n settings ..." from :func:`prunerob.analysis.stats.improvement_summary` (best keep picked on
+    the same runs)."""
+    if not summary.get("settings"):
+        return "No competent model: no verdict."
+    return (
+        f"In {summary['positive']} of {summary['settings']} {what} settings some pruned model has "
+        "a higher mean "
+        f"attacked accuracy than the unpruned one; {summary['resolved']} of these gains have a paired 95% "
+        f"interval above zero and {summary['significant']} are significant by McNemar's test in most seeds "
+        "(optimistic: the best keep ratio is picked on the same runs)."
+    )
+
+
+def report(
+    run: Run, res: Any, method: str, what: str, seeds: Sequence[int], more: Sequence[str] = ()
+) -> None:
+    """The "this run" summary of a sweet-spot page (Sec. 6.3): profile, seeds and device, then
+    :func:`improvement_sentence` and the :func:`findings` lines of ``method`` in the sweep of the
+    :class:`~prunerob.engine.experiment.ExperimentResult` ``res``, the ``more`` paragraphs and the data sets
+    that were not run."""
+    lines, summary = findings(res.sweep, res.models, method)
+    say(
+        f"**This run** (profile `{run.profile}`, {len(seeds)} seed(s), device {devices(res.sweep)}): "
+        + improvement_sentence(summary, what),
+        "\n".join(lines),
+        *more,
+        "\n".join(f"**{ds} not run:** {why}" for ds, why in res.skipped.items()),
+    )
+
+
+def depth_findings(trend: pd.DataFrame, comp: pd.DataFrame, models: Sequence[str], dataset: str) -> list[str]:
+    """Sec. 6.4 in words from :func:`prunerob.analysis.stats.depth_trend`: per attack, the best keep ratio
+    of each depth with its paired gain and whether it decreases with depth; no verdict (one line
+    per model saying why) unless every depth is competent."""
+    bad = [m for m in models if not bool(comp.loc[(m, dataset), "competent"])]
+    if bad:
+        return [f"- {m}: {comp.loc[(m, dataset), 'competence_label']}; no verdict." for m in bad]
+    return [
+        f"- {r.attack.upper()}: best keep ratio "
+        + ", ".join(
+            f"{m} {k:g} ({stats.pp(g)})" for m, k, g in zip(r.models, r.keep_best, r.gains, strict=True)
+        )
+        + f": {'decreases' if r.decreases else 'does not decrease'} with depth; {r.resolved} of "
+        f"{len(r.models)} gains have a paired 95% interval above zero."
+        for r in trend.itertuples()
+    ]
+
+
+def run_and_save(run: Run, spec, scheduler: Any = None) -> Any:
+    """:func:`prunerob.engine.experiment.run_experiment` of ``spec`` on ``run.device``, its tables saved
+    under ``run.out`` (``sweep.csv``, ``models.csv``); every sweep row gets a ``profile`` column
+    (``run.profile``) so that pages reading the table can name its settings. ``scheduler``: as in
+    :func:`~prunerob.engine.experiment.run_experiment` (e.g. ``"local:2"``: one unit per worker process).
+    Returns the :class:`ExperimentResult`."""
+    extra = {"profile": run.profile, **dict(spec.extra_columns or {})}
+    res = run_experiment(dataclasses.replace(spec, device=str(run.device), extra_columns=extra),
+                         scheduler=scheduler)
+    res.save(run.out)
+    return res
+
+
+def trained_model(
+    run: Run,
+    arch: str,
+    dataset: str,
+    seed: int,
+    *,
+    epochs: int | None,
+    train_subset: int | None,
+    data_root: str | None = None,
+) -> tuple[torch.nn.Module, dict]:
+    """The paper-recipe model of :func:`prunerob.core.train.train_model` (trained once, then loaded from
+    the checkpoint cache that :func:`prunerob.engine.experiment.run_experiment` shares) on ``run.device``."""
+    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed)
+    return train_model(cfg, device=run.device, data_root=data_root, progress=False)
+
+
+def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
+                   train_subset: int | None = None, data_root: str | None = None) -> pd.DataFrame:
+    """Test accuracy after every epoch of one paper-recipe run (on ``train_subset`` images): trains
+    ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the cache), so each shorter
+    run of the same seed is a cache entry too; the epoch count of a notebook is picked from it."""
+    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed)
+    train_model(cfg, device=run.device, data_root=data_root, progress=False,
+                snapshot_epochs=range(1, epochs))
+    return pd.DataFrame(train_curve(cfg)).assign(model=arch, dataset=dataset, seed=seed)
+
+
+def threshold_of(model: str, dataset: str) -> float | None:
+    """The competence threshold of (model, data set) as a fraction, or None when none is stated."""
+    t = competence.threshold(model, dataset)
+    return float(t.min_acc) if t is not None else None
+
+
+def threshold_source(model: str, dataset: str) -> str:
+    """Where the competence threshold of (model, data set) comes from, in words."""
+    t = competence.threshold(model, dataset)
+    return f"{t.source}." if t is not None else "no competence threshold stated."
+
+
+def curve_sentence(curve: pd.DataFrame, threshold: float | None) -> str:
+    """The first epoch of :func:`training_curve` whose test accuracy reaches ``threshold``, and
+    the best accuracy with its epoch and cumulative training time."""
+    if curve.empty:
+        return "No epoch of the curve is in the cache."
+    best = curve.loc[curve.test_acc.astype(float).idxmax()]
+    text = (f"Best: {100 * best.test_acc:.1f}% after {int(best.epoch)} epochs "
+            f"({best.seconds / 60:.0f} min of training).")
+    if threshold is None:
+        return text
+    hit = curve[curve.test_acc.astype(float) >= threshold]
+    first = (f"First epoch at or above {100 * threshold:.0f}%: {int(hit.epoch.min())}." if len(hit) else
+             f"No epoch reaches {100 * threshold:.0f}%.")
+    return f"{first} {text}"
+
+
+def front_points(sweep: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Mean (clean, attacked) accuracy per keep ratio of ``method`` with the non-dominated flag
+    ``pareto`` (Definition 3 in accuracy space, both maximised; App. F, Fig. 6)."""
+    m = stats.accuracy_summary(sweep[sweep.method == method])
+    m["pareto"] = stats.pareto_mask(m[["clean_mean", "adv_mean"]].to_numpy())
+    return m
