@@ -42,6 +42,7 @@ class Registry(Generic[T]):
         self.param = param
         self.kind = kind or param
         self._items: dict[str, T] = {}
+        self._origins: dict[str, str] = {}
 
     def register(self, name: str, *, replace: bool = False) -> Callable[[Any], Any]:
         """Decorator registering a class (stored as an instance) or an object under ``name``.
@@ -62,14 +63,26 @@ class Registry(Generic[T]):
             except AttributeError:  # e.g. a function with read-only attributes: keep it as is
                 pass
             self._items[name] = item
+            self._origins[name] = str(getattr(obj, "__module__", None) or type(obj).__module__)
             return obj
 
         return deco
+
+    def origin(self, name: str) -> str:
+        """Dotted name of the module that registered ``name`` (its code enters the result-store
+        keys of the units that use it, :mod:`prunerob.engine.codehash`)."""
+        self.get(name)
+        return self._origins[name]
+
+    def origins(self) -> dict[str, str]:
+        """Every registered name -> the module that registered it."""
+        return dict(self._origins)
 
     def unregister(self, name: str) -> None:
         """Remove ``name`` (for tests that register toys); unknown names raise ConfigError."""
         self.get(name)
         del self._items[name]
+        self._origins.pop(name, None)
 
     def get(self, name: str) -> T:
         """The object registered as ``name``; otherwise one ConfigError listing the registered names."""

@@ -43,8 +43,15 @@ from prunerob.core.models import MLP_HIDDEN, arch_names
 from prunerob.core.pruning import get_method
 from prunerob.core.subsets import as_examples
 from prunerob.core.train import TrainConfig, checkpoint_paths, train_model
-from prunerob.engine import distributed
-from prunerob.engine.sweep import SweepArgs, sweep_validated, validate_sweep_args
+from prunerob.engine import adopt, distributed
+from prunerob.engine import store as store_mod
+from prunerob.engine.sweep import (
+    SweepArgs,
+    select_sweep_examples,
+    sweep_config_hash,
+    sweep_validated,
+    validate_sweep_args,
+)
 
 __all__ = ["ExperimentResult", "ExperimentSpec", "SubsetSpec", "Unit", "run_experiment", "run_unit",
            "train_summary"]
@@ -326,35 +333,154 @@ def partial_path(resume_dir: str | os.PathLike, unit: Unit, part: str) -> Path:
     return Path(resume_dir) / f"{unit.key}-{part}.partial.json"
 
 
+#: the modules whose import closure is the code of a trained-model unit / an evaluation cell
+TRAIN_CODE = ("prunerob.core.train",)
+CELL_CODE = ("prunerob.engine.sweep",)
+
+
+def train_key(unit: Unit, data_id: str, dev: Any) -> store_mod.Key:
+    """Result-store key of the unit's trained model (:mod:`prunerob.engine.store`)."""
+    spec = {"train": json.loads(json.dumps(dataclasses.asdict(unit.train), default=str)),
+            "train_hash": unit.train.hash(), "image_size": unit.image_size}
+    return store_mod.Key("train", spec, data_id, store_mod.code_hash(TRAIN_CODE), store_mod.versions(),
+                         store_mod.device_class(dev))
+
+
+def cell_key(unit: Unit, tkey: store_mod.Key, args: SweepArgs, method: str, keep: float, attack: str,
+             eps: float, data_id: str, dev: Any) -> store_mod.Key:
+    """Result-store key of one evaluation cell: model x method x keep x attack x eps x examples."""
+    a = args.specs[(attack, eps)]
+    needs = get_method(method).needs_data
+    spec = {"model": tkey.spec_digest, "arch": unit.arch, "dataset": unit.dataset, "seed": args.seed,
+            "method": method, "keep": float(keep), "attack": attack, "eps": float(eps),
+            "attack_params": a.as_columns(), "n": args.n, "subset_seed": args.subset_seed,
+            "batch_size": args.batch_size, "batched": args.batched,
+            "score_examples": unit.score_examples if needs else None}
+    return store_mod.Key("cell", spec, data_id, store_mod.code_hash(CELL_CODE, [f"method:{method}",
+                                                                                  f"attack:{attack}"]),
+                         store_mod.versions(), store_mod.device_class(dev))
+
+
+def _json_info(info: Mapping[str, Any], model: Any) -> dict[str, Any]:
+    keep = ("config", "n_train", "test_acc", "epoch_times_s", "cached", "device", "data_source", "hash")
+    out = json.loads(json.dumps({k: info.get(k) for k in keep}, default=str))
+    params = list(model.parameters()) if model is not None else []
+    out["dtype"] = str(params[0].dtype) if params else "torch.float32"
+    return out
+
+
 def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = None,
              train: ArrayDataset | None = None, cache_dir: str | os.PathLike | None = None,
-             progress: bool = False, resume_dir: Path | None = None) -> tuple[list[pd.DataFrame], dict]:
+             progress: bool = False, resume_dir: Path | None = None,
+             store: store_mod.Store | None = None) -> tuple[list[pd.DataFrame], dict]:
     """Train or load the unit's model, run its sweeps; returns ``(tables, train info)``.
 
     ``test`` / ``train``: the data sets, loaded here when not given. ``cache_dir``: checkpoint
     cache (default ``spec.cache_dir``). ``resume_dir``: folder for the sweeps' resume files.
+    ``store``: the result store (:mod:`prunerob.engine.store`): the model summary and every
+    evaluation cell found there is not recomputed, and the model is trained or loaded only when
+    a cell is missing; what is computed is added to it.
     """
     dev = resolve_device(spec.device)
     test = _load(unit.dataset, "test", spec, unit.image_size) if test is None else test
-    if unit.needs_train_data and train is None:
-        train = _load(unit.dataset, "train", spec, unit.image_size)
-    cache = cache_dir if cache_dir is not None else spec.cache_dir
-    model, info = train_model(unit.train, device=dev, cache_dir=cache, data_root=spec.data_root,
-                              progress=progress, download=spec.download)
+    data_id = store_mod.data_identity(test)
+    tkey = train_key(unit, data_id, dev)
+    adopt_from = adopt.adopt_dir()
+    tentry = store.get(tkey) if store is not None else None
+    info: dict[str, Any] | None = dict(tentry.value) if tentry is not None else None
+    if info is None and store is not None and adopt_from is not None:
+        info = adopt.train_info(adopt_from, arch=unit.arch, dataset=unit.dataset, seed=unit.seed,
+                                train_hash=unit.train.hash())
+        if info is not None:
+            store.put([(tkey, info, float(sum(info.get("epoch_times_s") or [0])))])
+            tentry = store.get(tkey)
+    if tentry is not None:
+        store.log.add(tentry.key, tentry.seconds, TRAIN_CODE, (), computed=False)
+    parts = []
+    for part, args in unit.sweeps:
+        extra = {"part": part, "train_config_hash": unit.train.hash(), "train_epochs": unit.train.epochs,
+                 "train_subset": unit.train.train_subset, "model_test_acc": None,
+                 **dict(spec.extra_columns or {})}
+        keys = {(m, k, a, e): cell_key(unit, tkey, args, m, k, a, e, data_id, dev)
+                for m in args.methods for k in args.keeps for (a, e) in args.specs}
+        found = {c: store.get(key) for c, key in keys.items()} if store is not None else {}
+        if store is not None and adopt_from is not None and any(v is None for v in found.values()):
+            rows = adopt.cell_rows(adopt_from, model=unit.arch, dataset=unit.dataset, seed=unit.seed, part=part,
+                                   train_hash=unit.train.hash(), drop=set(extra))
+            new = [(keys[c], {"cols": rows[c][0], "vals": rows[c][1], "adopted": str(adopt_from)}, 0.0)
+                   for c, v in found.items() if v is None and c in rows]
+            if new:
+                store.put(new)
+                found = {c: store.get(key) for c, key in keys.items()}
+        parts.append((part, args, extra, keys, found))
+    missing = any(v is None for *_, found in parts for v in (found.values() if store is not None else [None]))
+    model = None
+    if info is None or missing:
+        cache = cache_dir if cache_dir is not None else spec.cache_dir
+        model, tinfo = train_model(unit.train, device=dev, cache_dir=cache, data_root=spec.data_root,
+                                   progress=progress, download=spec.download)
+        if info is None:
+            info = _json_info(tinfo, model)
+            if store is not None:
+                secs = float(sum(tinfo.get("epoch_times_s") or [0]))
+                store.put([(tkey, info, secs)])
+                store.log.add(tkey, secs, TRAIN_CODE, (), computed=True)
+    assert info is not None
     score = None
-    if unit.needs_train_data:
+    if unit.needs_train_data:  # scores (and the config hash) need the training data
+        if train is None:
+            train = _load(unit.dataset, "train", spec, unit.image_size)
         scored = train.subset(unit.score_examples, seed=unit.seed) if unit.score_examples else train
         score = as_examples(scored, "train_data")
     examples = as_examples(test, "test data")
     tables = []
-    for part, args in unit.sweeps:
-        extra = {"part": part, "train_config_hash": unit.train.hash(), "train_epochs": unit.train.epochs,
-                 "train_subset": unit.train.train_subset, "model_test_acc": info.get("test_acc"),
-                 **dict(spec.extra_columns or {})}
+    for part, args, extra, keys, found in parts:
+        extra = {**extra, "model_test_acc": info.get("test_acc")}  # same key order as before
+        todo = [c for c, v in found.items() if v is None] if store is not None else list(keys)
         partial = None if resume_dir is None else partial_path(resume_dir, unit, part)
-        tables.append(sweep_validated(model, examples, args, model_name=unit.arch, dataset_name=unit.dataset,
-                                      device=dev, train_data=score, progress=progress, extra_columns=extra,
-                                      partial=partial))
+        if store is None:
+            tables.append(sweep_validated(model, examples, args, model_name=unit.arch, dataset_name=unit.dataset,
+                                          device=dev, train_data=score, progress=progress, extra_columns=extra,
+                                          partial=partial))
+            continue
+        if todo:
+            t0 = time.perf_counter()
+            methods = tuple(m for m in args.methods if any(c[0] == m for c in todo))
+            sub = dataclasses.replace(args, methods=methods,
+                                      keeps=tuple(k for k in args.keeps if any(c[1] == k for c in todo)))
+            df = sweep_validated(model, examples, sub, model_name=unit.arch, dataset_name=unit.dataset,
+                                 device=dev, train_data=score, progress=progress, extra_columns={},
+                                 partial=partial)
+            secs = (time.perf_counter() - t0) / max(len(df), 1)
+            cols = [c for c in df.columns if c != "config_hash"]
+            new = []
+            for r in df.to_dict("records"):
+                c = (r["method"], float(r["keep_ratio"]), r["attack"], float(r["eps"]))
+                if c in keys and found.get(c) is None:
+                    vals = [store_mod.finite_or_none(r[k]) for k in cols]
+                    new.append((keys[c], {"cols": cols, "vals": vals}, secs))
+            store.put(new)
+            for key, _, s in new:
+                uses = (f"method:{key.spec['method']}", f"attack:{key.spec['attack']}")
+                store.log.add(key, s, CELL_CODE, uses, computed=True)
+            found = {c: store.get(key) for c, key in keys.items()}
+        for c, e in found.items():
+            if e is not None and c not in todo:
+                store.log.add(e.key, e.seconds, CELL_CODE, (f"method:{c[0]}", f"attack:{c[2]}"),
+                              computed=False)
+        sel = select_sweep_examples(examples, args)
+        chash = sweep_config_hash(sel, args, model_name=unit.arch, dataset_name=unit.dataset, device=dev,
+                                  train_data=score, extra_columns=extra,
+                                  model_state=tkey.spec_digest[:16], dtype=info.get("dtype", "torch.float32"))
+        rows = []
+        for c in keys:
+            e = found[c]
+            assert e is not None
+            row = dict(zip(e.value["cols"], e.value["vals"], strict=True))
+            row["config_hash"] = chash
+            row.update(extra)
+            rows.append(row)
+        tables.append(pd.DataFrame(rows))
     return tables, info
 
 
@@ -420,7 +546,8 @@ def _spec_dict(spec: ExperimentSpec) -> dict[str, Any]:
 
 
 def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: bool = False,
-                   resume_dir: str | os.PathLike | None = None) -> ExperimentResult:
+                   resume_dir: str | os.PathLike | None = None,
+                   store: store_mod.Store | None | str = "default") -> ExperimentResult:
     """Validate ``spec``, then train/load, sweep and run the subset attacks of every unit.
 
     ``scheduler``: None (serial, here), ``"local:N"`` (a Dask LocalCluster with N worker
@@ -428,8 +555,12 @@ def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: boo
     ``"pbs"`` (``dask_jobqueue``, configured in ``~/.config/dask/jobqueue.yaml``) or a
     ``distributed.Client``; see :mod:`prunerob.engine.distributed`. ``resume_dir``: folder for the
     sweeps' resume files (serial runs only; an interrupted run continues where it stopped).
+    ``store``: the result store (default: :func:`prunerob.engine.store.get_store`; None: none).
+    Units whose model summary and cells are all stored are assembled from it without a model;
+    the others are computed (here or on the workers) and added to it.
     """
     units = plan_units(spec)
+    st = store_mod.get_store() if isinstance(store, str) else store
     distributed.check_scheduler(scheduler)
     if resume_dir is not None and scheduler is not None:
         raise ConfigError("resume_dir works for serial runs only; give scheduler=None or drop resume_dir")
@@ -455,7 +586,8 @@ def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: boo
                 continue
             sources[u.dataset] = data[(u.dataset, "test")].source
             tables, info = run_unit(u, spec, test=data[(u.dataset, "test")],
-                                    train=data.get((u.dataset, "train")), progress=progress, resume_dir=rdir)
+                                    train=data.get((u.dataset, "train")), progress=progress, resume_dir=rdir,
+                                    store=st)
             results.append((u, tables, info))
         hosts = [platform.node()]
     else:

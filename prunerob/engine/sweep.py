@@ -371,6 +371,43 @@ def sweep_validated(model: nn.Module, examples: Examples, args: SweepArgs, *, mo
         model.train(caller_training)
 
 
+@dataclass(frozen=True)
+class Selected:
+    """The evaluation examples of a sweep (:func:`select_sweep_examples`) and their hash."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    subset: str
+    split: str
+    n: int
+    data_hash: str
+
+
+def select_sweep_examples(examples: Examples, args: SweepArgs) -> Selected:
+    """The first ``args.n`` examples of the seeded permutation (the same for every configuration)."""
+    x_all, y_all, subset_desc = select_examples(examples, args.n, args.subset_seed)
+    return Selected(x_all, y_all, subset_desc, examples.split, int(y_all.shape[0]), _tensor_hash(x_all, y_all))
+
+
+def sweep_config_hash(sel: Selected, args: SweepArgs, *, model_name: str, dataset_name: str,
+                      device: torch.device, train_data: Examples | None, extra_columns: Mapping[str, Any],
+                      model_state: str, dtype: Any) -> str:
+    """The ``config_hash`` column: every setting of the sweep plus the model's identity
+    (``model_state``: :func:`state_hash` of its weights, or the result-store key of the trained model)."""
+    train_fp = None if train_data is None else dict(name=train_data.name, split=train_data.split,
+                                                    size=len(train_data),
+                                                    data=_tensor_hash(train_data.x, train_data.y))
+    hash_cfg = dict(model=model_name, dataset=dataset_name, methods=args.methods, keeps=args.keeps,
+                    attacks=args.attacks, eps=args.eps, seed=args.seed, n=args.n, n_eff=sel.n, subset=sel.subset,
+                    subset_seed=args.subset_seed, eval_split=sel.split, eval_data=sel.data_hash,
+                    batch_size=args.batch_size, batched=args.batched,
+                    attack_specs=[dict(name=s.name, eps=s.eps, **s.as_columns())
+                                  for s in args.specs.values()],
+                    device=device.type, train_data=train_fp, dtype=str(dtype), extra_columns=dict(extra_columns),
+                    model_state=model_state)
+    return config_hash(hash_cfg)
+
+
 def _sweep(model: nn.Module, examples: Examples, args: SweepArgs, *, model_name: str, dataset_name: str,
            device: torch.device, train_data: Examples | None, progress: bool, extra_columns: dict[str, Any],
            partial: Path | None) -> pd.DataFrame:
@@ -378,10 +415,10 @@ def _sweep(model: nn.Module, examples: Examples, args: SweepArgs, *, model_name:
     params = list(model.parameters())
     dtype = params[0].dtype if params else torch.float32
     seed = args.seed
-    x_all, y_all, subset_desc = select_examples(examples, args.n, args.subset_seed)
-    data_hash = _tensor_hash(x_all, y_all)
+    sel = select_sweep_examples(examples, args)
+    x_all, y_all, subset_desc = sel.x, sel.y, sel.subset
     x_all, y_all = x_all.to(device), y_all.to(device)
-    n_eff = int(y_all.shape[0])
+    n_eff = sel.n
     plan = stacked.mlp_plan(model) if args.batched != "no" else None
     if plan is not None and not stacked.check_stack(model, plan, to_float(x_all[:64], dtype)):
         plan = None
@@ -390,19 +427,9 @@ def _sweep(model: nn.Module, examples: Examples, args: SweepArgs, *, model_name:
                           "use batched='auto'")
     fast = {k: s for k, s in args.specs.items() if stacked.stackable(s)} if plan is not None else {}
     slow = {k: s for k, s in args.specs.items() if k not in fast}
-
-    train_fp = None if train_data is None else dict(name=train_data.name, split=train_data.split,
-                                                    size=len(train_data),
-                                                    data=_tensor_hash(train_data.x, train_data.y))
-    hash_cfg = dict(model=model_name, dataset=dataset_name, methods=args.methods, keeps=args.keeps,
-                    attacks=args.attacks, eps=args.eps, seed=seed, n=args.n, n_eff=n_eff, subset=subset_desc,
-                    subset_seed=args.subset_seed, eval_split=examples.split, eval_data=data_hash,
-                    batch_size=args.batch_size, batched=args.batched,
-                    attack_specs=[dict(name=s.name, eps=s.eps, **s.as_columns())
-                                  for s in args.specs.values()],
-                    device=device.type, train_data=train_fp, dtype=str(dtype), extra_columns=extra_columns,
-                    model_state=state_hash(model))
-    chash = config_hash(hash_cfg)
+    chash = sweep_config_hash(sel, args, model_name=model_name, dataset_name=dataset_name, device=device,
+                              train_data=train_data, extra_columns=extra_columns,
+                              model_state=state_hash(model), dtype=dtype)
     prov = provenance(device)
     done = resume.read_done(partial, chash) if partial is not None else {}
     if partial is not None and partial.exists() and not done:

@@ -9,6 +9,7 @@ table and shows a short summary of it instead of the whole table (the CSV is lin
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -22,9 +23,11 @@ from IPython.display import Markdown, display
 
 from prunerob.analysis import competence, stats
 from prunerob.config import device_name, resolve_device
+from prunerob.core.data import load_dataset
 from prunerob.core.train import TrainConfig, train_model
 from prunerob.core.train import training_curve as train_curve
-from prunerob.engine.experiment import run_experiment, train_summary  # noqa: F401  (notebooks: pages.train_summary)
+from prunerob.engine import adopt, store
+from prunerob.engine.experiment import TRAIN_CODE, run_experiment, train_summary  # noqa: F401  (notebooks: pages.train_summary)
 from prunerob.render.plotting import devices, save_table
 
 __all__ = ["Run", "setup", "say", "table", "competence_of", "panel_title", "findings", "report"]
@@ -200,7 +203,16 @@ def run_and_save(run: Run, spec, scheduler: Any = None) -> Any:
     res = run_experiment(dataclasses.replace(spec, device=str(run.device), extra_columns=extra),
                          scheduler=scheduler)
     res.save(run.out)
+    save_units(run)
     return res
+
+
+def save_units(run: Run) -> None:
+    """Write ``units.json`` (the result-store units this page used so far) into ``run.out``;
+    ``prunerob reproduce --list`` reads it to tell a compute-stale page from a render-stale one."""
+    st = store.get_store()
+    if st is not None:
+        st.log.write(run.out)
 
 
 def trained_model(
@@ -225,9 +237,22 @@ def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
     ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the cache), so each shorter
     run of the same seed is a cache entry too; the epoch count of a notebook is picked from it."""
     cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed)
-    train_model(cfg, device=run.device, data_root=data_root, progress=False,
-                snapshot_epochs=range(1, epochs))
-    return pd.DataFrame(train_curve(cfg)).assign(model=arch, dataset=dataset, seed=seed)
+    test = load_dataset(dataset, "test", root=data_root)
+
+    def compute() -> dict[str, Any]:
+        folder = adopt.adopt_dir()
+        rows = adopt.curve_rows(folder, arch=arch, dataset=dataset, seed=seed) if folder else None
+        if rows is not None and len(rows) == epochs:
+            return {"rows": rows, "adopted": str(folder)}
+        train_model(cfg, device=run.device, data_root=data_root, progress=False,
+                    snapshot_epochs=range(1, epochs))
+        return {"rows": train_curve(cfg)}
+
+    spec = {"train": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), "train_hash": cfg.hash()}
+    value = store.cached("curve", spec, compute, data=store.data_identity(test), device=run.device,
+                         code_seeds=TRAIN_CODE)
+    save_units(run)
+    return pd.DataFrame(value["rows"]).assign(model=arch, dataset=dataset, seed=seed)
 
 
 def threshold_of(model: str, dataset: str) -> float | None:
