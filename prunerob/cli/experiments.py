@@ -37,7 +37,7 @@ from prunerob.core.attacks import REGISTRY as ATTACK_REGISTRY
 from prunerob.core.pruning import REGISTRY as METHOD_REGISTRY
 
 #: modules that add their own subcommands with ``register(subparsers)``
-PLUGINS = ("prunerob.cli.theory", "prunerob.runner")
+PLUGINS = ("prunerob.cli.theory", "prunerob.cli.store", "prunerob.runner")
 
 DEFAULT_KEEPS = "1,0.9,0.8,0.7,0.6,0.5,0.4,0.3,0.2,0.1"
 

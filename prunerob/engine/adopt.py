@@ -23,6 +23,13 @@ import pandas as pd
 ADOPT_ENV = "PRUNEROB_STORE_ADOPT"
 
 
+def label(folder: Path) -> str:
+    """What an adopted unit says it came from: ``results/<page>`` plus ``$PRUNEROB_STORE_ADOPT_FROM``
+    (e.g. the commit whose committed tables were adopted)."""
+    src = os.environ.get("PRUNEROB_STORE_ADOPT_FROM", "")
+    return f"results/{Path(folder).name}" + (f" at {src}" if src else "")
+
+
 def adopt_dir() -> Path | None:
     v = os.environ.get(ADOPT_ENV)
     return Path(v) if v else None
@@ -62,12 +69,30 @@ def cell_rows(folder: Path, *, model: str, dataset: str, seed: int, part: str, t
     return out
 
 
+def cell_seconds(folder: Path) -> float:
+    """Estimated compute seconds of one adopted cell: the page's recorded wall time (its run stamp,
+    copied to ``stamp.json`` in the folder) less the training time of the models it trained, over
+    its sweep rows. Used only to estimate the cost of recomputing stale units."""
+    import json
+
+    try:
+        total = float(json.loads((folder / "stamp.json").read_text()).get("seconds", 0.0))
+    except (OSError, ValueError):
+        return 0.0
+    sweep, models = _table(str(folder / "sweep.csv")), _table(str(folder / "models.csv"))
+    trained = 0.0
+    if models is not None and "train_seconds" in models:
+        trained = float(models.loc[~models.cached.astype(bool), "train_seconds"].sum())
+    return max(total - trained, 0.0) / max(len(sweep) if sweep is not None else 1, 1)
+
+
 def train_info(folder: Path, *, arch: str, dataset: str, seed: int, train_hash: str) -> dict[str, Any] | None:
     """The committed ``models.csv`` row of one trained model as a ``train_model`` info dict."""
     df = _table(str(folder / "models.csv"))
     if df is None or "hash" not in df:
         return None
-    sel = df[(df.arch == arch) & (df.dataset == dataset) & (df.seed == seed) & (df.hash.astype(str) == train_hash)]
+    sel = df[(df.arch == arch) & (df.dataset == dataset) & (df.seed == seed)
+             & (df.hash.astype(str) == train_hash)]
     if sel.empty:
         return None
     r = {k: _plain(v) for k, v in sel.iloc[0].items()}
@@ -76,7 +101,7 @@ def train_info(folder: Path, *, arch: str, dataset: str, seed: int, train_hash: 
                        "train_subset": r.get("train_subset"), "image_size": r.get("image_size")},
             "n_train": r.get("n_train"), "test_acc": r.get("test_acc"), "epoch_times_s": [secs],
             "cached": bool(r.get("cached")), "device": r.get("device"), "data_source": r.get("data_source"),
-            "hash": train_hash, "dtype": "torch.float32", "adopted": str(folder)}
+            "hash": train_hash, "dtype": "torch.float32", "adopted": label(folder)}
 
 
 def curve_rows(folder: Path, *, arch: str, dataset: str, seed: int) -> list[dict[str, Any]] | None:
@@ -87,4 +112,5 @@ def curve_rows(folder: Path, *, arch: str, dataset: str, seed: int) -> list[dict
     sel = df[(df.model == arch) & (df.dataset == dataset) & (df.seed == seed)]
     if sel.empty:
         return None
-    return [{k: _plain(r[k]) for k in ("epoch", "test_acc", "train_loss", "seconds")} for _, r in sel.iterrows()]
+    cols = ("epoch", "test_acc", "train_loss", "seconds")
+    return [{k: _plain(r[k]) for k in cols} for _, r in sel.iterrows()]

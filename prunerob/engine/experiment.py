@@ -361,6 +361,44 @@ def cell_key(unit: Unit, tkey: store_mod.Key, args: SweepArgs, method: str, keep
                          store_mod.versions(), store_mod.device_class(dev))
 
 
+def _keys(unit: Unit, spec: ExperimentSpec, test: ArrayDataset) -> tuple[store_mod.Key, dict]:
+    """The unit's train key and, per sweep part, its cell keys ``(method, keep, attack, eps) -> Key``."""
+    dev = resolve_device(spec.device)
+    data_id = store_mod.data_identity(test)
+    tkey = train_key(unit, data_id, dev)
+    parts = {part: {(m, k, a, e): cell_key(unit, tkey, args, m, k, a, e, data_id, dev)
+                    for m in args.methods for k in args.keeps for (a, e) in args.specs}
+             for part, args in unit.sweeps}
+    return tkey, parts
+
+
+def unit_complete(unit: Unit, spec: ExperimentSpec, test: ArrayDataset, st: store_mod.Store) -> bool:
+    """Whether the unit's model summary and every one of its cells are in the store."""
+    tkey, parts = _keys(unit, spec, test)
+    cells = [k for ks in parts.values() for k in ks.values()]
+    return st.get(tkey) is not None and all(st.get(k) is not None for k in cells)
+
+
+def absorb(unit: Unit, spec: ExperimentSpec, tables: Sequence[pd.DataFrame], info: Mapping[str, Any],
+           st: store_mod.Store) -> None:
+    """Put the tables and train info a worker computed for ``unit`` into the store."""
+    test = _load(unit.dataset, "test", spec, unit.image_size)
+    tkey, parts = _keys(unit, spec, test)
+    st.put([(tkey, {**_json_info(info, None), "dtype": info.get("dtype", "torch.float32")},
+             float(sum(info.get("epoch_times_s") or [0])))])
+    drop = {"part", "train_config_hash", "train_epochs", "train_subset", "model_test_acc", "config_hash",
+            *dict(spec.extra_columns or {})}
+    for df in tables:
+        cols = [c for c in df.columns if c not in drop]
+        new = []
+        for r in df.to_dict("records"):
+            c = (r["method"], float(r["keep_ratio"]), r["attack"], float(r["eps"]))
+            key = parts.get(r.get("part", MAIN_PART), {}).get(c)
+            if key is not None:
+                new.append((key, {"cols": cols, "vals": [store_mod.finite_or_none(r[k]) for k in cols]}, 0.0))
+        st.put(new)
+
+
 def _json_info(info: Mapping[str, Any], model: Any) -> dict[str, Any]:
     keep = ("config", "n_train", "test_acc", "epoch_times_s", "cached", "device", "data_source", "hash")
     out = json.loads(json.dumps({k: info.get(k) for k in keep}, default=str))
@@ -405,9 +443,11 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
                 for m in args.methods for k in args.keeps for (a, e) in args.specs}
         found = {c: store.get(key) for c, key in keys.items()} if store is not None else {}
         if store is not None and adopt_from is not None and any(v is None for v in found.values()):
-            rows = adopt.cell_rows(adopt_from, model=unit.arch, dataset=unit.dataset, seed=unit.seed, part=part,
-                                   train_hash=unit.train.hash(), drop=set(extra))
-            new = [(keys[c], {"cols": rows[c][0], "vals": rows[c][1], "adopted": str(adopt_from)}, 0.0)
+            rows = adopt.cell_rows(adopt_from, model=unit.arch, dataset=unit.dataset, seed=unit.seed,
+                                   part=part, train_hash=unit.train.hash(), drop=set(extra))
+            secs = adopt.cell_seconds(adopt_from)
+            how = adopt.label(adopt_from)
+            new = [(keys[c], {"cols": rows[c][0], "vals": rows[c][1], "adopted": how}, secs)
                    for c, v in found.items() if v is None and c in rows]
             if new:
                 store.put(new)
@@ -419,7 +459,9 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
         cache = cache_dir if cache_dir is not None else spec.cache_dir
         model, tinfo = train_model(unit.train, device=dev, cache_dir=cache, data_root=spec.data_root,
                                    progress=progress, download=spec.download)
-        if info is None:
+        if store is None:
+            info = {**tinfo, "dtype": _json_info(tinfo, model)["dtype"]}
+        elif info is None:
             info = _json_info(tinfo, model)
             if store is not None:
                 secs = float(sum(tinfo.get("epoch_times_s") or [0]))
@@ -439,9 +481,9 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
         todo = [c for c, v in found.items() if v is None] if store is not None else list(keys)
         partial = None if resume_dir is None else partial_path(resume_dir, unit, part)
         if store is None:
-            tables.append(sweep_validated(model, examples, args, model_name=unit.arch, dataset_name=unit.dataset,
-                                          device=dev, train_data=score, progress=progress, extra_columns=extra,
-                                          partial=partial))
+            tables.append(sweep_validated(model, examples, args, model_name=unit.arch,
+                                          dataset_name=unit.dataset, device=dev, train_data=score,
+                                          progress=progress, extra_columns=extra, partial=partial))
             continue
         if todo:
             t0 = time.perf_counter()
@@ -561,6 +603,8 @@ def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: boo
     """
     units = plan_units(spec)
     st = store_mod.get_store() if isinstance(store, str) else store
+    if adopt.adopt_dir() is not None and st is not None:
+        scheduler = None  # adopting committed tables (a one-off migration) runs here, serially
     distributed.check_scheduler(scheduler)
     if resume_dir is not None and scheduler is not None:
         raise ConfigError("resume_dir works for serial runs only; give scheduler=None or drop resume_dir")
@@ -591,16 +635,47 @@ def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: boo
             results.append((u, tables, info))
         hosts = [platform.node()]
     else:
-        payloads = [(u, spec, cached_checkpoint(u, spec.cache_dir)) for u in units]
-        outs = distributed.map_units(remote_unit, payloads, scheduler)
-        hosts = sorted({o["host"] for o in outs})
-        for u, o in zip(units, outs, strict=True):
+        root = None if spec.data_root is None else str(spec.data_root)
+        local: dict[int, tuple[list[pd.DataFrame], dict, str]] = {}
+        for i, u in enumerate(units):  # units wholly in the store are assembled here, without a worker
+            if st is None:
+                break
+            try:
+                test = _worker_data(u.dataset, "test", root, spec.download, u.image_size)
+            except ConfigError:
+                continue
+            if unit_complete(u, spec, test, st):
+                train = _worker_data(u.dataset, "train", root, spec.download, u.image_size) \
+                    if u.needs_train_data else None
+                tables, info = run_unit(u, spec, test=test, train=train, store=st)
+                local[i] = (tables, info, test.source)
+        payloads = [(u, spec, cached_checkpoint(u, spec.cache_dir))
+                    for i, u in enumerate(units) if i not in local]
+        outs = iter(distributed.map_units(remote_unit, payloads, scheduler) if payloads else [])
+        hosts_set = {platform.node()} if local else set()
+        for i, u in enumerate(units):
+            if i in local:
+                tables, info, src = local[i]
+                sources.setdefault(u.dataset, src)
+                results.append((u, tables, info))
+                continue
+            o = next(outs)
+            hosts_set.add(o["host"])
             if "skipped" in o:
                 skipped.setdefault(u.dataset, o["skipped"])
                 continue
             sources.setdefault(u.dataset, o["source"])
-            o["info"]["checkpoint"] = str(store_checkpoint(u, o["checkpoint"], spec.cache_dir))
-            results.append((u, o["tables"], o["info"]))
+            ckpt = str(store_checkpoint(u, o["checkpoint"], spec.cache_dir))
+            tables, info = o["tables"], o["info"]
+            if st is not None:  # the worker's units go into the store; the tables come from it
+                absorb(u, spec, tables, info, st)
+                test = _worker_data(u.dataset, "test", root, spec.download, u.image_size)
+                train = _worker_data(u.dataset, "train", root, spec.download, u.image_size) \
+                    if u.needs_train_data else None
+                tables, info = run_unit(u, spec, test=test, train=train, store=st)
+            info["checkpoint"] = ckpt
+            results.append((u, tables, info))
+        hosts = sorted(hosts_set)
     if not results:
         raise ConfigError(f"no data set could be loaded: {skipped}")
     if resume_dir is not None:  # everything finished: the resume files are no longer needed

@@ -224,6 +224,10 @@ class Store:
             return found[0] if found else None
         return None
 
+    def entry(self, digest: str) -> Entry | None:
+        """The unit named ``digest``, or None."""
+        return self._index().get(digest)
+
     def has(self, digest: str) -> bool:
         return digest in self._index()
 
@@ -387,7 +391,8 @@ def cached(kind: str, spec: Mapping[str, Any], compute: Callable[[], Mapping[str
 
     st = store if store is not None else get_store()
     seeds = list(code_seeds)
-    key = Key(kind, json.loads(_canonical(spec)), data, code_hash(seeds, uses), versions(), device_class(device))
+    key = Key(kind, json.loads(_canonical(spec)), data, code_hash(seeds, uses), versions(),
+              device_class(device))
     if st is not None:
         hit = st.get(key)
         if hit is not None:

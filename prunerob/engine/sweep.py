@@ -386,7 +386,8 @@ class Selected:
 def select_sweep_examples(examples: Examples, args: SweepArgs) -> Selected:
     """The first ``args.n`` examples of the seeded permutation (the same for every configuration)."""
     x_all, y_all, subset_desc = select_examples(examples, args.n, args.subset_seed)
-    return Selected(x_all, y_all, subset_desc, examples.split, int(y_all.shape[0]), _tensor_hash(x_all, y_all))
+    n = int(y_all.shape[0])
+    return Selected(x_all, y_all, subset_desc, examples.split, n, _tensor_hash(x_all, y_all))
 
 
 def sweep_config_hash(sel: Selected, args: SweepArgs, *, model_name: str, dataset_name: str,
@@ -398,12 +399,14 @@ def sweep_config_hash(sel: Selected, args: SweepArgs, *, model_name: str, datase
                                                     size=len(train_data),
                                                     data=_tensor_hash(train_data.x, train_data.y))
     hash_cfg = dict(model=model_name, dataset=dataset_name, methods=args.methods, keeps=args.keeps,
-                    attacks=args.attacks, eps=args.eps, seed=args.seed, n=args.n, n_eff=sel.n, subset=sel.subset,
+                    attacks=args.attacks, eps=args.eps, seed=args.seed, n=args.n, n_eff=sel.n,
+                    subset=sel.subset,
                     subset_seed=args.subset_seed, eval_split=sel.split, eval_data=sel.data_hash,
                     batch_size=args.batch_size, batched=args.batched,
                     attack_specs=[dict(name=s.name, eps=s.eps, **s.as_columns())
                                   for s in args.specs.values()],
-                    device=device.type, train_data=train_fp, dtype=str(dtype), extra_columns=dict(extra_columns),
+                    device=device.type, train_data=train_fp, dtype=str(dtype),
+                    extra_columns=dict(extra_columns),
                     model_state=model_state)
     return config_hash(hash_cfg)
 

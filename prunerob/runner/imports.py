@@ -71,6 +71,32 @@ def _imports(tree: ast.AST, pkg: str, here: list[str]) -> tuple[list[list[str]],
     return found, dynamic
 
 
+def render_files(source: str, package_dir: Path) -> list[Path]:
+    """The files a store-backed page's stamp hashes: the import closure of ``source`` without the
+    registries' entry modules and without ``import_submodules`` (their code is in the unit keys,
+    :mod:`prunerob.engine.codehash`), so a new method file or an edit of one method leaves the
+    page's rendering current."""
+    from prunerob.engine import codehash
+
+    package_dir = Path(package_dir)
+    try:
+        seeds = imports_of(ast.parse(source), package_dir.name, [])
+    except SyntaxError:
+        return dependency_files(source, package_dir)
+    return codehash.closure(seeds, package_dir, block=set(codehash.entry_modules(package_dir).values()))
+
+
+def render_hash(source: str, package_dir: Path) -> str:
+    """sha256 over the relative path and bytes of every file of :func:`render_files`."""
+    from prunerob.engine import codehash
+
+    return codehash.files_hash(render_files(source, Path(package_dir)), Path(package_dir))
+
+
+def imports_of(tree: ast.AST, pkg: str, here: list[str]) -> list[list[str]]:
+    return _imports(tree, pkg, here)[0]
+
+
 def dependency_files(source: str, package_dir: Path) -> list[Path]:
     """The package files the Python ``source`` (a notebook's jupytext text) can import, sorted."""
     package_dir = Path(package_dir)

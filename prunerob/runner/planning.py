@@ -13,7 +13,7 @@ from prunerob.config import (
     check_choice,
 )
 from prunerob.runner.checks import check_parameter, check_path_parameter, is_output_path_parameter
-from prunerob.runner.imports import dependency_hash
+from prunerob.runner.imports import dependency_hash, render_hash
 from prunerob.runner.layout import PACKAGE_DIR, _load_profiles, default_notebooks_dir
 from prunerob.runner.params import (
     _read_source,
@@ -125,8 +125,10 @@ def plan(names: Iterable[str] | None = None, profile: str = "quick",
             "notebook": _sha256_bytes(p.source.read_bytes()),
             "parameters": p.params,
             "profile": profile,
-            # the package files this notebook can import (runner/imports.py), not the whole package
-            "prunerob": dependency_hash(p.source.read_text(), Path(package_dir)),
+            # the package files this notebook can import (runner/imports.py), not the whole package;
+            # for a store-backed page only the code that renders it (the units carry their own keys)
+            "prunerob": (render_hash if p.name in getattr(prof, "STORE_BACKED", ()) else dependency_hash)(
+                p.source.read_text(), Path(package_dir)),
         }).encode())
     return plans
 

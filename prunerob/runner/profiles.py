@@ -52,6 +52,11 @@ NOTEBOOKS: dict[str, str] = {
     "(PGD-50x5, transfer, AutoAttack), pruning rule, training and width, four pitfalls, mechanism (Fig. 2)",
 }
 
+#: pages whose every expensive step goes through the result store (prunerob.engine.store): their
+#: stamp hashes only the code that renders them (registry entry modules excluded), and a change to
+#: the code of a unit shows as compute-stale units instead (``prunerob reproduce --list``). The
+#: other pages still compute in the kernel, so their stamp hashes their whole import closure.
+STORE_BACKED = ("magnitude_mlp", "magnitude_cnn", "depth", "autoattack_mlp", "score_vit")
 DEPENDS: dict[str, list[str]] = {name: [] for name in NOTEBOOKS}
 DEPENDS["pareto"] = ["magnitude_mlp", "score_vit"]
 

@@ -39,6 +39,8 @@ def status_table(profile: str = "quick", names: Iterable[str] | None = None,
                 (p,) = [q for q in plans if q.name == n]
                 st = ("up to date" if _is_up_to_date(out, stamp, stamp_key(p, output_dir))
                       else ("stale" if stamp else "not run"))
+                if n in getattr(prof, "STORE_BACKED", ()) and stamp:
+                    st = _store_status(st, output_dir / str(p.params.get("out_dir", "")))
             except ConfigError as exc:
                 st = f"error: {exc}"
         rows.append({"name": n, "status": st, "description": prof.NOTEBOOKS.get(n, ""),
@@ -47,6 +49,45 @@ def status_table(profile: str = "quick", names: Iterable[str] | None = None,
                      "last_seconds": (stamp or {}).get("seconds", ""),
                      "finished_at": (stamp or {}).get("finished_at", "")})
     return rows
+
+
+def unit_staleness(results_dir: Path) -> tuple[int, int, float]:
+    """``(units, stale, seconds)`` of the result-store units a page used (its ``units.json``):
+    a unit is stale when the code it runs changed since (its code hash,
+    :func:`prunerob.engine.store.code_hash`) or it is missing from the store; ``seconds`` is the
+    recorded compute time of the stale ones (the cost of recomputing them)."""
+    import json
+
+    from prunerob.engine import store
+
+    try:
+        units = json.loads((Path(results_dir) / "units.json").read_text())["units"]
+    except (OSError, ValueError, KeyError):
+        return 0, 0, 0.0
+    st = store.get_store()
+    codes: dict[tuple, str] = {}
+    stale, secs = 0, 0.0
+    for u in units:
+        group = (tuple(u["seeds"]), tuple(u["uses"]))
+        if group not in codes:
+            try:
+                codes[group] = store.code_hash(*group)
+            except KeyError:  # a method or attack that is no longer registered
+                codes[group] = ""
+        if codes[group] != u["code"] or st is None or not st.has(u["digest"]):
+            stale += 1
+            secs += float(u.get("seconds", 0.0))
+    return len(units), stale, secs
+
+
+def _store_status(render: str, results_dir: Path) -> str:
+    """``up to date``, ``render-stale (seconds)`` or ``compute-stale: N units ...`` of a store-backed page."""
+    n, stale, secs = unit_staleness(results_dir)
+    if stale:
+        return f"compute-stale: {stale} of {n} units to compute (~{secs / 60:.0f} min recorded)"
+    if render == "stale":
+        return f"render-stale (re-executes from {n} stored units in seconds)"
+    return render
 
 
 def executed_summary(output_dir: str | os.PathLike | None = None,

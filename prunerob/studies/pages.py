@@ -243,7 +243,7 @@ def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
         folder = adopt.adopt_dir()
         rows = adopt.curve_rows(folder, arch=arch, dataset=dataset, seed=seed) if folder else None
         if rows is not None and len(rows) == epochs:
-            return {"rows": rows, "adopted": str(folder)}
+            return {"rows": rows, "adopted": adopt.label(folder)}
         train_model(cfg, device=run.device, data_root=data_root, progress=False,
                     snapshot_epochs=range(1, epochs))
         return {"rows": train_curve(cfg)}

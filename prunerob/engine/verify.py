@@ -1,0 +1,142 @@
+"""Prove that a refactor left results identical, on a sample of units, and keep the rest.
+
+A change to the code a unit runs gives its units new keys (:mod:`prunerob.engine.codehash`), so
+they become *compute-stale*. When the change is a refactor that should not move a single bit,
+recomputing hours of units is waste; :func:`verify_and_rekey` recomputes a random sample of the
+stale evaluation cells of each code group with the current code and compares them bit for bit
+(clean and adversarial per-example bits, counts, achieved keep ratio). When every sampled cell is
+identical, every stale unit of that group is stored again under its new key with the same value
+(and a ``verified`` note: sample size and the code hash it was proven against); when one
+differs, nothing of that group is re-keyed and the differences are reported.
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prunerob.engine import store as store_mod
+
+#: the columns compared between a stored cell and its recomputation
+COMPARED = ("clean_bits", "adv_bits", "clean_correct", "adv_correct", "n", "achieved_keep")
+
+
+@dataclass
+class GroupReport:
+    """Outcome for one code group (the modules and registry entries its units run)."""
+
+    seeds: tuple[str, ...]
+    uses: tuple[str, ...]
+    stale: int
+    sampled: int = 0
+    identical: int = 0
+    rekeyed: int = 0
+    differences: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        what = ", ".join(self.uses) or ", ".join(self.seeds)
+        if self.differences:
+            return (f"{what}: {self.stale} stale; {self.identical} of {self.sampled} sampled cells "
+                    f"identical; NOT re-keyed ({self.differences[0]})")
+        return (f"{what}: {self.stale} stale; {self.identical} of {self.sampled} sampled cells "
+                f"identical; {self.rekeyed} re-keyed")
+
+
+def stale_units(results_dirs: Iterable[Path], st: store_mod.Store) -> dict[tuple, list[store_mod.Entry]]:
+    """Stale stored units of the pages in ``results_dirs`` (from their ``units.json``), by code group."""
+    groups: dict[tuple, list[store_mod.Entry]] = {}
+    codes: dict[tuple, str] = {}
+    for d in results_dirs:
+        try:
+            units = json.loads((Path(d) / "units.json").read_text())["units"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for u in units:
+            g = (tuple(u["seeds"]), tuple(u["uses"]))
+            if g not in codes:
+                codes[g] = store_mod.code_hash(*g)
+            e = st.entry(u["digest"])
+            if e is not None and codes[g] != u["code"]:
+                groups.setdefault(g, []).append(e)
+    return groups
+
+
+def recompute_cell(entry: store_mod.Entry, st: store_mod.Store, device: str = "cpu") -> dict[str, Any]:
+    """Recompute one evaluation cell from its key with the current code; returns its row."""
+    from prunerob.core.data import load_dataset
+    from prunerob.core.pruning import get_method
+    from prunerob.core.subsets import as_examples
+    from prunerob.core.train import TrainConfig, train_model
+    from prunerob.engine.sweep import sweep_validated, validate_sweep_args
+
+    spec = entry.key.spec
+    tentry = next((e for e in st.entries()
+                   if e.key.kind == "train" and e.key.spec_digest == spec["model"]), None)
+    if tentry is None:
+        raise LookupError("its trained model is not in the store")
+    tcfg = dict(tentry.key.spec["train"])
+    if tcfg.get("hidden") is not None:
+        tcfg["hidden"] = tuple(tcfg["hidden"])
+    cfg = TrainConfig(**tcfg)
+    image_size = tentry.key.spec.get("image_size")
+    test = load_dataset(spec["dataset"], "test", image_size=image_size)
+    if store_mod.data_identity(test) != entry.key.data:
+        raise LookupError("the test data here differ from the data it was computed on")
+    model, _ = train_model(cfg, device=device)
+    args = validate_sweep_args(methods=[spec["method"]], keeps=[spec["keep"]], attacks=[spec["attack"]],
+                               eps=[spec["eps"]], seed=spec["seed"], n=spec["n"],
+                               batch_size=spec["batch_size"], batched=spec["batched"],
+                               subset_seed=spec["subset_seed"])
+    if args.specs[(spec["attack"], spec["eps"])].as_columns() != spec["attack_params"]:
+        raise LookupError("its attack parameters are not the registry defaults (overrides are not rebuilt)")
+    score = None
+    if get_method(spec["method"]).needs_data:
+        train = load_dataset(spec["dataset"], "train", image_size=image_size)
+        score = as_examples(train.subset(spec["score_examples"], seed=spec["seed"])
+                            if spec["score_examples"] else train, "train_data")
+    df = sweep_validated(model, as_examples(test, "test data"), args, model_name=spec["arch"],
+                         dataset_name=spec["dataset"], device=model_device(device), train_data=score)
+    return df.iloc[0].to_dict()
+
+
+def model_device(device: str) -> Any:
+    from prunerob.config import resolve_device
+
+    return resolve_device(device)
+
+
+def verify_and_rekey(results_dirs: Iterable[Path], st: store_mod.Store, *, sample: int = 3, seed: int = 0,
+                     dry_run: bool = False) -> list[GroupReport]:
+    """Recompute ``sample`` stale cells per code group; re-key the group's units when all match."""
+    reports = []
+    rng = random.Random(seed)
+    for (seeds, uses), entries in sorted(stale_units(results_dirs, st).items()):
+        rep = GroupReport(seeds, uses, len(entries))
+        cells = [e for e in entries if e.key.kind == "cell"]
+        for e in rng.sample(cells, min(sample, len(cells))):
+            rep.sampled += 1
+            stored = dict(zip(e.value["cols"], e.value["vals"], strict=True))
+            try:
+                row = recompute_cell(e, st)
+            except LookupError as exc:
+                rep.differences.append(f"cannot recompute {e.key.digest[:12]}: {exc}")
+                continue
+            diff = [c for c in COMPARED if str(row.get(c)) != str(stored.get(c))]
+            if diff:
+                rep.differences.append(f"cell {e.key.digest[:12]} differs in {', '.join(diff)}")
+            else:
+                rep.identical += 1
+        if rep.sampled and not rep.differences and not dry_run:
+            new_code = store_mod.code_hash(seeds, uses)
+            batch = []
+            for e in entries:
+                k = store_mod.Key.from_dict({**e.key.as_dict(), "code": new_code})
+                batch.append((k, {**e.value, "verified": {"sample": rep.sampled, "from_code": e.key.code}},
+                              e.seconds))
+            st.put(batch)
+            rep.rekeyed = len(batch)
+        reports.append(rep)
+    return reports

@@ -1,0 +1,222 @@
+"""The result store (prunerob.engine.store): keys, validation, concurrency, lookups before compute,
+staleness at the grain of the code a unit runs, merging and proving a refactor identical."""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+from prunerob.engine import codehash, store
+from prunerob.engine.experiment import ExperimentSpec, run_experiment
+from prunerob.runner.imports import render_hash
+
+PKG = Path(__file__).resolve().parents[1] / "prunerob"
+
+
+def _key(i: int = 0, kind: str = "memo", device: str = "cpu") -> store.Key:
+    return store.Key(kind, {"i": i}, "data0", "code0", {"torch": "x"}, device)
+
+
+def _spec(seeds=(0,), keeps=(1.0, 0.5)) -> ExperimentSpec:
+    return ExperimentSpec(datasets=["mnist"], models="mlp", methods=["magnitude", "random"], keeps=list(keeps),
+                          attacks=["fgsm", "pgd"], seeds=list(seeds), n=64, epochs=1, train_subset=300,
+                          device="cpu")
+
+
+@pytest.fixture
+def tmp_store(tmp_path, monkeypatch):
+    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
+    monkeypatch.setenv("PRUNEROB_CACHE", str(tmp_path / "cache"))
+    store._STORES.clear()
+    yield tmp_path / "store"
+    store._STORES.clear()
+
+
+# ---- keys and files ----------------------------------------------------------------------------
+def test_key_digest_depends_on_every_component():
+    base = _key()
+    variants = [store.Key("memo", {"i": 1}, "data0", "code0", {"torch": "x"}, "cpu"),
+                store.Key("memo", {"i": 0}, "data1", "code0", {"torch": "x"}, "cpu"),
+                store.Key("memo", {"i": 0}, "data0", "code1", {"torch": "x"}, "cpu"),
+                store.Key("memo", {"i": 0}, "data0", "code0", {"torch": "y"}, "cpu"),
+                store.Key("cell", {"i": 0}, "data0", "code0", {"torch": "x"}, "cpu"),
+                _key(device="cuda:H100")]
+    assert len({base.digest, *(v.digest for v in variants)}) == 7
+    assert _key(device="cuda:H100").spec_digest == base.spec_digest  # found across devices
+
+
+def test_round_trip_and_other_device_lookup(tmp_path):
+    st = store.Store(tmp_path)
+    st.put([(_key(0, device="cuda:H100"), {"x": 1.5, "y": None}, 2.0)])
+    fresh = store.Store(tmp_path)
+    assert fresh.get(_key(0, device="cuda:H100")).value == {"x": 1.5, "y": None}
+    assert fresh.get(_key(0)).key.device_class == "cuda:H100"  # labelled with the device that made it
+    assert fresh.get(_key(0), other_devices=False) is None
+
+
+def test_tampered_or_truncated_batch_is_refused_with_a_warning(tmp_path):
+    st = store.Store(tmp_path)
+    path = st.put([(_key(i), {"x": i}, 0.0) for i in range(3)])
+    text = path.read_text()
+    path.write_text(text.replace('"x":1', '"x":7'))
+    with pytest.warns(UserWarning, match="does not match its sha256"):
+        assert len(store.Store(tmp_path)) == 0
+    path.write_text(text[: len(text) // 2])
+    with pytest.warns(UserWarning, match="ignoring"):
+        assert len(store.Store(tmp_path)) == 0
+
+
+def test_a_unit_that_breaks_its_schema_is_refused(tmp_path):
+    with pytest.raises(Exception, match="lacks cols, vals"):
+        store.Store(tmp_path).put([(_key(0, kind="cell"), {"clean_bits": "ff"}, 0.0)])
+
+
+def _writer(root: str, start: int) -> None:
+    st = store.Store(root)
+    for i in range(start, start + 20):
+        st.put([(_key(i), {"x": i}, 0.0)])
+
+
+def test_two_processes_writing_at_once(tmp_path):
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), s)) for s in (0, 10)]  # overlapping units
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no half-written file
+        st = store.Store(tmp_path)
+        assert sorted(e.value["x"] for e in st.entries()) == list(range(30))
+
+
+def test_merge_adds_only_new_units_and_writes_a_manifest(tmp_path):
+    a, b = store.Store(tmp_path / "a"), store.Store(tmp_path / "b")
+    a.put([(_key(i), {"x": i}, 0.0) for i in range(3)])
+    b.put([(_key(2), {"x": 2}, 0.0), (_key(9, device="cuda:H100"), {"x": 9}, 0.0)])
+    assert a.merge(tmp_path / "b") == 1
+    assert len(store.Store(tmp_path / "a")) == 4
+    assert (tmp_path / "a" / "MANIFEST.tsv").read_text().count("\n") == 3  # header + 2 batches
+
+
+# ---- lookups before compute ----------------------------------------------------------------------
+def test_second_run_reads_every_unit_and_gives_the_same_bytes(tmp_store):
+    a = run_experiment(_spec())
+    st = store.get_store()
+    assert st.log.summary() == {"units": 9, "computed": 9}  # 1 model + 2 methods x 2 keeps x 2 attacks
+    store._STORES.clear()
+    b = run_experiment(_spec())
+    assert store.get_store().log.summary() == {"units": 9, "computed": 0}
+    assert a.sweep.to_csv(index=False) == b.sweep.to_csv(index=False)
+    assert a.models.to_csv(index=False) == b.models.to_csv(index=False)
+
+
+def test_adding_a_seed_or_a_keep_computes_only_the_new_units(tmp_store):
+    a = run_experiment(_spec())
+    store._STORES.clear()
+    b = run_experiment(_spec(seeds=(0, 1)))
+    assert store.get_store().log.summary() == {"units": 18, "computed": 9}
+    assert b.sweep[b.sweep.seed == 0].drop(columns="config_hash").to_csv(index=False) == \
+        a.sweep.drop(columns="config_hash").to_csv(index=False)
+    store._STORES.clear()
+    run_experiment(_spec(seeds=(0, 1), keeps=(1.0, 0.5, 0.25)))
+    assert store.get_store().log.summary()["computed"] == 2 * 2 * 2  # 2 seeds x 2 methods x 2 attacks
+
+
+def test_units_json_lists_what_a_page_used(tmp_store, tmp_path):
+    run_experiment(_spec())
+    path = store.get_store().log.write(tmp_path)
+    units = json.loads(path.read_text())["units"]
+    assert {u["kind"] for u in units} == {"train", "cell"}
+    assert {tuple(u["uses"]) for u in units if u["kind"] == "cell"} >= {("attack:fgsm", "method:magnitude")}
+
+
+# ---- staleness at the grain of the code -----------------------------------------------------------
+@pytest.fixture
+def pkg_copy(tmp_path):
+    dst = tmp_path / "prunerob"
+    shutil.copytree(PKG, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    yield dst
+
+
+def test_editing_one_method_changes_only_the_keys_of_its_units(pkg_copy):
+    def h(uses):
+        return codehash.unit_code_hash([["engine", "sweep"]], uses, pkg_copy)
+
+    before = {u: h(u) for u in (("method:magnitude", "attack:fgsm"), ("method:random", "attack:fgsm"),
+                                ("method:magnitude_global", "attack:pgd"), ("method:taylor", "attack:pgd"))}
+    with open(pkg_copy / "core" / "pruning" / "magnitude.py", "a") as f:
+        f.write("\nX_CHANGED = 1\n")
+    after = {u: h(u) for u in before}
+    changed = {u[0] for u in before if before[u] != after[u]}
+    assert changed == {"method:magnitude", "method:magnitude_global"}  # magnitude_global imports it
+
+
+def test_a_new_method_file_changes_no_key_and_no_render_hash(pkg_copy):
+    src = (PKG.parent / "notebooks" / "magnitude_mlp.py").read_text()
+    uses = ("method:magnitude", "attack:pgd")
+    h0, r0 = codehash.unit_code_hash([["engine", "sweep"]], uses, pkg_copy), render_hash(src, pkg_copy)
+    (pkg_copy / "core" / "pruning" / "structured_new.py").write_text(
+        "from prunerob.core.pruning.base import PruningMethod, register_method\n")
+    (pkg_copy / "core" / "attacks" / "noise_new.py").write_text("X = 1\n")
+    assert codehash.unit_code_hash([["engine", "sweep"]], uses, pkg_copy) == h0
+    assert render_hash(src, pkg_copy) == r0
+
+
+def test_rendering_code_changes_the_render_hash_but_no_unit_key(pkg_copy):
+    src = (PKG.parent / "notebooks" / "magnitude_mlp.py").read_text()
+    uses = ("method:magnitude", "attack:pgd")
+    h0, r0 = codehash.unit_code_hash([["engine", "sweep"]], uses, pkg_copy), render_hash(src, pkg_copy)
+    for f in ("render/plotting.py", "analysis/stats.py"):
+        with open(pkg_copy / f, "a") as fh:
+            fh.write("\n# a comment\n")
+    assert codehash.unit_code_hash([["engine", "sweep"]], uses, pkg_copy) == h0
+    assert render_hash(src, pkg_copy) != r0
+
+
+def test_unit_code_follows_names_reexported_by_a_registry():
+    files = {f.relative_to(PKG).as_posix() for f in codehash.unit_files([["theory", "risk"]], ())}
+    assert "core/pruning/bernoulli.py" in files  # risk imports bernoulli_masks from the package
+    assert "core/pruning/taylor.py" not in files
+
+
+def test_compute_stale_units_are_counted_from_units_json(tmp_store, tmp_path):
+    from prunerob.runner.status import unit_staleness
+
+    run_experiment(_spec())
+    out = tmp_path / "page"
+    store.get_store().log.write(out)
+    assert unit_staleness(out)[:2] == (9, 0)
+    units = json.loads((out / "units.json").read_text())
+    for u in units["units"]:
+        if "method:random" in u["uses"]:
+            u["code"] = "0" * 64  # as if random.py had changed since the page ran
+    (out / "units.json").write_text(json.dumps(units))
+    assert unit_staleness(out)[:2] == (9, 4)
+
+
+def test_verify_recomputes_a_sample_bit_for_bit_and_reports_a_difference(tmp_store, tmp_path):
+    from prunerob.engine import verify
+
+    run_experiment(_spec())
+    st = store.get_store()
+    out = tmp_path / "page"
+    st.log.write(out)
+    units = json.loads((out / "units.json").read_text())
+    for u in units["units"]:
+        if u["kind"] == "cell" and "method:magnitude" in u["uses"]:
+            u["code"] = "0" * 64  # a refactor of magnitude.py since the page ran
+    (out / "units.json").write_text(json.dumps(units))
+    reps = verify.verify_and_rekey([out], st, sample=2, dry_run=True)
+    assert [(r.sampled, r.identical, r.differences) for r in reps] == [(2, 2, []), (2, 2, [])]
+    # a stored cell whose bits were not what the code computes is caught
+    e = next(e for e in st.entries() if e.key.kind == "cell" and e.key.spec["method"] == "magnitude")
+    vals = dict(zip(e.value["cols"], e.value["vals"], strict=True))
+    vals["adv_correct"] = -1
+    e.value["vals"] = [vals[c] for c in e.value["cols"]]
+    reps = verify.verify_and_rekey([out], st, sample=4, dry_run=True)
+    assert any("differs in adv_correct" in d for r in reps for d in r.differences)
