@@ -8,6 +8,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pytest
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 torch.set_num_threads(1)
 
@@ -19,3 +21,24 @@ def tmp_cache(tmp_path, monkeypatch):
     path.mkdir()
     monkeypatch.setenv("PRUNEROB_CACHE", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def trained():
+    """A small MLP trained briefly on 3 Gaussian classes of 1x4x4 images (100% clean accuracy)."""
+    g = torch.Generator().manual_seed(0)
+    protos = 0.2 + 0.6 * torch.rand(3, 1, 4, 4, generator=g)
+    y = torch.arange(300) % 3
+    x = (protos[y] + 0.08 * torch.randn(300, 1, 4, 4, generator=g)).clamp(0, 1)
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 3))
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        opt.step()
+    m.eval()
+    for p in m.parameters():
+        p.grad = None
+    assert (m(x).argmax(1) == y).float().mean() == 1.0
+    return m, x, y

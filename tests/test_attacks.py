@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from prunerob.config import ConfigError
 from prunerob.core.attacks import ATTACKS, AttackSpec, CWLinf, attack_batches, cw_margin, make_attack
@@ -27,25 +26,7 @@ def linear_model(d: int, k: int, seed: int = 0, min_gap: float = 0.0) -> nn.Modu
     return m.eval()
 
 
-@pytest.fixture(scope="module")
-def trained():
-    """A small MLP trained briefly on 3 Gaussian classes of 1x4x4 images (100% clean accuracy)."""
-    g = torch.Generator().manual_seed(0)
-    protos = 0.2 + 0.6 * torch.rand(3, 1, 4, 4, generator=g)
-    y = torch.arange(300) % 3
-    x = (protos[y] + 0.08 * torch.randn(300, 1, 4, 4, generator=g)).clamp(0, 1)
-    torch.manual_seed(0)
-    m = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 3))
-    opt = torch.optim.Adam(m.parameters(), 1e-2)
-    for _ in range(150):
-        opt.zero_grad()
-        F.cross_entropy(m(x), y).backward()
-        opt.step()
-    m.eval()
-    for p in m.parameters():
-        p.grad = None
-    assert (m(x).argmax(1) == y).float().mean() == 1.0
-    return m, x, y
+# the `trained` fixture (a small MLP with 100% clean accuracy) is shared: tests/conftest.py
 
 
 # ------------------------------------------------------------------ specs and errors
@@ -233,3 +214,29 @@ def test_autoattack_runs_on_tiny_model():
         make_attack("autoattack", m, eps, n_classes=7)(x, y)
     with pytest.raises(ConfigError, match=">= 4 classes"):
         make_attack("autoattack", linear_model(16, 3), eps)(x, torch.zeros(8, dtype=torch.long))
+
+
+def test_baseline_attacks_are_controls(trained):
+    """``none`` leaves every input as it is; ``gn`` stays in the eps-ball and [0, 1], is seeded, and is
+    no stronger than FGSM here (a control, not an adversary)."""
+    m, x, y = trained
+    eps = 0.1
+    none = make_attack(AttackSpec("none", eps=eps), m)
+    assert torch.equal(none(x, y), x)
+    torch.manual_seed(3)
+    a = make_attack(AttackSpec("gn", eps=eps), m)(x, y)
+    torch.manual_seed(3)
+    b = make_attack(AttackSpec("gn", eps=eps), m)(x, y)
+    assert torch.equal(a, b) and not torch.equal(a, x)
+    assert (a - x).abs().max() <= eps + 1e-6 and a.min() >= 0 and a.max() <= 1
+    fgsm = make_attack(AttackSpec("fgsm", eps=eps), m)(x, y)
+    acc = {k: (m(v).argmax(1) == y).float().mean().item() for k, v in (("gn", a), ("fgsm", fgsm))}
+    assert acc["gn"] >= acc["fgsm"]
+
+
+def test_strength_order_is_registry_data():
+    from prunerob.core.attacks import get_attack, stronger_than
+
+    order = stronger_than()
+    assert order["autoattack"] == ("fgsm", "pgd", "cw") and order["pgd"] == ("fgsm",)
+    assert order["none"] == () and get_attack("gn").kind == "baseline"

@@ -102,8 +102,9 @@ def test_registry_basics():
 
 
 def test_builtin_registries_and_old_names():
-    assert method_names() == ("magnitude", "magnitude_global", "random", "taylor", "bernoulli_uniform")
-    assert attack_names() == ("fgsm", "pgd", "cw", "autoattack")
+    # the built-in names are registered (a contributor's new file adds to them, so no exact list)
+    assert {"magnitude", "magnitude_global", "random", "taylor", "bernoulli_uniform"} <= set(method_names())
+    assert {"fgsm", "pgd", "cw", "autoattack"} <= set(attack_names())
     assert P.METHODS == method_names() and A.ATTACKS == attack_names()
     assert get_method("taylor").needs_data and not get_method("magnitude").needs_data
     assert get_method("random").stochastic and not get_method("magnitude_global").stochastic
@@ -222,8 +223,8 @@ def test_a_new_module_in_the_package_is_registered_without_editing_init(tmp_path
     try:
         assert "zz_toy_file_method" in import_submodules("prunerob.core.pruning")
         assert pruning_pkg.method_names()[-1] == "zz_toy_file"
-        assert pruning_pkg.method_names()[:5] == ("magnitude", "magnitude_global", "random", "taylor",
-                                                  "bernoulli_uniform")
+        assert {"magnitude", "magnitude_global", "random", "taylor", "bernoulli_uniform"} < set(
+            pruning_pkg.method_names())
     finally:
         pruning_pkg.REGISTRY.unregister("zz_toy_file")
         sys.modules.pop("prunerob.core.pruning.zz_toy_file_method", None)

@@ -22,9 +22,9 @@ def _key(i: int = 0, kind: str = "memo", device: str = "cpu") -> store.Key:
 
 
 def _spec(seeds=(0,), keeps=(1.0, 0.5)) -> ExperimentSpec:
-    return ExperimentSpec(datasets=["mnist"], models="mlp", methods=["magnitude", "random"], keeps=list(keeps),
-                          attacks=["fgsm", "pgd"], seeds=list(seeds), n=64, epochs=1, train_subset=300,
-                          device="cpu")
+    return ExperimentSpec(datasets=["mnist"], models="mlp", methods=["magnitude", "random"],
+                          keeps=list(keeps), attacks=["fgsm", "pgd"], seeds=list(seeds), n=64, epochs=1,
+                          train_subset=300, device="cpu")
 
 
 @pytest.fixture

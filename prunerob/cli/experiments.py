@@ -119,7 +119,56 @@ def _attack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         over.setdefault("cw", {})["steps"] = args.cw_steps
     if args.cw_kappa is not None:
         over.setdefault("cw", {})["kappa"] = args.cw_kappa
+    items = getattr(args, "attack_param", None) or ()
+    for attack, field, value in _attack_param(items, "--attack-param", args):
+        over.setdefault(attack, {})[field] = value
     return over
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _attack_param(v: Any, name: str, _a: argparse.Namespace) -> list[tuple[str, str, Any]]:
+    """``ATTACK.FIELD=VALUE`` items -> ``(attack, field, value)``; the attack must be registered and
+    the field one of its tunable parameters (``AttackDef``: ``TUNABLE`` less its ``fixed`` fields)."""
+    from prunerob.core.attacks import TUNABLE, get_attack
+
+    out = []
+    for item in v:
+        if isinstance(item, tuple):
+            out.append(item)
+            continue
+        head, sep, value = str(item).partition("=")
+        attack, dot, field = head.partition(".")
+        if not sep or not dot or not value.strip():
+            raise ConfigError(f"{name}={item!r} must look like ATTACK.FIELD=VALUE, e.g. pgd.steps=50")
+        try:
+            a = get_attack(attack.strip())
+        except ConfigError as exc:
+            raise ConfigError(f"{name}={item!r}: {exc}") from None
+        tunable = [f for f in TUNABLE if f not in a.fixed]
+        field = field.strip()
+        if field not in tunable:
+            raise ConfigError(f"{name}={item!r}: {a.name} has no tunable parameter {field!r}; "
+                              f"allowed: {', '.join(tunable) or 'none'}")
+        val: Any = value.strip()
+        if field in ("steps", "restarts"):
+            if not val.isdigit() or int(val) < 1:
+                raise ConfigError(f"{name} {a.name}.{field}={val!r} must be an integer >= 1")
+            val = int(val)
+        elif field == "kappa":
+            val = check_float(float(val) if _is_float(val) else val, f"{name} {a.name}.{field}", 0.0)
+        elif field == "random_start":
+            if val.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"{name} {a.name}.random_start={val!r} must be true or false")
+            val = val.lower() in ("true", "1", "yes")
+        out.append((a.name, field, val))
+    return out
 
 
 def summary_table(df):
@@ -212,6 +261,10 @@ def _add_sweep(sub) -> None:
     p.add_argument("--pgd-restarts", type=int, default=None, help="PGD restarts (default 1)")
     p.add_argument("--cw-steps", type=int, default=None, help="CW-Linf iterations (default 10, App. I)")
     p.add_argument("--cw-kappa", type=float, default=None, help="CW confidence margin (default 50, App. I)")
+    p.add_argument("--attack-param", action="append", default=None, metavar="ATTACK.FIELD=VALUE",
+                   help="any registered attack's tunable parameter, repeatable: e.g. pgd.steps=50, "
+                        "pgd.restarts=5, pgd.alpha=1/255, cw.kappa=20 (the --pgd-*/--cw-* flags are "
+                        "shorthands for the same)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the (model, seed) units on Dask: local:N (N local worker processes), "
                         "tcp://host:8786 (a running scheduler), slurm or pbs (dask-jobqueue; configured in "
@@ -353,6 +406,7 @@ ARG_CHECKS: dict[str, Callable[[Any, str, argparse.Namespace], Any]] = {
     "eps": _eps_list,
     "pgd_alpha": _pgd_alpha,
     "cw_kappa": lambda v, name, _a: check_float(v, name, 0.0),
+    "attack_param": _attack_param,
     "keep": _keep_list,
     "lam": _unit_list,
     "p0": lambda v, name, _a: check_float(v, name, 0.0, 1.0),

@@ -49,7 +49,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.sample < 1:
         raise ConfigError(f"--sample={args.sample} must be an integer >= 1")
     results = sorted((default_output_dir() / "results").glob("*/"))
-    reps = verify.verify_and_rekey(results, _store(args), sample=args.sample, dry_run=args.dry_run)
+    reps = verify.verify_and_rekey(results, _store(args), sample=args.sample, dry_run=args.dry_run,
+                                   max_train_seconds=args.max_train_seconds)
     if not reps:
         print("no compute-stale units: nothing to verify")
     for r in reps:
@@ -77,4 +78,6 @@ def register(subparsers: Any) -> None:
                                        "every code group; re-key the group when all are identical")
     a.add_argument("--sample", type=int, default=3, help="cells recomputed per code group (default 3)")
     a.add_argument("--dry-run", action="store_true", help="compare only; re-key nothing")
+    a.add_argument("--max-train-seconds", type=float, default=600.0,
+                   help="sample only cells whose model trained in at most this many seconds (default 600)")
     a.set_defaults(func=cmd_verify)

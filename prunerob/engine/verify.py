@@ -108,14 +108,23 @@ def model_device(device: str) -> Any:
     return resolve_device(device)
 
 
+def train_seconds(entry: store_mod.Entry, st: store_mod.Store) -> float:
+    """Recorded training seconds of the model behind a cell (inf when its model is not stored)."""
+    want = entry.key.spec["model"]
+    t = next((e for e in st.entries() if e.key.kind == "train" and e.key.spec_digest == want), None)
+    return float(sum(t.value.get("epoch_times_s") or [0])) if t is not None else float("inf")
+
+
 def verify_and_rekey(results_dirs: Iterable[Path], st: store_mod.Store, *, sample: int = 3, seed: int = 0,
-                     dry_run: bool = False) -> list[GroupReport]:
-    """Recompute ``sample`` stale cells per code group; re-key the group's units when all match."""
+                     dry_run: bool = False, max_train_seconds: float = 600.0) -> list[GroupReport]:
+    """Recompute ``sample`` stale cells per code group, drawn at random among the cells whose model
+    was recorded to train in at most ``max_train_seconds`` (rebuilding a CIFAR model for a proof
+    costs hours); re-key the group's units when all sampled cells match."""
     reports = []
     rng = random.Random(seed)
     for (seeds, uses), entries in sorted(stale_units(results_dirs, st).items()):
         rep = GroupReport(seeds, uses, len(entries))
-        cells = [e for e in entries if e.key.kind == "cell"]
+        cells = [e for e in entries if e.key.kind == "cell" and train_seconds(e, st) <= max_train_seconds]
         for e in rng.sample(cells, min(sample, len(cells))):
             rep.sampled += 1
             stored = dict(zip(e.value["cols"], e.value["vals"], strict=True))
@@ -129,6 +138,8 @@ def verify_and_rekey(results_dirs: Iterable[Path], st: store_mod.Store, *, sampl
                 rep.differences.append(f"cell {e.key.digest[:12]} differs in {', '.join(diff)}")
             else:
                 rep.identical += 1
+        if not rep.sampled and not rep.differences:
+            rep.differences.append(f"no cell whose model trains in <= {max_train_seconds:.0f} s to sample")
         if rep.sampled and not rep.differences and not dry_run:
             new_code = store_mod.code_hash(seeds, uses)
             batch = []

@@ -252,7 +252,8 @@ def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
     value = store.cached("curve", spec, compute, data=store.data_identity(test), device=run.device,
                          code_seeds=TRAIN_CODE)
     save_units(run)
-    return pd.DataFrame(value["rows"]).assign(model=arch, dataset=dataset, seed=seed)
+    cols = ["epoch", "test_acc", "train_loss", "seconds"]  # stored values have sorted keys
+    return pd.DataFrame(value["rows"], columns=cols).assign(model=arch, dataset=dataset, seed=seed)
 
 
 def threshold_of(model: str, dataset: str) -> float | None:

@@ -36,6 +36,7 @@ from prunerob.core.attacks.base import (
     attack_names,
     get_attack,
     register_attack,
+    stronger_than,
 )
 from prunerob.core.attacks.core import Attack, attack_batches, make_attack
 from prunerob.core.attacks.cw import CWLinf, cw_margin
@@ -53,6 +54,7 @@ AttackFn = _base.AttackFn
 
 __all__ = [
     "ATTACKS",
+    "stronger_than",
     "NORMS",
     "DEFAULT_EPS",
     "REGISTRY",

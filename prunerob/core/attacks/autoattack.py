@@ -17,6 +17,8 @@ class AutoAttack(AttackDef):
     """Parameter-free; built at the first call, when the number of classes is read from the logits."""
 
     label = "AutoAttack"
+    stronger_than = ("fgsm", "pgd", "cw")
+    kind = "ensemble"
     help = "AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square (torchattacks; needs >= 4 classes)"
     fixed = {"steps": None, "alpha": None, "restarts": None, "kappa": None, "random_start": None}
     min_classes = 4

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # annotations only: spec.py imports this module
 
 __all__ = [
     "AttackDef", "REGISTRY", "register_attack", "get_attack", "attack_names", "NORMS", "DEFAULT_EPS",
-    "TUNABLE", "project_linf", "iterative_description",
+    "TUNABLE", "project_linf", "iterative_description", "stronger_than",
 ]
 
 NORMS: tuple[str, ...] = ("Linf",)
@@ -58,7 +58,10 @@ class AttackDef:
     * ``fixed``: ``field -> value`` for fields that are not parameters of the attack (giving
       another value is a ConfigError);
     * ``min_classes``: the fewest logits the attack supports; ``classes_note`` says why;
-    * ``build_at_first_call``: build the attack when the number of classes is known (AutoAttack).
+    * ``build_at_first_call``: build the attack when the number of classes is known (AutoAttack);
+    * ``kind``: ``"gradient"`` (default), ``"ensemble"`` or ``"baseline"`` (no gradient: a control);
+    * ``stronger_than``: the attacks it must be at least as strong as on the same examples (the
+      field's sanity rule, checked by :func:`prunerob.analysis.stats.attack_ladder`).
 
     ``name`` is set by the registry. A subclass implements :meth:`build` and :meth:`describe`,
     and :meth:`check` for extra validation of a resolved spec.
@@ -72,6 +75,8 @@ class AttackDef:
     min_classes: ClassVar[int] = 2
     classes_note: ClassVar[str] = ""
     build_at_first_call: ClassVar[bool] = False
+    kind: ClassVar[str] = "gradient"
+    stronger_than: ClassVar[tuple[str, ...]] = ()
 
     def check(self, spec: AttackSpec) -> None:
         """Extra validation once defaults are resolved (raise ConfigError); default: none."""
@@ -107,6 +112,12 @@ def register_attack(name: str, *, replace: bool = False) -> Callable[[Any], Any]
         return obj
 
     return deco
+
+
+def stronger_than() -> dict[str, tuple[str, ...]]:
+    """Registered attack -> the registered attacks it must be at least as strong as."""
+    names = set(REGISTRY.names())
+    return {n: tuple(w for w in REGISTRY.get(n).stronger_than if w in names) for n in REGISTRY.names()}
 
 
 def get_attack(name: str) -> AttackDef:

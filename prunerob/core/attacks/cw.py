@@ -80,6 +80,7 @@ class CW(AttackDef):
     """:class:`CWLinf` with App. I's defaults: 10 steps of 2/255, kappa = 50, start at x."""
 
     label = "CW-Linf"
+    stronger_than = ("fgsm",)
     help = "L-inf Carlini-Wagner margin loss, 10 steps of 2/255, kappa 50 (App. I)"
     defaults = {"steps": 10, "restarts": 1, "random_start": False, "kappa": 50.0, "alpha": 2 / 255}
 

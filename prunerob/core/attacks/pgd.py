@@ -19,6 +19,7 @@ class PGD(AttackDef):
     """Projected gradient ascent on the cross-entropy in the L-inf ball (restarts: :class:`Attack`)."""
 
     label = "PGD"
+    stronger_than = ("fgsm",)
     help = "projected gradient ascent, 5 steps of 2.5*eps/steps, random start (torchattacks.PGD; App. I)"
     fixed = {"kappa": None}
     defaults = {"steps": 5, "restarts": 1, "random_start": True, "alpha": lambda s: 2.5 * s.eps / s.steps}
