@@ -54,7 +54,7 @@ from prunerob.core.data import load_dataset
 from prunerob.engine.experiment import ExperimentSpec
 from prunerob.render import plotting as P
 from prunerob.render import theory_figures as TF
-from prunerob.studies import layer_choices, pages
+from prunerob.studies import layer_choices, pages, units
 from prunerob.studies.risk_sweep import input_norm
 
 run = pages.setup("algorithm1", profile=profile, device=device, threads=threads, out_dir=out_dir)
@@ -64,12 +64,19 @@ res = pages.run_and_save(run, ExperimentSpec(
     download=download))
 test = load_dataset(dataset, "test", root=data_root, download=download)
 x_norm = input_norm(test)  # E||x|| of Eq. 18
-nets = {s: pages.trained_model(run, model, dataset, s, epochs=epochs, train_subset=train_subset)[0]
-        for s in seeds}
-ch = pd.concat([layer_choices.evaluate_choices(
-    net, layer_choices.choose(net, lambdas, modes, x_norm=x_norm, p0=p0, tol=tol, max_iter=max_iter), test,
-    attacks=attacks, eps=eps, n=n_eval, seed=s, device=run.device) for s, net in nets.items()],
-    ignore_index=True)
+# the choices are a result-store unit (prunerob.studies.units): the models train only when it is missing
+nets = {s: units.LazyModel(model, dataset, s, device=run.device, epochs=epochs, train_subset=train_subset,
+                           data_root=data_root) for s in seeds}
+ch = units.table(
+    "algorithm1_choices", dict(lambdas=lambdas, modes=modes, p0=p0, tol=tol, max_iter=max_iter,
+                               attacks=attacks, eps=eps, n=n_eval, seeds=seeds),
+    lambda: pd.concat([layer_choices.evaluate_choices(
+        nets[s].model, layer_choices.choose(nets[s].model, lambdas, modes, x_norm=x_norm, p0=p0, tol=tol,
+                                            max_iter=max_iter), test,
+        attacks=attacks, eps=eps, n=n_eval, seed=s, device=run.device) for s in seeds], ignore_index=True),
+    device=run.device, data=[test], models=list(nets.values()), code=["prunerob.studies.layer_choices"],
+    uses=[f"attack:{a}" for a in attacks], adopt_file="choices.csv")
+pages.save_units(run)
 pts = stats.algorithm1_vs_front(ch, res.sweep, attack=attacks[0])
 chosen = pts[pts.src == "chosen"]
 alg, mini = chosen[chosen.method == "algorithm1"], chosen[chosen.method == "minimiser"]

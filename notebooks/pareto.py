@@ -50,7 +50,7 @@ from prunerob.config import format_eps, parse_eps
 from prunerob.core.data import load_dataset
 from prunerob.render import plotting as P
 from prunerob.render import theory_figures as TF
-from prunerob.studies import pages
+from prunerob.studies import pages, units
 from prunerob.studies.risk_sweep import bound_fronts, input_norm
 
 run = pages.setup("pareto", profile=profile, device=device, threads=threads, out_dir=out_dir)
@@ -72,9 +72,15 @@ for method, t in drawn.items():
         fronts[title] = pages.front_points(d, method)
 test = load_dataset(dataset, "test", root=data_root, download=download)
 x_norm = input_norm(test)
-nets = {s: pages.trained_model(run, model, dataset, s, epochs=epochs, train_subset=train_subset)[0]
-        for s in seeds}
-curves = pd.concat([bound_fronts(net, x_norm, n_front, s) for s, net in nets.items()], ignore_index=True)
+# the bound fronts are a result-store unit (prunerob.studies.units): the models load only when it is missing
+nets = {s: units.LazyModel(model, dataset, s, device=run.device, epochs=epochs, train_subset=train_subset,
+                           data_root=data_root) for s in seeds}
+curves = units.table(
+    "bound_fronts", dict(n_front=n_front, seeds=seeds),
+    lambda: pd.concat([bound_fronts(nets[s].model, x_norm, n_front, s) for s in seeds], ignore_index=True),
+    device=run.device, data=[test], models=list(nets.values()), code=["prunerob.studies.risk_sweep"],
+    adopt_file="bound_fronts.csv")
+pages.save_units(run)
 u0 = curves[(curves.kind == "uniform (Lemma 2)") & (curves.seed == seeds[0])]
 frac_dom = float(u0.dominated_by_layerwise[(u0.keep > 0) & (u0.keep < 1)].mean())
 pages.say(

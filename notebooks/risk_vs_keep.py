@@ -79,7 +79,7 @@ from prunerob.core.data import load_dataset
 from prunerob.core.subsets import select_examples
 from prunerob.render import plotting as P
 from prunerob.render import theory_figures as TF
-from prunerob.studies import pages
+from prunerob.studies import pages, units
 from prunerob.studies.risk_sweep import RiskSettings, cnn_risk_table, mlp_risk_table, transformer_risk_table
 from prunerob.theory.transformer import train_transformer
 
@@ -88,17 +88,36 @@ test = load_dataset(dataset, "test", root=data_root, download=download)
 x, _, subset_desc = select_examples(test, n_eval)
 x = x.float().div(255)
 mc = RiskSettings(n_masks=n_masks, k_samples=k_samples, steps=worst_case_steps, restarts=worst_case_restarts)
-nets = {s: pages.trained_model(run, model, dataset, s, epochs=epochs, train_subset=train_subset)
-        for s in seeds}
-risk = pd.concat([mlp_risk_table(net, x, keeps, eps_l2, tightness_eps=tightness_eps, mc=mc, seed=s)
-                  for s, (net, _) in nets.items()], ignore_index=True).assign(profile=profile, device="cpu")
-train = load_dataset(dataset, "train", root=data_root, download=download)
-tfs = {s: train_transformer(train, test, d=tf_d, heads=tf_heads, patch=tf_patch, epochs=tf_epochs,
-                            train_subset=tf_train_subset, seed=s) for s in seeds}
-tfr = pd.concat([transformer_risk_table(tf, x[:tf_n_eval], keeps, tightness_eps, mc=mc, seed=s)
-                 for s, (tf, _) in tfs.items()], ignore_index=True).assign(profile=profile, device="cpu")
+# each estimate is a result-store unit (prunerob.studies.units): the models train only when it is missing
+nets = {s: units.LazyModel(model, dataset, s, device=run.device, epochs=epochs, train_subset=train_subset,
+                           data_root=data_root) for s in seeds}
+settings = dict(keeps=keeps, n_eval=n_eval, mc=vars(mc), subset=subset_desc)
+risk = units.table(
+    "risk_mlp", {**settings, "eps_l2": eps_l2, "tightness_eps": tightness_eps, "seeds": seeds},
+    lambda: pd.concat([mlp_risk_table(nets[s].model, x, keeps, eps_l2, tightness_eps=tightness_eps, mc=mc,
+                                      seed=s) for s in seeds], ignore_index=True),
+    device=run.device, data=[test], models=list(nets.values()), code=["prunerob.studies.risk_sweep"],
+    adopt_file="risk_mlp.csv", adopt_drop=("profile", "device")).assign(profile=profile, device="cpu")
+
+
+def transformer_part() -> dict:
+    train = load_dataset(dataset, "train", root=data_root, download=download)
+    tfs = {s: train_transformer(train, test, d=tf_d, heads=tf_heads, patch=tf_patch, epochs=tf_epochs,
+                                train_subset=tf_train_subset, seed=s) for s in seeds}
+    tab = pd.concat([transformer_risk_table(tf, x[:tf_n_eval], keeps, tightness_eps, mc=mc, seed=s)
+                     for s, (tf, _) in tfs.items()], ignore_index=True)
+    return {"table": units.encode(tab), "infos": [units.info_row(i) for _, i in tfs.values()]}
+
+
+tf_value = units.value(
+    "risk_transformer", {**settings, "tightness_eps": tightness_eps, "seeds": seeds, "d": tf_d,
+                         "heads": tf_heads, "patch": tf_patch, "epochs": tf_epochs,
+                         "train_subset": tf_train_subset, "n": tf_n_eval},
+    lambda: units.adopted_or(transformer_part, "risk_transformer.csv", "models.csv", arch="transformer"),
+    device=run.device, data=[test], code=["prunerob.studies.risk_sweep", "prunerob.theory.transformer"])
+tfr = units.frame(tf_value["table"]).assign(profile=profile, device="cpu")
 trend = stats.risk_trend(risk)
-comp = pages.competence_of(pages.train_summary([i for _, i in nets.values()]))
+comp = pages.competence_of(pages.train_summary([n.info() for n in nets.values()]))
 t = risk[risk.eps == tightness_eps].groupby("keep_ratio").mean(numeric_only=True)
 tt = tfr.groupby("keep_ratio").mean(numeric_only=True)
 pages.say(
@@ -170,7 +189,8 @@ shown = P.figure(TF.bounds_figure(panels), "fig-risk_vs_keep-tightness", P.capti
 # ```
 
 # %% tags=["remove-input"]
-tf_acc = ", ".join(f"seed {s}: {stats.pct(i['test_acc'])}" for s, (_, i) in tfs.items())
+tf_acc = ", ".join(f"seed {s}: {stats.pct(i['test_acc'])}"
+                   for s, i in zip(seeds, tf_value["infos"], strict=True))
 panel = (tfr, ["thm1_printed", "thm1_corrected", "worst_case", "sampling_mean"],
          "risk of the block (token space)", f"Theorem 1, ε = {tightness_eps:g}")
 tf_cap = {**cap, "epochs": P.training_text(tf_epochs, tf_train_subset), "n_eval": min(tf_n_eval, len(x)),
@@ -193,12 +213,17 @@ if run_cnn:
     cx, _, cnn_subset = select_examples(ctest, cnn_n_eval)
     cx = cx.float().div(255)
     cmc = RiskSettings(n_masks=cnn_n_masks, k_samples=cnn_k_samples, steps=worst_case_steps, restarts=1)
-    cnets = {s: pages.trained_model(run, "cnn4", cnn_dataset, s, epochs=cnn_epochs,
-                                    train_subset=cnn_train_subset) for s in cnn_seeds}
-    cnn = pd.concat([cnn_risk_table(net, cx, keeps, cnn_eps_l2, mc=cmc, seed=s)
-                     for s, (net, _) in cnets.items()])
+    cnets = {s: units.LazyModel("cnn4", cnn_dataset, s, device=run.device, epochs=cnn_epochs,
+                                train_subset=cnn_train_subset, data_root=data_root) for s in cnn_seeds}
+    cnn = units.table(
+        "risk_cnn", {"keeps": keeps, "eps_l2": cnn_eps_l2, "mc": vars(cmc), "n": cnn_n_eval,
+                     "subset": cnn_subset, "seeds": cnn_seeds},
+        lambda: pd.concat([cnn_risk_table(cnets[s].model, cx, keeps, cnn_eps_l2, mc=cmc, seed=s)
+                           for s in cnn_seeds]),
+        device=run.device, data=[ctest], models=list(cnets.values()), code=["prunerob.studies.risk_sweep"],
+        adopt_file="risk_cnn.csv")
     P.save_table(cnn, run.out, "risk_cnn")
-    ccomp = pages.competence_of(pages.train_summary([i for _, i in cnets.values()]))
+    ccomp = pages.competence_of(pages.train_summary([n.info() for n in cnets.values()]))
     cnn_cap = {**cap, "data": ctest, "epochs": P.training_text(cnn_epochs, cnn_train_subset),
                "seeds": cnn_seeds, "n_eval": len(cx),
                "extra": f"{cnn_n_masks} Bernoulli masks per p; K = {cnn_k_samples}; gradient ascent "
@@ -227,7 +252,8 @@ else:
 # %% tags=["remove-input"]
 P.save_table(tfr, run.out, "risk_transformer")
 tf_infos = [{**i, "arch": "transformer", "dataset": dataset, "train_subset": tf_train_subset}
-            for _, i in tfs.values()]
-cnn_infos = [i for _, i in cnets.values()] if run_cnn else []
-P.save_table(pages.train_summary([i for _, i in nets.values()] + tf_infos + cnn_infos), run.out, "models")
+            for i in tf_value["infos"]]
+cnn_infos = [n.info() for n in cnets.values()] if run_cnn else []
+P.save_table(pages.train_summary([n.info() for n in nets.values()] + tf_infos + cnn_infos), run.out, "models")
+pages.save_units(run)
 pages.table(risk, run, "risk_mlp", ["seed", "keep_ratio", "eps", "sampling_mean", "worst_case", "zeta_est"])

@@ -69,35 +69,54 @@ import pandas as pd
 
 from prunerob.config import format_eps, parse_eps
 from prunerob.render import plotting as P
-from prunerob.studies import pages
+from prunerob.studies import pages, units
 from prunerob.studies.sweetspot import figures, grid, mechanism, models, pitfalls, strong, verdict
 
 run = pages.setup("sweet_spot", profile=profile, device=device, threads=threads, out_dir=out_dir)
 dev, test = str(run.device), models.mnist("test", data_root)
 common = dict(device=dev, data_root=data_root, train_subset=train_subset)
-main_rows = models.sweep_mlps(epochs=[epochs], widths=[512], seeds=seeds, methods=["magnitude"], keeps=keeps,
-                              attacks=attacks, eps=eps_grid, n=n_eval, **common)
-rule_rows = models.sweep_mlps(epochs=[epochs], widths=[512], seeds=seeds, methods=["magnitude", *rules],
-                              keeps=keeps, attacks=rule_attacks, eps=rule_eps, n=rule_n,
-                              mask_draws=mask_draws, **common)
-train_rows = models.sweep_mlps(epochs=train_epochs, widths=widths, seeds=train_seeds, methods=["magnitude"],
-                               keeps=keeps, attacks=attacks, eps=train_eps, n=train_n, **common)
+# every computed table is a result-store unit (prunerob.studies.units.call): it runs only when missing
+U = dict(unit_device=run.device, unit_data=[test])
+main_rows = units.call(models.sweep_mlps, "sweetspot_sweep", **U, adopt_file="sweep_main.csv",
+                       epochs=[epochs], widths=[512], seeds=seeds, methods=["magnitude"], keeps=keeps,
+                       attacks=attacks, eps=eps_grid, n=n_eval, **common)
+rule_rows = units.call(models.sweep_mlps, "sweetspot_sweep", **U, adopt_file="sweep_rules.csv",
+                       epochs=[epochs], widths=[512], seeds=seeds, methods=["magnitude", *rules], keeps=keeps,
+                       attacks=rule_attacks, eps=rule_eps, n=rule_n, mask_draws=mask_draws, **common)
+train_rows = units.call(models.sweep_mlps, "sweetspot_sweep", **U, adopt_file="sweep_training.csv",
+                        epochs=train_epochs, widths=widths, seeds=train_seeds, methods=["magnitude"],
+                        keeps=keeps, attacks=attacks, eps=train_eps, n=train_n, **common)
 main_g, rule_g, train_g = grid.gains(main_rows), grid.gains(rule_rows), grid.gains(train_rows)
 cells = strong.select_cells(grid.combine(main_g, rule_g), strong_cells)
-strong_raw = strong.strong_rows(cells, epochs=epochs, seeds=strong_seeds, n=strong_n, aa_seeds=aa_seeds,
-                                aa_n=aa_n, aa_cells=aa_cells, mask_draws=mask_draws, **common)
+strong_raw = units.call(strong.strong_rows, "sweetspot_strong", **U, adopt_file="strong_rows.csv",
+                        uses=["attack:pgd", "attack:cw", "attack:autoattack", "attack:fgsm",
+                              "method:magnitude", *(f"method:{r}" for r in rules)],
+                        cells=cells, epochs=epochs, seeds=strong_seeds, n=strong_n, aa_seeds=aa_seeds,
+                        aa_n=aa_n, aa_cells=aa_cells, mask_draws=mask_draws, **common)
 strong_g = grid.gains(strong_raw)
 labels = strong.label_cells(grid.combine(main_g, rule_g), strong_g, strong_raw)
-pit_rows = pitfalls.pitfall_table(epochs=epochs, seeds=seeds, method="magnitude", keeps=keeps,
-                                  attacks=pitfall_attacks, eps="4/255", n=pitfall_n, **common)
+pit_rows = units.call(pitfalls.pitfall_table, "sweetspot_pitfalls", **U, adopt_file="pitfall_rows.csv",
+                      epochs=epochs, seeds=seeds, method="magnitude", keeps=keeps, attacks=pitfall_attacks,
+                      eps="4/255", n=pitfall_n, **common)
 pit_g = grid.gains(pit_rows)
 shapes = pitfalls.fig2_shape(pit_g, pit_rows)
-mech = mechanism.mechanism_table(epochs=epochs, seeds=seeds, method="magnitude", keeps=keeps, eps=mech_eps,
-                                 n=mech_n, **common)
+mech = units.call(mechanism.mechanism_table, "sweetspot_mechanism", **U, adopt_file="mechanism.csv",
+                  uses=["attack:fgsm"], epochs=epochs, seeds=seeds, method="magnitude", keeps=keeps,
+                  eps=mech_eps, n=mech_n, **common)
 corr = mechanism.correlate(mech, main_rows, "fgsm", parse_eps(mech_eps))
-cnn_rows, cnn_note = models.cnn_part(
-    epochs=cnn_epochs, train_subset=cnn_train_subset, seeds=cnn_seeds, keeps=cnn_keeps, attacks=attacks,
-    eps=cnn_eps, n=cnn_n, device=dev, data_root=data_root) if run_cnn else (None, "CNN4 part not run.")
+if run_cnn:
+    cnn_value = units.value(
+        "sweetspot_cnn", dict(epochs=cnn_epochs, train_subset=cnn_train_subset, seeds=cnn_seeds,
+                              keeps=cnn_keeps, attacks=attacks, eps=cnn_eps, n=cnn_n),
+        lambda: (lambda r: {"rows": units.encode(r[0]), "note": r[1]})(models.cnn_part(
+            epochs=cnn_epochs, train_subset=cnn_train_subset, seeds=cnn_seeds, keeps=cnn_keeps,
+            attacks=attacks, eps=cnn_eps, n=cnn_n, device=dev, data_root=data_root)),
+        device=run.device, code=["prunerob.studies.sweetspot.models"],
+        uses=["method:magnitude", *(f"attack:{a}" for a in attacks)])
+    cnn_rows, cnn_note = units.frame(cnn_value["rows"]), cnn_value["note"]
+else:
+    cnn_rows, cnn_note = None, "CNN4 part not run."
+pages.save_units(run)
 models_t = models.models_table(main_rows, "main", profile, train_subset)
 models_tr = models.models_table(train_rows, "training axis", profile, train_subset)
 run_info = pd.DataFrame([dict(profile=profile, epochs=epochs, seeds=str(seeds), device=P.devices(main_rows),

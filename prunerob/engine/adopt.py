@@ -114,3 +114,16 @@ def curve_rows(folder: Path, *, arch: str, dataset: str, seed: int) -> list[dict
         return None
     cols = ("epoch", "test_acc", "train_loss", "seconds")
     return [{k: _plain(r[k]) for k in cols} for _, r in sel.iterrows()]
+
+
+def table_rows(folder: Path, name: str, match: dict[str, Any]) -> pd.DataFrame | None:
+    """The rows of the committed ``name`` CSV in ``folder`` whose columns equal ``match``."""
+    df = _table(str(folder / name))
+    if df is None:
+        return None
+    sel = df
+    for k, v in match.items():
+        if k not in sel:
+            return None
+        sel = sel[sel[k] == v]
+    return sel.reset_index(drop=True) if len(sel) else None

@@ -431,7 +431,7 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
                                 train_hash=unit.train.hash())
         if info is not None:
             store.put([(tkey, info, float(sum(info.get("epoch_times_s") or [0])))])
-            tentry = store.get(tkey)
+            tentry = store.entry(tkey.digest)
     if tentry is not None:
         store.log.add(tentry.key, tentry.seconds, TRAIN_CODE, (), computed=False)
     parts = []
@@ -451,7 +451,7 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
                    for c, v in found.items() if v is None and c in rows]
             if new:
                 store.put(new)
-                found = {c: store.get(key) for c, key in keys.items()}
+                found = {c: store.entry(key.digest) or found[c] for c, key in keys.items()}
         parts.append((part, args, extra, keys, found))
     missing = any(v is None for *_, found in parts for v in (found.values() if store is not None else [None]))
     model = None
@@ -505,7 +505,7 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
             for key, _, s in new:
                 uses = (f"method:{key.spec['method']}", f"attack:{key.spec['attack']}")
                 store.log.add(key, s, CELL_CODE, uses, computed=True)
-            found = {c: store.get(key) for c, key in keys.items()}
+            found = {c: store.entry(key.digest) or found[c] for c, key in keys.items()}
         for c, e in found.items():
             if e is not None and c not in todo:
                 store.log.add(e.key, e.seconds, CELL_CODE, (f"method:{c[0]}", f"attack:{c[2]}"),

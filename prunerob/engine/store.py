@@ -45,6 +45,8 @@ from prunerob.config import ConfigError, atomic_write_text
 STORE_FORMAT = 1
 #: environment variable naming the store folder (``off``: no store)
 STORE_ENV = "PRUNEROB_STORE"
+#: environment variable: ``1`` makes every lookup miss and every computed unit replace the stored one
+RECOMPUTE_ENV = "PRUNEROB_STORE_RECOMPUTE"
 #: value fields every unit of a kind must hold (validated on load)
 REQUIRED: dict[str, tuple[str, ...]] = {
     "train": ("test_acc", "config"),
@@ -215,7 +217,11 @@ class Store:
         return list(self._index().values())
 
     def get(self, key: Key, *, other_devices: bool = True) -> Entry | None:
-        """The unit of ``key``; else (``other_devices``) the same unit computed on another device."""
+        """The unit of ``key``; else (``other_devices``) the same unit computed on another device.
+        Under ``$PRUNEROB_STORE_RECOMPUTE=1`` (``prunerob reproduce --force --recompute``) every
+        lookup misses, so the units are computed again and replace the stored ones."""
+        if os.environ.get(RECOMPUTE_ENV) == "1":
+            return None
         idx = self._index()
         if key.digest in idx:
             return idx[key.digest]
@@ -235,25 +241,40 @@ class Store:
     def put(self, items: Iterable[tuple[Key, Mapping[str, Any], float]]) -> Path | None:
         """Write a batch of ``(key, value, seconds)`` (atomically; units already stored are skipped)."""
         idx = self._index()
-        fresh = [(k, dict(v), float(s)) for k, v, s in items if k.digest not in idx]
+        replace = os.environ.get(RECOMPUTE_ENV) == "1"
+        fresh = [(k, dict(v), float(s)) for k, v, s in items if replace or k.digest not in idx]
         if not fresh:
             return None
+        if replace:
+            self._drop({k.digest for k, _, _ in fresh if k.digest in idx})
         for k, v, _ in fresh:
             problem = _invalid(k.kind, v)
             if problem:
                 raise ConfigError(f"result store: a {k.kind!r} unit {problem}")
-        body = "\n".join(_canonical({"key": k.as_dict(), "digest": k.digest, "value": v,
-                                     "seconds": round(s, 3)}) for k, v, s in fresh) + "\n"
         kind = fresh[0][0].kind
         name = _sha("".join(k.digest for k, _, _ in fresh))[:24]
         path = self.root / _safe(kind) / name[:2] / f"{name}.jsonl"
-        header = _canonical({"format": STORE_FORMAT, "kind": kind, "units": len(fresh),
-                             "body_sha256": _sha(body)})
-        atomic_write_text(path, header + "\n" + body)
+        _write_batch(path, kind, fresh)
         with self._lock:
             for k, v, s in fresh:
                 self._add(Entry(k, v, s, path))
         return path
+
+    def _drop(self, digests: set[str]) -> None:
+        """Remove units from the batch files holding them (each file rewritten atomically)."""
+        idx = self._index()
+        for path in sorted({idx[d].path for d in digests if idx[d].path is not None}):
+            keep = [e for e in read_batch(path) if e.key.digest not in digests]
+            if keep:
+                _write_batch(path, keep[0].key.kind, [(e.key, e.value, e.seconds) for e in keep])
+            else:
+                path.unlink(missing_ok=True)
+        with self._lock:
+            for d in digests:
+                e = idx.pop(d, None)
+                if e is not None:
+                    self._by_spec[e.key.spec_digest] = [x for x in self._by_spec.get(e.key.spec_digest, [])
+                                                        if x.key.digest != d]
 
     def merge(self, other: str | os.PathLike) -> int:
         """Copy every valid batch of the store folder ``other`` into this one; returns units added."""
@@ -295,6 +316,14 @@ def _invalid(kind: str, value: Mapping[str, Any]) -> str | None:
         if lack:
             return f"row lacks {', '.join(lack)}"
     return None
+
+
+def _write_batch(path: Path, kind: str, items: list[tuple[Key, Mapping[str, Any], float]]) -> None:
+    body = "\n".join(_canonical({"key": k.as_dict(), "digest": k.digest, "value": v,
+                                 "seconds": round(s, 3)}) for k, v, s in items) + "\n"
+    header = _canonical({"format": STORE_FORMAT, "kind": kind, "units": len(items),
+                         "body_sha256": _sha(body)})
+    atomic_write_text(path, header + "\n" + body)
 
 
 def _safe(kind: str) -> str:

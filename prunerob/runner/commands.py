@@ -36,8 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                 "  prunerob reproduce magnitude_mlp --profile quick -p epochs 1"
                 "\n  prunerob reproduce --profile cpu            # all notebooks into book/experiments"))
     p.add_argument("names", nargs="*", metavar="NAME", help="notebooks to run (default: all)")
-    p.add_argument("--profile", default="quick",
-                   help="parameter profile: quick, cpu or paper (default: quick)")
+    p.add_argument("--profile", default=None,
+                   help="parameter profile: quick, cpu or paper (default: the profile that produced each "
+                        "committed page, quick for a page never run)")
+    p.add_argument("--replace-profile", action="store_true",
+                   help="allow --profile to replace committed pages that another profile produced")
+    p.add_argument("--recompute", action="store_true",
+                   help="with --force: also recompute the page's result-store units (default: read them)")
     p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                    help="override a parameter; VALUE is parsed like papermill -p (numbers, True/False/None) "
                         "or as a YAML/JSON list/mapping, e.g. -p seeds '[0,1]' -p eps 8/255. Checked against "
@@ -122,9 +127,58 @@ def _cmd_params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _committed_profiles(names: list[str], output_dir: Path) -> dict[str, str]:
+    """Notebook -> the profile of its committed page (its run stamp); pages never run are left out."""
+    from prunerob.analysis.provenance import read_stamp
+
+    out = {}
+    for n in names:
+        prof = (read_stamp(output_dir, n) or {}).get("profile")
+        if prof:
+            out[n] = str(prof)
+    return out
+
+
+def _by_profile(args: argparse.Namespace, output_dir: Path) -> dict[str, list[str]]:
+    """Profile -> the notebooks to run with it: ``--profile`` for all, else each page's own."""
+    from prunerob.runner.layout import _load_profiles
+
+    names = list(args.names or _load_profiles(None).NOTEBOOKS)
+    committed = _committed_profiles(names, output_dir)
+    if args.profile is None:
+        groups: dict[str, list[str]] = {}
+        for n in names:
+            groups.setdefault(committed.get(n, "quick"), []).append(n)
+        return groups
+    other = {n: p for n, p in committed.items() if p != args.profile}
+    if other and not args.list and not args.replace_profile:
+        pages = ", ".join(f"{n} ({p})" for n, p in sorted(other.items()))
+        raise ConfigError(f"--profile {args.profile} would replace committed pages of another profile: "
+                          f"{pages}; give --replace-profile to do so, or leave out --profile to rerun each "
+                          "page with its own profile")
+    return {args.profile: names}
+
+
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     overrides = _overrides(args)
     output_dir = Path(args.output_dir) if args.output_dir else default_output_dir()
+    if args.recompute and not args.force:
+        raise ConfigError("--recompute recomputes the result-store units of a rerun page: give --force "
+                          "with it")
+    groups = _by_profile(args, output_dir)
+    if args.recompute:
+        os.environ["PRUNEROB_STORE_RECOMPUTE"] = "1"
+    if len(groups) > 1 or args.profile is None:
+        status = 0
+        for prof, names in groups.items():
+            sub = argparse.Namespace(**{**vars(args), "profile": prof, "names": names})
+            status = max(status, _cmd_reproduce_one(sub, overrides, output_dir))
+        return status
+    (args.profile,) = groups
+    return _cmd_reproduce_one(args, overrides, output_dir)
+
+
+def _cmd_reproduce_one(args: argparse.Namespace, overrides: dict[str, Any], output_dir: Path) -> int:
     if args.list:
         print(f"status for --profile {args.profile} in {output_dir}:")
         if args.names:  # check names and -p values first: one clear error instead of a table of them
