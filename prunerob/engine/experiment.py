@@ -335,7 +335,8 @@ def partial_path(resume_dir: str | os.PathLike, unit: Unit, part: str) -> Path:
 
 #: the modules whose import closure is the code of a trained-model unit / an evaluation cell
 TRAIN_CODE = ("prunerob.core.train",)
-CELL_CODE = ("prunerob.engine.sweep",)
+#: a cell runs the sweep on a model that the training code made: both closures are its code
+CELL_CODE = ("prunerob.engine.sweep", "prunerob.core.train")
 
 
 def train_key(unit: Unit, data_id: str, dev: Any) -> store_mod.Key:
@@ -351,7 +352,7 @@ def cell_key(unit: Unit, tkey: store_mod.Key, args: SweepArgs, method: str, keep
     """Result-store key of one evaluation cell: model x method x keep x attack x eps x examples."""
     a = args.specs[(attack, eps)]
     needs = get_method(method).needs_data
-    spec = {"model": tkey.spec_digest, "arch": unit.arch, "dataset": unit.dataset, "seed": args.seed,
+    spec = {"model": tkey.identity, "arch": unit.arch, "dataset": unit.dataset, "seed": args.seed,
             "method": method, "keep": float(keep), "attack": attack, "eps": float(eps),
             "attack_params": a.as_columns(), "n": args.n, "subset_seed": args.subset_seed,
             "batch_size": args.batch_size, "batched": args.batched,
@@ -513,7 +514,7 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
         sel = select_sweep_examples(examples, args)
         chash = sweep_config_hash(sel, args, model_name=unit.arch, dataset_name=unit.dataset, device=dev,
                                   train_data=score, extra_columns=extra,
-                                  model_state=tkey.spec_digest[:16], dtype=info.get("dtype", "torch.float32"))
+                                  model_state=tkey.identity[:16], dtype=info.get("dtype", "torch.float32"))
         rows = []
         for c in keys:
             e = found[c]

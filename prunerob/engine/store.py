@@ -135,6 +135,13 @@ class Key:
                 "versions": dict(self.versions), "device_class": self.device_class}
 
     @property
+    def identity(self) -> str:
+        """What the unit *is* (kind, specification and data), without the code, versions or device
+        that computed it: how another unit names a model it reads (its own code hash then holds
+        the training code, so a change there shows as its staleness)."""
+        return _sha(_canonical({"kind": self.kind, "spec": dict(self.spec), "data": self.data}))
+
+    @property
     def spec_digest(self) -> str:
         d = self.as_dict()
         d.pop("device_class")

@@ -4,7 +4,8 @@ A change to the code a unit runs gives its units new keys (:mod:`prunerob.engine
 they become *compute-stale*. When the change is a refactor that should not move a single bit,
 recomputing hours of units is waste; :func:`verify_and_rekey` recomputes a random sample of the
 stale evaluation cells of each code group with the current code and compares them bit for bit
-(clean and adversarial per-example bits, counts, achieved keep ratio). When every sampled cell is
+(clean and adversarial per-example bits, counts, achieved keep ratio; for a trained model, its
+test accuracy after retraining). When every sampled cell is
 identical, every stale unit of that group is stored again under its new key with the same value
 (and a ``verified`` note: sample size and the code hash it was proven against); when one
 differs, nothing of that group is re-keyed and the differences are reported.
@@ -74,7 +75,7 @@ def recompute_cell(entry: store_mod.Entry, st: store_mod.Store, device: str = "c
 
     spec = entry.key.spec
     tentry = next((e for e in st.entries()
-                   if e.key.kind == "train" and e.key.spec_digest == spec["model"]), None)
+                   if e.key.kind == "train" and e.key.identity == spec["model"]), None)
     if tentry is None:
         raise LookupError("its trained model is not in the store")
     tcfg = dict(tentry.key.spec["train"])
@@ -102,6 +103,25 @@ def recompute_cell(entry: store_mod.Entry, st: store_mod.Store, device: str = "c
     return df.iloc[0].to_dict()
 
 
+def recompute_train(entry: store_mod.Entry, device: str = "cpu") -> dict[str, Any]:
+    """Retrain one stored model from its key with the current code (ignoring the checkpoint cache)."""
+    import tempfile
+
+    from prunerob.core.data import load_dataset
+    from prunerob.core.train import TrainConfig, train_model
+
+    tcfg = dict(entry.key.spec["train"])
+    if tcfg.get("hidden") is not None:
+        tcfg["hidden"] = tuple(tcfg["hidden"])
+    cfg = TrainConfig(**tcfg)
+    test = load_dataset(cfg.dataset, "test", image_size=entry.key.spec.get("image_size"))
+    if store_mod.data_identity(test) != entry.key.data:
+        raise LookupError("the test data here differ from the data it was trained on")
+    with tempfile.TemporaryDirectory() as tmp:
+        _, info = train_model(cfg, device=device, cache_dir=tmp, progress=False)
+    return info
+
+
 def model_device(device: str) -> Any:
     from prunerob.config import resolve_device
 
@@ -111,20 +131,24 @@ def model_device(device: str) -> Any:
 def train_seconds(entry: store_mod.Entry, st: store_mod.Store) -> float:
     """Recorded training seconds of the model behind a cell (inf when its model is not stored)."""
     want = entry.key.spec["model"]
-    t = next((e for e in st.entries() if e.key.kind == "train" and e.key.spec_digest == want), None)
+    t = next((e for e in st.entries() if e.key.kind == "train" and e.key.identity == want), None)
     return float(sum(t.value.get("epoch_times_s") or [0])) if t is not None else float("inf")
 
 
 def verify_and_rekey(results_dirs: Iterable[Path], st: store_mod.Store, *, sample: int = 3, seed: int = 0,
                      dry_run: bool = False, max_train_seconds: float = 600.0) -> list[GroupReport]:
-    """Recompute ``sample`` stale cells per code group, drawn at random among the cells whose model
-    was recorded to train in at most ``max_train_seconds`` (rebuilding a CIFAR model for a proof
-    costs hours); re-key the group's units when all sampled cells match."""
+    """Recompute ``sample`` stale cells per code group, drawn at random among the cells of the
+    group's cheapest model (recorded training time, at most ``max_train_seconds``: rebuilding a
+    CIFAR model for a proof costs hours); re-key the group's units when all sampled cells match."""
     reports = []
     rng = random.Random(seed)
     for (seeds, uses), entries in sorted(stale_units(results_dirs, st).items()):
         rep = GroupReport(seeds, uses, len(entries))
         cells = [e for e in entries if e.key.kind == "cell" and train_seconds(e, st) <= max_train_seconds]
+        # the sample comes from the cheapest model that has cells in the group (one model to rebuild
+        # per group, and the same few models across groups), drawn at random among its cells
+        cheapest = min((train_seconds(e, st), e.key.spec["model"]) for e in cells)[1] if cells else None
+        cells = [e for e in cells if e.key.spec["model"] == cheapest]
         for e in rng.sample(cells, min(sample, len(cells))):
             rep.sampled += 1
             stored = dict(zip(e.value["cols"], e.value["vals"], strict=True))
@@ -136,6 +160,21 @@ def verify_and_rekey(results_dirs: Iterable[Path], st: store_mod.Store, *, sampl
             diff = [c for c in COMPARED if str(row.get(c)) != str(stored.get(c))]
             if diff:
                 rep.differences.append(f"cell {e.key.digest[:12]} differs in {', '.join(diff)}")
+            else:
+                rep.identical += 1
+        trains = sorted((e for e in entries if e.key.kind == "train"
+                         and float(sum(e.value.get("epoch_times_s") or [0])) <= max_train_seconds),
+                        key=lambda e: float(sum(e.value.get("epoch_times_s") or [0])))
+        for e in trains[:sample]:  # trained models: retrain the cheapest, compare their summaries
+            rep.sampled += 1
+            try:
+                got = recompute_train(e)
+            except LookupError as exc:
+                rep.differences.append(f"cannot retrain {e.key.digest[:12]}: {exc}")
+                continue
+            diff = [f for f in ("test_acc", "n_train") if str(got.get(f)) != str(e.value.get(f))]
+            if diff:
+                rep.differences.append(f"model {e.key.digest[:12]} differs in {', '.join(diff)}")
             else:
                 rep.identical += 1
         if not rep.sampled and not rep.differences:

@@ -139,8 +139,9 @@ def value(kind: str, spec: Mapping[str, Any], compute: Callable[[], Mapping[str,
     reads (their identities enter the key); ``models``: the models it reads (their keys enter it);
     ``code``: the modules whose closure computes it; ``uses``: registry entries it runs."""
     ids = "|".join(store.data_identity(d) for d in data)
-    full = {**dict(spec), "models": [m.key().spec_digest for m in models]}
-    return store.cached(kind, full, lambda: dict(compute()), data=ids, device=device, code_seeds=code,
+    full = {**dict(spec), "models": [m.key().identity for m in models]}
+    seeds = [*code, *(TRAIN_CODE if models else ())]  # the models' training code is part of the unit's
+    return store.cached(kind, full, lambda: dict(compute()), data=ids, device=device, code_seeds=seeds,
                         uses=uses)
 
 
