@@ -94,13 +94,17 @@ class LazyModel:
             self._model, info = train_model(self.cfg, device=self.device, data_root=self.data_root,
                                             progress=False)
             st = store.get_store()
-            if st is not None and st.get(self.key()) is None:
+            if st is None:
+                self._info = self._info or dict(info)
+                return self._model, self._info
+            if st.entry(self.key().digest) is None:
                 keep = ("config", "n_train", "test_acc", "epoch_times_s", "cached", "device", "data_source",
                         "hash")
                 val = json.loads(json.dumps({k: info.get(k) for k in keep}, default=str))
                 val["dtype"] = str(next(self._model.parameters()).dtype)
                 st.put([(self.key(), val, float(sum(info.get("epoch_times_s") or [0])))])
-            self._info = self._info or dict(info)
+            # the summary is the stored one, whichever of info() and get() came first
+            self._info = dict((st.entry(self.key().digest) or st.get(self.key())).value)
         return self._model, self._info or {}
 
     @property
