@@ -11,7 +11,9 @@
 # ---
 
 # %% [markdown]
-# # Choosing keep probabilities with Algorithm 1 (Fig. 5)
+# # Choosing keep probabilities with Algorithm 1 (paper Fig. 5)
+#
+# **Tests** the chapter {doc}`The trade-off: Algorithm 1 and the Pareto front <../theory/tradeoff>` (Errata E11, E12 and the layer ordering of Sec. 6.5) on a trained MLP.
 #
 # **The paper claims** (Sec. 5.3, 6.5, App. E) that Algorithm 1, a fixed-point iteration on
 # $\partial J/\partial p_k = 0$ for $J = \lambda\gamma + (1-\lambda)\zeta$ with

@@ -11,7 +11,9 @@
 # ---
 
 # %% [markdown]
-# # AutoAttack on the pruned MNIST MLP (Fig. 12, right)
+# # AutoAttack on the pruned MNIST MLP (paper Fig. 12, right)
+#
+# **Tests** the chapter {doc}`The empirical claims <../empirical>` (the sweet spot under the field's standard attack).
 #
 # **The paper claims** (App. H.5, Fig. 12 right) that the sweet spot of magnitude pruning seen
 # under FGSM and PGD also appears under AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square).

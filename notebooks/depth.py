@@ -11,7 +11,9 @@
 # ---
 
 # %% [markdown]
-# # Effect of depth (Fig. 4)
+# # Effect of depth (paper Fig. 4)
+#
+# **Tests** the chapter {doc}`Theorem 2 <../theory/theorem2>` (its depth factor: "the bound suggests an exponential relationship between L and the expected robustness", Sec. 6.4).
 #
 # **The paper claims** (Sec. 6.4) that deeper MLPs need more pruning: "in larger models,
 # achieving a favorable balance between clean and robust performance requires a higher pruning

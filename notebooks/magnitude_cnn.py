@@ -11,7 +11,9 @@
 # ---
 
 # %% [markdown]
-# # Magnitude pruning of a CNN (Fig. 2, CNN panels; Fig. 9)
+# # Magnitude pruning of a CNN (paper Figs. 2, CNN panels, and 9)
+#
+# **Tests** the chapter {doc}`The empirical claims <../empirical>` (the sweet spot on a CNN).
 #
 # **The paper claims** (Sec. 6.3, App. H.3) that for a 4-layer CNN trained on CIFAR-10 and
 # CIFAR-100 and pruned by weight magnitude without retraining, "as we decrease the pruning

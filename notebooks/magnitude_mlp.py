@@ -11,7 +11,9 @@
 # ---
 
 # %% [markdown]
-# # Magnitude pruning of MLPs (Fig. 2, MLP panels; Figs. 8 and 12)
+# # Magnitude pruning of MLPs (paper Figs. 2, MLP panels, 8 and 12)
+#
+# **Tests** the chapter {doc}`The empirical claims <../empirical>` (the sweet spot near $p = 0.9$); the bound behind it is {doc}`Theorem 2 <../theory/theorem2>`.
 #
 # **The paper claims** (Sec. 6.3, App. H.2, H.5) that as weights of a trained MLP are removed by
 # magnitude, without retraining, "adversarial accuracy initially improves [...] while clean

@@ -13,6 +13,8 @@
 # %% [markdown]
 # # Use it on your own model
 #
+# **Belongs to** the chapter {doc}`The empirical claims <../empirical>`: the same question, asked of a model of your own.
+#
 # The paper's question, does removing weights make a trained network more robust to adversarial
 # inputs (Sec. 6.3), can be asked of any `torch.nn.Module`. This page builds a small CNN by hand,
 # trains it briefly on MNIST with {func}`prunerob.fit.fit`, prunes it with two registered methods

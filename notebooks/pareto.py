@@ -11,7 +11,9 @@
 # ---
 
 # %% [markdown]
-# # Pareto fronts (Fig. 6, Lemma 2)
+# # Pareto fronts (paper Fig. 6, Lemma 2)
+#
+# **Tests** the chapter {doc}`The trade-off: Algorithm 1 and the Pareto front <../theory/tradeoff>` (Lemma 2/3 and Remark 1, Errata E13 and E14).
 #
 # **The paper claims** (App. F) that the accuracy sweeps, re-plotted as points in (clean, attacked)
 # accuracy space, trace fronts whose "approximate upper-right boundary represent[s] empirically

@@ -11,7 +11,9 @@
 # ---
 
 # %% [markdown]
-# # Adversarial risk and optimality against the keep ratio (Figs. 1, 7, 15, 16)
+# # Adversarial risk and optimality against the keep ratio (paper Figs. 1, 7, 15, 16)
+#
+# **Tests** the chapters {doc}`Theorem 2 <../theory/theorem2>` (Figs. 1, 7, 15), {doc}`Proposition 1 <../theory/proposition1>` (ζ), {doc}`The Bernoulli model <../theory/bernoulli>` (Erratum E1, the estimator) and {doc}`Lemma 1 and Theorem 1 <../theory/lemma1_theorem1>` (Fig. 16).
 #
 # **Paper (Sec. 6.2, App. H.1, H.6).** Fig. 1 plots, against the keep probability $p$ and for
 # several budgets $\epsilon$, the adversarial risk of Definition 1,

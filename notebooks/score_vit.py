@@ -11,7 +11,9 @@
 # ---
 
 # %% [markdown]
-# # Score-based (Taylor) pruning of a ViT (Figs. 3, 10, 11, 13, 14)
+# # Score-based (Taylor) pruning of a ViT (paper Figs. 3, 10, 11, 13, 14)
+#
+# **Tests** the chapter {doc}`Lemma 1 and Theorem 1 <../theory/lemma1_theorem1>` (pruning a transformer) and the claims of {doc}`The empirical claims <../empirical>`; the Taylor score itself is Erratum {ref}`E16 <e-taylor-score>`.
 #
 # **The paper claims** (Sec. 6.3, App. H.4, H.5, I) that pruning a fine-tuned tiny ViT by
 # first-order Taylor scores $s_{ij} = \mathbb{E}_\text{batch}|w_{ij}\,\partial\mathcal{L}/\partial

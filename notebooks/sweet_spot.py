@@ -13,6 +13,8 @@
 # %% [markdown]
 # # Where the sweet spot comes from
 #
+# **Belongs to** the chapter {doc}`The empirical claims <../empirical>`: where the sweet spot of its figures comes from.
+#
 # **The paper claims** (Sec. 6.3, Fig. 2) that attacked accuracy first rises as weights are pruned,
 # then falls: a sweet spot near $p = 0.9$ for the MNIST MLP at $\epsilon = 4/255$. Our other pages do
 # not see it at that budget. This chapter maps the **paired robustness gain** of pruning, attacked
