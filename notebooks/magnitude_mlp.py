@@ -99,7 +99,7 @@ def cap(dss):
 def panels(table, names):
     """One panel per (data set, attack in ``names``) that ``table`` holds, titled with the model."""
     return [dict(dataset=ds, attack=a, eps=e,
-                 title=pages.panel_title(comp, models[ds], ds, f"{models[ds]} / {ds} / {a}"))
+                 title=pages.panel_title(comp, models[ds], ds, f"{models[ds]} / {ds} / {P.attack_label(a)}"))
             for ds in res.sources for a in names if ((table.dataset == ds) & (table.attack == a)).any()]
 
 
@@ -184,3 +184,6 @@ shown = P.figure(P.accuracy_grid(extra, panels(extra, ["cw", "autoattack"]), nco
 cols = ["model", "dataset", "method", "attack", "keep_best", "adv_gain", "adv_gain_lo", "adv_gain_hi",
         "clean_drop"]
 pages.table(stats.sweet_spot(res.sweep), run, "sweet_spots", cols)
+
+# %% tags=["remove-input"]
+pages.environment(run)

@@ -111,7 +111,7 @@ pages.say(
 # ```
 
 # %%
-grid = [dict(attack=a, title=f"small_cnn{width} / {dataset} / {a}") for a in attacks]
+grid = [dict(attack=a, title=f"small_cnn{width} / {dataset} / {P.attack_label(a)}") for a in attacks]
 shown = P.figure(
     P.accuracy_grid(sweep, grid, ncols=2),
     "fig-own_model-accuracy",
@@ -130,3 +130,6 @@ shown = P.figure(
 
 # %% [markdown]
 # Every row of the sweep is in [sweep.csv](results/own_model/sweep.csv).
+
+# %% tags=["remove-input"]
+pages.environment(run)

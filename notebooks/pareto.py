@@ -137,3 +137,6 @@ pages.table(
     "accuracy_fronts",
     ["panel", "keep_ratio", "clean_mean", "adv_mean", "pareto"],
 )
+
+# %% tags=["remove-input"]
+pages.environment(run)

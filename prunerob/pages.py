@@ -24,10 +24,12 @@ from . import competence, stats
 from .config import device_name, resolve_device
 from .experiment import run_experiment
 from .plotting import devices, save_table
+from .summary import environment_text, tidy_table
 from .train import TrainConfig, train_model
 from .train import training_curve as train_curve
 
-__all__ = ["Run", "setup", "say", "table", "competence_of", "panel_title", "findings", "report"]
+__all__ = ["Run", "setup", "say", "table", "environment", "competence_of", "panel_title", "findings",
+           "report"]
 
 
 @dataclass
@@ -70,7 +72,8 @@ def say(*paragraphs: str) -> None:
 
 def table(df: pd.DataFrame, run: Run, name: str, columns: Sequence[str] | None = None, rows: int = 6) -> None:
     """Save ``df`` as ``<out>/<name>.csv`` and display its size and its first ``rows`` rows
-    (only ``columns`` when given); the page links the full CSV."""
+    (only ``columns`` when given) as text in fixed notation, gains in pp, ε as on the figure axes
+    and no ``NaN`` / ``None`` (:func:`prunerob.summary.tidy_table`); the page links the full CSV."""
     save_table(df, run.out, name)
     if df.empty:
         display(Markdown(f"`{name}.csv`: no rows."))
@@ -82,7 +85,13 @@ def table(df: pd.DataFrame, run: Run, name: str, columns: Sequence[str] | None =
             + (f"; the first {rows}:" if len(df) > rows else ":")
         )
     )
-    display(shown.head(rows).round(4))
+    display(tidy_table(shown.head(rows)))
+
+
+def environment(run: Run) -> None:
+    """The page's last line: Python and library versions, CPU model and GPU of this run
+    (:func:`prunerob.summary.environment_text`), with the device the run used."""
+    say(environment_text(f"This page was computed (device {run.device_text})"))
 
 
 def competence_of(models: pd.DataFrame) -> pd.DataFrame:
@@ -91,10 +100,12 @@ def competence_of(models: pd.DataFrame) -> pd.DataFrame:
 
 
 def panel_title(comp: pd.DataFrame, model: str, dataset: str, text: str) -> str:
-    """``text``, with ``— not competent (x % < y %)`` appended when the model is below its threshold."""
+    """``text``, with ``not competent (x % < y %) on the full test set`` appended when the model is
+    below its threshold: the competence accuracy is measured on the whole test split, while the
+    panel's curves are measured on the run's evaluation subset, so the two numbers differ."""
     key = (model, dataset)
     if key in comp.index and not bool(comp.loc[key, "competent"]):
-        return f"{text}\n{comp.loc[key, 'competence_label']}"
+        return f"{text}\n{comp.loc[key, 'competence_label']} on the full test set"
     return text
 
 
