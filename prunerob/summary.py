@@ -215,21 +215,25 @@ def answer_sentence(claims: pd.DataFrame, errata_df: pd.DataFrame) -> str:
     eps = sorted(set(re.findall(r"\d+/255", " ".join(tested.claim))), key=lambda e: int(e.split("/")[0]))
     at = f"At the paper's attack budget{'s' if len(eps) > 1 else ''} (ε = {_and(eps) or '4/255'})"
     if not len(tested):
-        first = f"{at}, no paired-gain claim could be tested on a competent model"
+        first = f"**{at}, no paired-gain claim could be tested on a competent model**"
     elif n_hold == 0:
-        first = (f"{at}, pruning after training gives **no resolved robustness gain on any competent model "
-                 f"tested**: of {_n(len(tested), 'gain claim')} on competent models, {n_fail} fail "
-                 f"(a gain of 1 pp or more is excluded), {n_open} are unresolved and none holds")
+        first = (f"**{at}, pruning after training gives no resolved robustness gain on any competent model "
+                 f"tested** ({_n(len(tested), 'gain claim')}: {n_fail} fail, {n_open} unresolved, none holds")
     else:
         which = "; ".join(tested[tested.verdict == "holds"].claim.str.replace(
             r"^.*pruning raises ", "", regex=True))
-        first = (f"{at}, pruning after training **raises attacked accuracy in {n_hold} of "
-                 f"{_n(len(tested), 'gain claim')} on competent models** ({which}); {n_fail} fail and "
-                 f"{n_open} are unresolved")
+        first = (f"**{at}, pruning after training raises attacked accuracy in {n_hold} of "
+                 f"{_n(len(tested), 'gain claim')} on competent models** ({which}; {n_fail} fail, "
+                 f"{n_open} unresolved")
     if len(untested):
-        why = untested.reason.map(verdicts.reason_category).value_counts()
-        first += (f"; {len(untested)} more could not be tested here ("
-                  + "; ".join(f"{r}: {k}" for r, k in why.items()) + ")")
+        gpu = int(untested.reason.str.endswith("needs a GPU").sum())
+        if gpu == len(untested):
+            first += f"; {len(untested)} more need a GPU to be tested"
+        else:
+            why = untested.reason.map(verdicts.reason_category).value_counts()
+            first += (f"; {len(untested)} more could not be tested here: "
+                      + "; ".join(f"{r}: {k}" for r, k in why.items()))
+    first += ")" if len(tested) else ""
     loc = claims[claims.claim.str.contains("sweet spot lies", regex=False)]
     if len(loc):
         first += f". The sweet spot near p = 0.9 **{loc.verdict.iloc[0]}** by the same rule"
@@ -303,11 +307,11 @@ def first_screen(results: str | Path, errata_path: str | Path | None = None, pre
     e = errata(errata_path)
     return "\n\n".join([
         answer_sentence(c, e),
-        f"**Experiments** ({len(c)} claims of Sec. 6 and App. H, decided from the committed result tables by "
-        f"the rule on {{doc}}`{prefix}findings`):",
+        f"**Experiments** ({len(c)} claims of Sec. 6 and App. H, from the committed tables; rule and "
+        f"numbers on {{doc}}`Findings <{prefix}findings>`):",
         experiment_table(c, prefix),
-        f"**Theory** ({_n(int((e.id != '').sum()), 'erratum', 'errata')}, "
-        f"on {{doc}}`{prefix}theory/errata`):",
+        f"**Theory** ({_n(int((e.id != '').sum()), 'erratum', 'errata')} by severity; statements and "
+        f"corrections on {{doc}}`Errata <{prefix}theory/errata>`):",
         theory_table(e, prefix),
         severity_legend(),
     ])
@@ -363,6 +367,21 @@ def corrected_statements(doc: str, errata_df: pd.DataFrame) -> str:
                      f"{r.correction}." for r in e.itertuples())
 
 
+def _short_number(number: str, parts: int = 2) -> str:
+    """The deciding number of a claim for a chapter's box: its first ``parts`` clauses (the full text
+    is on the findings page), ``—`` when there is none."""
+    if not number:
+        return "—"
+    bits, depth, start = [], 0, 0
+    for i, ch in enumerate(number):  # split on "; " outside brackets only
+        depth += 1 if ch in "([" else -1 if ch in ")]" else 0
+        if depth == 0 and number.startswith("; ", i):
+            bits.append(number[start:i])
+            start = i + 2
+    bits.append(number[start:])
+    return "; ".join(bits[:parts]) + (" …" if len(bits) > parts else "")
+
+
 def chapter_verdict(doc: str, results: str | Path, errata_path: str | Path | None = None,
                     prefix: str = "../") -> str:
     """The verdict box that ends chapter ``doc`` (a MyST ``admonition``): its errata by severity,
@@ -396,7 +415,7 @@ def chapter_verdict(doc: str, results: str | Path, errata_path: str | Path | Non
         parts.append("**On trained models:** " + ", ".join(f"{int(counts.get(v, 0))} {v}"
                                                            for v in verdicts.VERDICTS) + ".")
         d = cl.assign(claim=cl.claim + " (" + cl.paper + ")", verdict=cl.verdict.map(MARK),
-                      number=cl.number.replace("", "—"),
+                      number=[_short_number(n) for n in cl.number],
                       page=[verdicts.evidence(s, prefix).split(" (")[0] for s in cl.source])
         parts.append(verdicts.to_markdown(d, ["claim", "verdict", "number", "page"]))
     else:

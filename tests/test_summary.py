@@ -79,14 +79,15 @@ def test_answer_sentence_is_computed_from_the_verdicts():
     e = _errata(["wrong statement", "wrong statement", "typo or edge case"])
     text = S.answer_sentence(c, e)
     assert "no resolved robustness gain on any competent model tested" in text
-    assert "of 2 gain claims on competent models, 1 fail" in text and "1 are unresolved" in text
-    assert "1 more could not be tested here (model not competent (needs a GPU): 1)" in text
+    assert "(2 gain claims: 1 fail, 1 unresolved, none holds; 1 more need a GPU to be tested)" in text
     assert "ε = 4/255" in text and "8/255" not in text.split("could not")[0]  # untested budgets not claimed
     assert "3 need an erratum: 2 wrong statements, 1 typo or edge case." in text
     # one gain that holds changes the answer
     c.loc[0, "verdict"] = "holds"
     text = S.answer_sentence(c, e)
     assert "raises attacked accuracy in 1 of 2 gain claims" in text and "FGSM 4/255 accuracy: mlp" in text
+    c.loc[2, "reason"] = "not run"
+    assert "1 more could not be tested here: not run: 1)" in S.answer_sentence(c, e)
 
 
 def test_errata_have_a_known_severity_and_a_chapter(tmp_path):
@@ -142,3 +143,9 @@ def test_importing_prunerob_silences_tqdms_ipywidgets_warning():
     out = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True)
     assert out.stdout.strip() == "done" and "IProgress" not in out.stderr
+
+
+def test_chapter_box_numbers_keep_whole_clauses():
+    n = "mlp keep 0.9: +0.0 pp (CI a; b); mlp3 keep 0.7: +0.1 pp (x; y); mlp4 keep 0.6: -0.1 pp"
+    assert S._short_number(n) == "mlp keep 0.9: +0.0 pp (CI a; b); mlp3 keep 0.7: +0.1 pp (x; y) …"
+    assert S._short_number("") == "—" and S._short_number("one") == "one"
