@@ -300,19 +300,71 @@ def theory_table(errata_df: pd.DataFrame, prefix: str = "") -> str:
     return verdicts.to_markdown(pd.DataFrame(rows, columns=["verdict", "n", "which"]))
 
 
+def _why(d: pd.DataFrame) -> str:
+    """Reasons of inconclusive claims, counted: every reason that ends in "needs a GPU" as one group."""
+    gpu = d.reason.str.endswith("needs a GPU")
+    parts = [f"needs a GPU: {int(gpu.sum())}"] if gpu.any() else []
+    parts += [f"{r}: {k}" for r, k in d[~gpu].reason.map(verdicts.reason_category).value_counts().items()]
+    return "; ".join(parts)
+
+
+def experiment_list(claims: pd.DataFrame, prefix: str = "") -> str:
+    """Experiment verdicts as three short bullets: how many claims hold, fail, are inconclusive, and
+    where (the pages whose tables decide them, linked) or why (reasons, counted)."""
+    lines = []
+    for v in verdicts.VERDICTS:
+        d = claims[claims.verdict == v]
+        if len(d):
+            word = {"holds": "hold", "fails": "fail", "inconclusive": "inconclusive"}[v]
+            mark = f"*{len(d)} {word}*" if v == "inconclusive" else f"**{len(d)} {word}**"
+            lines.append(f"* {mark}: {_pages_cell(d, prefix) if v != 'inconclusive' else _why(d)}")
+    return "\n".join(lines)
+
+
+def _where(statement: str) -> str:
+    """The paper reference at the end of a statement (``... (Sec. 6.5)`` -> ``Sec. 6.5``)."""
+    m = re.search(r"\(((?:Sec|App|Fig)[^()]*)\)\s*$", _plain(statement))
+    return m.group(1) if m else "claim"
+
+
+def theory_list(errata_df: pd.DataFrame, prefix: str = "") -> str:
+    """Theory verdicts as short bullets: the errata by severity (each linked), then the statements not
+    reproduced and the checked groups that hold."""
+    e = errata_df[errata_df.id != ""]
+    lines = []
+    for s in SEVERITIES:
+        d = e[e.severity == s]
+        if len(d):
+            name = PLURAL[s] if len(d) != 1 else s
+            lines.append(f"* **{len(d)} {name}**: " + ", ".join(f"{{ref}}`{r.id} <{r.label}>`"
+                                                                 for r in d.itertuples()))
+    nr = errata_df[(errata_df.id == "") & (errata_df.verdict == "inconclusive")]
+    ok = errata_df[(errata_df.id == "") & (errata_df.verdict == "holds")]
+    tail = []
+    if len(nr):
+        refs = ", ".join(f"{{ref}}`{_where(r.statement)} <{r.label}>`" for r in nr.itertuples())
+        tail.append(f"*{len(nr)} not reproduced* ({refs})")
+    if len(ok):
+        tail.append(f"**{len(ok)} groups checked and holding** ({{doc}}`list <{prefix}theory/errata>`)")
+    if tail:
+        lines.append("* " + "; ".join(tail))
+    return "\n".join(lines)
+
+
 def first_screen(results: str | Path, errata_path: str | Path | None = None, prefix: str = "") -> str:
     """The intro's first screen: the answer sentence, then the experiment verdicts, then the
-    theory verdicts (errata by severity). ``prefix``: path from the page to the book root."""
+    theory verdicts (errata by severity), as short lists that fit a 1280 x 800 screen.
+    ``prefix``: path from the page to the book root."""
     c = verdicts.claims(Path(results))
     e = errata(errata_path)
     return "\n\n".join([
         answer_sentence(c, e),
-        f"**Experiments** ({len(c)} claims of Sec. 6 and App. H, from the committed tables; rule and "
-        f"numbers on {{doc}}`Findings <{prefix}findings>`):",
-        experiment_table(c, prefix),
-        f"**Theory** ({_n(int((e.id != '').sum()), 'erratum', 'errata')} by severity; statements and "
-        f"corrections on {{doc}}`Errata <{prefix}theory/errata>`):",
-        theory_table(e, prefix),
+        f"**Experiments**: {len(c)} claims of Sec. 6 and App. H, decided from the committed tables "
+        f"({{doc}}`rule and numbers <{prefix}findings>`):",
+        experiment_list(c, prefix),
+        f"**Theory**: {_n(int((e.id != '').sum()), 'erratum', 'errata')} by severity "
+        f"({{doc}}`statements and corrections <{prefix}theory/errata>`):",
+        theory_list(e, prefix),
         severity_legend(),
     ])
 

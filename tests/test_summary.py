@@ -102,13 +102,22 @@ def test_errata_have_a_known_severity_and_a_chapter(tmp_path):
         S.errata(tmp_path / "errata.md")
 
 
-def test_theory_table_counts_errata_by_severity():
+def test_theory_verdicts_count_errata_by_severity():
     e = S.errata()
-    table = S.theory_table(e)
+    table, items = S.theory_table(e), S.theory_list(e)
     for s in S.SEVERITIES:
         n = int((e.severity == s).sum())
         if n:
             assert f"| **erratum: {s}** | {n} |" in table
+            assert f"* **{n} {S.PLURAL[s] if n != 1 else s}**: " in items
+    assert "{ref}`Sec. 6.5 <e-fig5-layers>`" in items  # the statement not reproduced, by its paper reference
+
+
+def test_first_screen_is_sentence_then_experiments_then_theory():
+    text = S.first_screen(REPO / "book" / "experiments" / "results")
+    answer, exp, theory = (text.index(k) for k in ("pruning after training", "**Experiments**", "**Theory**"))
+    assert answer < exp < theory
+    assert len(text.split("**Theory**")[0].splitlines()) < 12  # short: the whole of it fits one screen
 
 
 @pytest.mark.parametrize("value, text", [(23013.13, "23,013"), (1.513149e-08, "0.0000000151"), (0.5, "0.5"),
