@@ -263,43 +263,6 @@ def _pages_cell(d: pd.DataFrame, prefix: str) -> str:
     return ", ".join(f"{{doc}}`{nb} <{prefix}experiments/{nb}>` ({k})" for nb, k in counts.items())
 
 
-def experiment_table(claims: pd.DataFrame, prefix: str = "") -> str:
-    """Experiment verdicts in three rows: how many claims hold, fail, are inconclusive, and where
-    (the pages whose tables decide them) or why (reason categories)."""
-    rows = []
-    for v in verdicts.VERDICTS:
-        d = claims[claims.verdict == v]
-        if d.empty:
-            continue
-        why = d.reason.map(verdicts.reason_category).value_counts()
-        reasons = "; ".join(f"{r}: {k}" for r, k in why.items())
-        where = _pages_cell(d, prefix) if v != "inconclusive" else reasons
-        rows.append({"verdict": MARK[v], "claims": len(d), "where (claims) / why": where})
-    return verdicts.to_markdown(pd.DataFrame(rows, columns=["verdict", "claims", "where (claims) / why"]))
-
-
-def theory_table(errata_df: pd.DataFrame, prefix: str = "") -> str:
-    """Theory verdicts: the errata counted by severity (each erratum linked), then the statements
-    that were not reproduced and the checked groups that hold."""
-    rows = []
-    e = errata_df[errata_df.id != ""]
-    for s in SEVERITIES:
-        d = e[e.severity == s]
-        if len(d):
-            rows.append({"verdict": f"**erratum: {s}**", "n": len(d),
-                         "which": ", ".join(f"{{ref}}`{r.id} <{r.label}>`" for r in d.itertuples())})
-    nr = errata_df[(errata_df.id == "") & (errata_df.verdict == "inconclusive")]
-    if len(nr):
-        rows.append({"verdict": "*not reproduced*", "n": len(nr),
-                     "which": ", ".join(f"{{ref}}`{_plain(r.statement)} <{r.label}>`"
-                                        for r in nr.itertuples())})
-    ok = errata_df[(errata_df.id == "") & (errata_df.verdict == "holds")]
-    if len(ok):
-        rows.append({"verdict": "**holds**", "n": len(ok),
-                     "which": f"groups of statements, {{doc}}`checked <{prefix}theory/errata>`"})
-    return verdicts.to_markdown(pd.DataFrame(rows, columns=["verdict", "n", "which"]))
-
-
 def _why(d: pd.DataFrame) -> str:
     """Reasons of inconclusive claims, counted: every reason that ends in "needs a GPU" as one group."""
     gpu = d.reason.str.endswith("needs a GPU")
