@@ -11,7 +11,10 @@
 # ---
 
 # %% [markdown]
-# # Choosing keep probabilities with Algorithm 1 (Fig. 5)
+# # Choosing keep probabilities with Algorithm 1 (paper Fig. 5)
+#
+# **Tests** the chapter {doc}`The trade-off: Algorithm 1 and the Pareto front <../theory/tradeoff>` (Errata
+# E11, E12 and the layer ordering of Sec. 6.5) on a trained MLP.
 #
 # **The paper claims** (Sec. 5.3, 6.5, App. E) that Algorithm 1, a fixed-point iteration on
 # $\partial J/\partial p_k = 0$ for $J = \lambda\gamma + (1-\lambda)\zeta$ with
@@ -89,7 +92,7 @@ pages.say(
     f"{stats.pct(stats.second_layer_share(ch), 0)} of the (seed, λ) runs with 0 < λ < 1.",
     f"- {int(alg.pareto.sum())} of {len(alg)} Algorithm 1 choices (means over seeds) lie on the "
     "empirical front "
-    f"of clean vs {attacks[0].upper()} accuracy (uniform grid and chosen points together); "
+    f"of clean vs {P.attack_label(attacks[0])} accuracy (uniform grid and chosen points together); "
     f"{int(mini.pareto.sum())} of {len(mini)} minimiser points do.",
     "- The distinct keep vectors the minimiser of J returns: "
     + ", ".join(f"({', '.join(f'{k:g}' for k in v)})" for v in vecs)
@@ -114,15 +117,16 @@ pages.say(
 # %% tags=["remove-input"]
 cap = dict(profile=profile, data=test, epochs=P.training_text(epochs, train_subset), seeds=seeds,
            n_eval=n_eval, device=P.devices(res.sweep), attacks=res.sweep[res.sweep.method == "magnitude"])
-acc_cols = {"clean_acc": "clean", **{f"adv_acc_{a}": a.upper() for a in attacks}}
+acc_cols = {"clean_acc": "clean", **{f"adv_acc_{a}": P.attack_label(a) for a in attacks}}
 fig = TF.choices_figure(ch, modes, layer_choices.keep_columns(ch), acc_cols)
 shown = P.figure(fig, "fig-algorithm1-choices", P.caption(
     "Keep probabilities chosen by Algorithm 1 (as printed) and by the minimiser of J, and the accuracy of "
     "the MLP pruned accordingly, against λ (paper Fig. 5)", **cap, extra=f"Algorithm 1: p0 = {p0}, "
     f"tol = {tol:g}, at most {max_iter} iterations; E||x|| = {x_norm:.3f}."), run.out)
-fig = TF.chosen_vs_grid_figure(pts[pts.src == "grid"], chosen, attacks[0].upper())
+fig = TF.chosen_vs_grid_figure(pts[pts.src == "grid"], chosen, P.attack_label(attacks[0]))
 shown = P.figure(fig, "fig-algorithm1-front", P.caption(
-    f"Chosen configurations vs the uniform magnitude keep grid, clean vs {attacks[0].upper()} accuracy",
+    f"Chosen configurations vs the uniform magnitude keep grid, clean vs {P.attack_label(attacks[0])} "
+    "accuracy",
     **cap, stat="points: means over seeds"), run.out)
 
 # %% [markdown]
@@ -133,3 +137,6 @@ shown = P.figure(fig, "fig-algorithm1-front", P.caption(
 pages.table(
     ch, run, "choices", ["mode", "method", "lam", *layer_choices.keep_columns(ch), "clean_acc", "seed"]
 )
+
+# %% tags=["remove-input"]
+pages.environment(run)

@@ -11,7 +11,10 @@
 # ---
 
 # %% [markdown]
-# # AutoAttack on the pruned MNIST MLP (Fig. 12, right)
+# # AutoAttack on the pruned MNIST MLP (paper Fig. 12, right)
+#
+# **Tests** the chapter {doc}`The empirical claims <../empirical>` (the sweet spot under the field's
+# standard attack).
 #
 # **The paper claims** (App. H.5, Fig. 12 right) that the sweet spot of magnitude pruning seen
 # under FGSM and PGD also appears under AutoAttack (standard: APGD-CE, APGD-T, FAB-T, Square).
@@ -58,6 +61,15 @@ pages.report(run, res, method, "(attack)", seeds)
 # %% [markdown]
 # ## Four attacks on the same images (Fig. 12, right)
 #
+# Two figures of two attacks each (gradient attacks, then CW and AutoAttack), all on the same
+# fixed images, models and keep ratios.
+#
+# ```{glue:figure} fig-autoattack_mlp-gradient
+# :name: fig-autoattack_mlp-gradient
+#
+# {glue:md}`fig-autoattack_mlp-gradient_caption`
+# ```
+#
 # ```{glue:figure} fig-autoattack_mlp-accuracy
 # :name: fig-autoattack_mlp-accuracy
 #
@@ -66,13 +78,19 @@ pages.report(run, res, method, "(attack)", seeds)
 
 # %% tags=["remove-input"]
 comp = pages.competence_of(res.models)
-grid = [dict(dataset=dataset, attack=a, eps=parse_eps(eps),
-             title=pages.panel_title(comp, model, dataset, f"{model} / {dataset} / {a}")) for a in attacks]
-shown = P.figure(P.accuracy_grid(res.sweep, grid, ncols=2), "fig-autoattack_mlp-accuracy", P.caption(
-    "Magnitude-pruned MLP under FGSM, PGD, CW and AutoAttack on one fixed subset (paper Fig. 12, right)",
-    profile=profile, data=res.sources[dataset], epochs=P.training_text(epochs, train_subset), seeds=seeds,
-    n_eval=f"{n_eval} fixed images (the same for every attack, keep ratio and seed)",
-    device=P.devices(res.sweep), attacks=res.sweep), run.out)
+for name, group in (("gradient", ["fgsm", "pgd"]), ("accuracy", ["cw", "autoattack"])):
+    grid = [dict(dataset=dataset, attack=a, eps=parse_eps(eps),
+                 title=pages.panel_title(comp, model, dataset, f"{model} / {dataset} / {P.attack_label(a)}"))
+            for a in attacks if a in group]
+    part = res.sweep[res.sweep.attack.isin(group)]
+    fig = (P.accuracy_grid(part, grid, ncols=2) if grid else
+           P.placeholder_figure(f"{' and '.join(map(P.attack_label, group))}: not run in profile {profile}."))
+    shown = P.figure(fig, f"fig-autoattack_mlp-{name}", P.caption(
+        f"Magnitude-pruned MLP under {' and '.join(map(P.attack_label, group))} on one fixed subset "
+        "(paper Fig. 12, right)",
+        profile=profile, data=res.sources[dataset], epochs=P.training_text(epochs, train_subset), seeds=seeds,
+        n_eval=f"{n_eval} fixed images (the same for every attack, keep ratio and seed)",
+        device=P.devices(res.sweep), attacks=part if len(part) else None), run.out)
 
 # %% [markdown]
 # ## Is each attack at least as strong as the weaker ones?
@@ -94,3 +112,6 @@ pages.table(stats.attack_ladder(res.sweep, order=attacks), run, "attack_ladder",
 cols = ["model", "dataset", "method", "attack", "keep_best", "adv_gain", "adv_gain_lo", "adv_gain_hi",
         "clean_drop"]
 pages.table(stats.sweet_spot(res.sweep), run, "sweet_spots", cols)
+
+# %% tags=["remove-input"]
+pages.environment(run)

@@ -11,7 +11,10 @@
 # ---
 
 # %% [markdown]
-# # Effect of depth (Fig. 4)
+# # Effect of depth (paper Fig. 4)
+#
+# **Tests** the chapter {doc}`Theorem 2 <../theory/theorem2>` (its depth factor: "the bound suggests an
+# exponential relationship between L and the expected robustness", Sec. 6.4).
 #
 # **The paper claims** (Sec. 6.4) that deeper MLPs need more pruning: "in larger models,
 # achieving a favorable balance between clean and robust performance requires a higher pruning
@@ -65,30 +68,35 @@ pages.say(
 # %% [markdown]
 # ## Clean and attacked accuracy per depth
 #
-# ```{glue:figure} fig-depth-accuracy
-# :name: fig-depth-accuracy
+# One figure per attack (FGSM, then PGD), the three depths as rows, each next to its paired gain.
 #
-# {glue:md}`fig-depth-accuracy_caption`
+# ```{glue:figure} fig-depth-fgsm
+# :name: fig-depth-fgsm
+#
+# {glue:md}`fig-depth-fgsm_caption`
+# ```
+#
+# ```{glue:figure} fig-depth-pgd
+# :name: fig-depth-pgd
+#
+# {glue:md}`fig-depth-pgd_caption`
 # ```
 
 # %% tags=["remove-input"]
-panels = [
-    dict(
-        model=m, attack=a, eps=parse_eps(eps), title=pages.panel_title(comp, m, dataset, f"{m} / {a.upper()}")
+for a in attacks:  # one figure per attack: three rows fit one screen
+    panels = [dict(model=m, attack=a, eps=parse_eps(eps),
+                   title=pages.panel_title(comp, m, dataset, f"{m} / {P.attack_label(a)}")) for m in models]
+    shown = P.figure(
+        P.accuracy_grid(res.sweep[res.sweep.attack == a], panels, ncols=2, row_height=2.3),
+        f"fig-depth-{a}",
+        P.caption(
+            f"Effect of depth under {P.attack_label(a)}: MLPs with 2, 3 and 4 weight matrices, "
+            f"{' vs '.join(methods)} pruning (paper Fig. 4)",
+            profile=profile, data=res.sources[dataset], epochs=P.training_text(epochs, train_subset),
+            seeds=seeds, n_eval=n_eval, device=P.devices(res.sweep),
+            attacks=res.sweep[res.sweep.attack == a]),
+        run.out,
     )
-    for a in attacks
-    for m in models
-]
-shown = P.figure(
-    P.accuracy_grid(res.sweep, panels, ncols=2),
-    "fig-depth-accuracy",
-    P.caption(
-        f"Effect of depth: MLPs with 2, 3 and 4 weight matrices, {' vs '.join(methods)} pruning "
-        "(paper Fig. 4)",
-        profile=profile, data=res.sources[dataset], epochs=P.training_text(epochs, train_subset), seeds=seeds,
-        n_eval=n_eval, device=P.devices(res.sweep), attacks=res.sweep),
-    run.out,
-)
 
 # %% [markdown]
 # The per-setting best keep ratios with their paired gains are in
@@ -102,3 +110,6 @@ pages.table(
     "sweet_spots",
     ["model", "method", "attack", "keep_best", "adv_gain", "adv_gain_lo", "adv_gain_hi"],
 )
+
+# %% tags=["remove-input"]
+pages.environment(run)

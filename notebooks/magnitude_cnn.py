@@ -11,7 +11,9 @@
 # ---
 
 # %% [markdown]
-# # Magnitude pruning of a CNN (Fig. 2, CNN panels; Fig. 9)
+# # Magnitude pruning of a CNN (paper Figs. 2, CNN panels, and 9)
+#
+# **Tests** the chapter {doc}`The empirical claims <../empirical>` (the sweet spot on a CNN).
 #
 # **The paper claims** (Sec. 6.3, App. H.3) that for a 4-layer CNN trained on CIFAR-10 and
 # CIFAR-100 and pruned by weight magnitude without retraining, "as we decrease the pruning
@@ -92,7 +94,7 @@ shown = P.figure(P.training_curve_figure(curve, limit, epochs[ds0]), "fig-magnit
 # %% tags=["remove-input"]
 comp = pages.competence_of(res.models)
 grid = [dict(dataset=ds, attack=a, eps=parse_eps(eps),
-             title=pages.panel_title(comp, model, ds, f"{model} / {ds} / {a}"))
+             title=pages.panel_title(comp, model, ds, f"{model} / {ds} / {P.attack_label(a)}"))
         for ds in res.sources for a in attacks]
 shown = P.figure(
     P.accuracy_grid(res.sweep, grid, ncols=2),
@@ -114,3 +116,6 @@ shown = P.figure(
 # %% tags=["remove-input"]
 cols = ["dataset", "method", "attack", "keep_best", "adv_gain", "adv_gain_lo", "adv_gain_hi", "clean_drop"]
 pages.table(stats.sweet_spot(res.sweep), run, "sweet_spots", cols)
+
+# %% tags=["remove-input"]
+pages.environment(run)

@@ -11,7 +11,10 @@
 # ---
 
 # %% [markdown]
-# # Magnitude pruning of MLPs (Fig. 2, MLP panels; Figs. 8 and 12)
+# # Magnitude pruning of MLPs (paper Figs. 2, MLP panels, 8 and 12)
+#
+# **Tests** the chapter {doc}`The empirical claims <../empirical>` (the sweet spot near $p = 0.9$); the
+# bound behind it is {doc}`Theorem 2 <../theory/theorem2>`.
 #
 # **The paper claims** (Sec. 6.3, App. H.2, H.5) that as weights of a trained MLP are removed by
 # magnitude, without retraining, "adversarial accuracy initially improves [...] while clean
@@ -98,7 +101,7 @@ def cap(dss):
 def panels(table, names):
     """One panel per (data set, attack in ``names``) that ``table`` holds, titled with the model."""
     return [dict(dataset=ds, attack=a, eps=e,
-                 title=pages.panel_title(comp, models[ds], ds, f"{models[ds]} / {ds} / {a}"))
+                 title=pages.panel_title(comp, models[ds], ds, f"{models[ds]} / {ds} / {P.attack_label(a)}"))
             for ds in res.sources for a in names if ((table.dataset == ds) & (table.attack == a)).any()]
 
 
@@ -183,3 +186,6 @@ shown = P.figure(P.accuracy_grid(extra, panels(extra, ["cw", "autoattack"]), nco
 cols = ["model", "dataset", "method", "attack", "keep_best", "adv_gain", "adv_gain_lo", "adv_gain_hi",
         "clean_drop"]
 pages.table(stats.sweet_spot(res.sweep), run, "sweet_spots", cols)
+
+# %% tags=["remove-input"]
+pages.environment(run)

@@ -13,6 +13,9 @@
 # %% [markdown]
 # # Use it on your own model
 #
+# **Belongs to** the chapter {doc}`The empirical claims <../empirical>`: the same question, asked of a model
+# of your own.
+#
 # The paper's question, does removing weights make a trained network more robust to adversarial
 # inputs (Sec. 6.3), can be asked of any `torch.nn.Module`. This page builds a small CNN by hand,
 # trains it briefly on MNIST with {func}`prunerob.core.fit.fit`, prunes it with two registered methods
@@ -110,7 +113,7 @@ pages.say(
 # ```
 
 # %%
-grid = [dict(attack=a, title=f"small_cnn{width} / {dataset} / {a}") for a in attacks]
+grid = [dict(attack=a, title=f"small_cnn{width} / {dataset} / {P.attack_label(a)}") for a in attacks]
 shown = P.figure(
     P.accuracy_grid(sweep, grid, ncols=2),
     "fig-own_model-accuracy",
@@ -129,3 +132,6 @@ shown = P.figure(
 
 # %% [markdown]
 # Every row of the sweep is in [sweep.csv](results/own_model/sweep.csv).
+
+# %% tags=["remove-input"]
+pages.environment(run)

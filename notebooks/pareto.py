@@ -11,7 +11,10 @@
 # ---
 
 # %% [markdown]
-# # Pareto fronts (Fig. 6, Lemma 2)
+# # Pareto fronts (paper Fig. 6, Lemma 2)
+#
+# **Tests** the chapter {doc}`The trade-off: Algorithm 1 and the Pareto front <../theory/tradeoff>` (Lemma
+# 2/3 and Remark 1, Errata E13 and E14).
 #
 # **The paper claims** (App. F) that the accuracy sweeps, re-plotted as points in (clean, attacked)
 # accuracy space, trace fronts whose "approximate upper-right boundary represent[s] empirically
@@ -142,3 +145,6 @@ pages.table(
     "accuracy_fronts",
     ["panel", "keep_ratio", "clean_mean", "adv_mean", "pareto"],
 )
+
+# %% tags=["remove-input"]
+pages.environment(run)

@@ -11,7 +11,11 @@
 # ---
 
 # %% [markdown]
-# # Adversarial risk and optimality against the keep ratio (Figs. 1, 7, 15, 16)
+# # Adversarial risk and optimality against the keep ratio (paper Figs. 1, 7, 15, 16)
+#
+# **Tests** the chapters {doc}`Theorem 2 <../theory/theorem2>` (Figs. 1, 7, 15), {doc}`Proposition 1
+# <../theory/proposition1>` (ζ), {doc}`The Bernoulli model <../theory/bernoulli>` (Erratum E1, the
+# estimator) and {doc}`Lemma 1 and Theorem 1 <../theory/lemma1_theorem1>` (Fig. 16).
 #
 # **Paper (Sec. 6.2, App. H.1, H.6).** Fig. 1 plots, against the keep probability $p$ and for
 # several budgets $\epsilon$, the adversarial risk of Definition 1,
@@ -168,8 +172,9 @@ shown = P.figure(TF.risk_figure(risk, eps_l2), "fig-risk_vs_keep-risk", P.captio
 d = risk[risk.eps == tightness_eps]
 risk_cols = ["thm2_printed", "thm2_times_eps", "thm2_corrected", "realised_mask_bound", "worst_case",
              "sampling_max", "sampling_mean"]
-panels = [(d, risk_cols, "adversarial risk", f"risk bounds vs estimates, ε = {tightness_eps:g} (L2)"),
-          (d[d.keep_ratio < 1], ["zeta_prop1_printed", "zeta_prop1_corrected", "zeta_est"], "ζ",
+panels = [(d, risk_cols, "adversarial risk γ (logits, L2)",
+           f"risk bounds vs estimates, ε = {tightness_eps:g} (L2)"),
+          (d[d.keep_ratio < 1], ["zeta_prop1_printed", "zeta_prop1_corrected", "zeta_est"], "ζ (logits, L2)",
            "optimality (p < 1)")]
 shown = P.figure(TF.bounds_figure(panels), "fig-risk_vs_keep-tightness", P.caption(
     "Tightness of Theorem 2 and Proposition 1 for the MNIST MLP (paper Fig. 15; log scale)", **cap), run.out)
@@ -192,7 +197,7 @@ shown = P.figure(TF.bounds_figure(panels), "fig-risk_vs_keep-tightness", P.capti
 tf_acc = ", ".join(f"seed {s}: {stats.pct(i['test_acc'])}"
                    for s, i in zip(seeds, tf_value["infos"], strict=True))
 panel = (tfr, ["thm1_printed", "thm1_corrected", "worst_case", "sampling_mean"],
-         "risk of the block (token space)", f"Theorem 1, ε = {tightness_eps:g}")
+         "risk of the block (token space, Frobenius)", f"Theorem 1, ε = {tightness_eps:g}")
 tf_cap = {**cap, "epochs": P.training_text(tf_epochs, tf_train_subset), "n_eval": min(tf_n_eval, len(x)),
           "extra": f"d = {tf_d}, {tf_heads} heads, patch {tf_patch}; test accuracy {tf_acc}. {cap['extra']} "
           f"The block sees the first {min(tf_n_eval, len(x))} of these inputs."}
@@ -206,6 +211,12 @@ shown = P.figure(TF.bounds_figure([panel]), "fig-risk_vs_keep-transformer", P.ca
 # The paper's Fig. 7 shows the CNN on CIFAR-100, which is not available offline: this is `cnn4` on
 # the (lossy JPEG) CIFAR-10, with Bernoulli masks on every conv and linear weight; run when
 # `run_cnn` is set.
+#
+# ```{glue:figure} fig-risk_vs_keep-cnn
+# :name: fig-risk_vs_keep-cnn
+#
+# {glue:md}`fig-risk_vs_keep-cnn_caption`
+# ```
 
 # %% tags=["remove-input"]
 if run_cnn:
@@ -229,11 +240,13 @@ if run_cnn:
                "extra": f"{cnn_n_masks} Bernoulli masks per p; K = {cnn_k_samples}; gradient ascent "
                f"{worst_case_steps} steps × 1 start. Inputs: {cnn_subset}. Models: "
                f"{ccomp.loc[('cnn4', cnn_dataset), 'competence_label']}."}
-    P.show(TF.risk_figure(cnn, cnn_eps_l2), P.caption(
+    shown = P.figure(TF.risk_figure(cnn, cnn_eps_l2), "fig-risk_vs_keep-cnn", P.caption(
         "Adversarial risk and optimality against the keep probability for a 4-layer CNN on CIFAR-10 "
-        "(analogue of paper Fig. 7)", **cnn_cap), run.out, "fig-risk_vs_keep-cnn")
+        "(analogue of paper Fig. 7)", **cnn_cap), run.out)
 else:
-    pages.say(f"The CNN part was not run in profile `{profile}` (`run_cnn = False`).")
+    shown = P.figure(P.placeholder_figure(
+        f"The CNN part was not run in profile `{profile}` (run_cnn = False)."),
+                     "fig-risk_vs_keep-cnn", f"**Not run** in profile `{profile}` (`run_cnn = False`).")
 
 # %% [markdown]
 # ## The ViT panel of Fig. 7: needs a GPU
@@ -257,3 +270,6 @@ cnn_infos = [n.info() for n in cnets.values()] if run_cnn else []
 P.save_table(pages.train_summary([n.info() for n in nets.values()] + tf_infos + cnn_infos), run.out, "models")
 pages.save_units(run)
 pages.table(risk, run, "risk_mlp", ["seed", "keep_ratio", "eps", "sampling_mean", "worst_case", "zeta_est"])
+
+# %% tags=["remove-input"]
+pages.environment(run)

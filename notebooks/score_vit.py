@@ -11,7 +11,11 @@
 # ---
 
 # %% [markdown]
-# # Score-based (Taylor) pruning of a ViT (Figs. 3, 10, 11, 13, 14)
+# # Score-based (Taylor) pruning of a ViT (paper Figs. 3, 10, 11, 13, 14)
+#
+# **Tests** the chapter {doc}`Lemma 1 and Theorem 1 <../theory/lemma1_theorem1>` (pruning a transformer) and
+# the claims of {doc}`The empirical claims <../empirical>`; the Taylor score itself is Erratum {ref}`E16
+# <e-taylor-score>`.
 #
 # **The paper claims** (Sec. 6.3, App. H.4, H.5, I) that pruning a fine-tuned tiny ViT by
 # first-order Taylor scores $s_{ij} = \mathbb{E}_\text{batch}|w_{ij}\,\partial\mathcal{L}/\partial
@@ -76,25 +80,64 @@ pages.report(run, res, "taylor", "(data set, attack, budget)", seeds, [
 # %% [markdown]
 # ## FGSM, PGD, CW and AutoAttack (Figs. 3, 10, 11, 13, 14)
 #
-# ```{glue:figure} fig-score_vit-attacks
-# :name: fig-score_vit-attacks
+# Four figures of at most two rows: FGSM and PGD at the main budget on each data set (Figs. 3 and
+# 10), FGSM at the larger budget (Fig. 11) and the subset attacks, CW and AutoAttack (Figs. 13 and
+# 14). A panel's curves are measured on the run's evaluation images; the competence accuracy in a
+# panel title is measured on the full test set, so the two numbers differ.
 #
-# {glue:md}`fig-score_vit-attacks_caption`
+# ```{glue:figure} fig-score_vit-cifar10
+# :name: fig-score_vit-cifar10
+#
+# {glue:md}`fig-score_vit-cifar10_caption`
+# ```
+#
+# ```{glue:figure} fig-score_vit-imagenette
+# :name: fig-score_vit-imagenette
+#
+# {glue:md}`fig-score_vit-imagenette_caption`
+# ```
+#
+# ```{glue:figure} fig-score_vit-fgsm-large
+# :name: fig-score_vit-fgsm-large
+#
+# {glue:md}`fig-score_vit-fgsm-large_caption`
+# ```
+#
+# ```{glue:figure} fig-score_vit-subset
+# :name: fig-score_vit-subset
+#
+# {glue:md}`fig-score_vit-subset_caption`
 # ```
 
 # %% tags=["remove-input"]
 comp = pages.competence_of(res.models)
-cells = res.sweep[["dataset", "attack", "eps"]].drop_duplicates().itertuples()
-grid = [dict(dataset=c.dataset, attack=c.attack, eps=c.eps, title=pages.panel_title(
-    comp, model, c.dataset, f"{c.dataset} / {c.attack} {format_eps(c.eps)}")) for c in cells]
-shown = P.figure(P.accuracy_grid(res.sweep, grid, ncols=2), "fig-score_vit-attacks", P.caption(
-    "Taylor-score vs random pruning of a ViT trained from scratch (paper Figs. 3, 10, 11, 13, 14)",
-    profile=profile, data=list(res.sources.values()),
-    epochs=P.training_text(epochs, train_subset, list(res.sources)), seeds=seeds,
-    n_eval=f"{n_eval}" + f"; subset attacks {subset_attacks}: {subset_n} fixed images" * bool(subset_attacks),
-    device=P.devices(res.sweep),
-    attacks=res.sweep, extra=f"Main budget {format_eps(parse_eps(eps))}; Taylor scores from "
-    f"{score_examples} training images."), run.out)
+main_eps = parse_eps(eps)
+is_main = abs(res.sweep.eps - main_eps) < 1e-9
+groups = {ds: res.sweep[(res.sweep.dataset == ds) & res.sweep.attack.isin(["fgsm", "pgd"]) & is_main
+                        & (res.sweep.part == "main")] for ds in ("cifar10", "imagenette")}
+groups["fgsm-large"] = res.sweep[res.sweep.part == "fgsm_extra"]
+groups["subset"] = res.sweep[res.sweep.part == "subset"]
+what = {"cifar10": "CIFAR-10, main budget (paper Figs. 3, 10)",
+        "imagenette": "Imagenette (64 px), main budget (paper Figs. 3, 10)",
+        "fgsm-large": "FGSM at the larger budget (paper Fig. 11)",
+        "subset": "CW and AutoAttack on a fixed subset (paper Figs. 13, 14)"}
+for name, part in groups.items():
+    cells = part[["dataset", "attack", "eps"]].drop_duplicates().itertuples()
+    grid = [dict(dataset=c.dataset, attack=c.attack, eps=c.eps, title=pages.panel_title(
+        comp, model, c.dataset, f"{c.dataset} / {P.attack_label(c.attack)} {format_eps(c.eps)}"))
+        for c in cells]
+    fig = (P.accuracy_grid(part, grid, ncols=2) if grid else
+           P.placeholder_figure(f"{what[name]}: not run in profile {profile}."))
+    shown = P.figure(fig, f"fig-score_vit-{name}", P.caption(
+        f"Taylor-score vs random pruning of a ViT trained from scratch: {what[name]}",
+        profile=profile, data=list(res.sources.values()),
+        epochs=P.training_text(epochs, train_subset, list(res.sources)), seeds=seeds,
+        n_eval=f"{n_eval}"
+        + f"; subset attacks {subset_attacks}: {subset_n} fixed images" * bool(subset_attacks),
+        device=P.devices(res.sweep), attacks=part if len(part) else None,
+        extra=f"Main budget {format_eps(main_eps)}; Taylor scores from {score_examples} training images. "
+        "Competence in a panel title: accuracy on the full test set; curves: on the evaluation images."),
+        run.out)
 
 # %% [markdown]
 # ## Needs a GPU: the competent ViT, Fig. 14 (AutoAttack) and the ViT panel of Fig. 7
@@ -120,3 +163,6 @@ pages.say(pages.gpu_note(res.models, comp, "autoattack" in subset_attacks))
 cols = ["dataset", "method", "attack", "eps", "keep_best", "adv_gain", "adv_gain_lo", "adv_gain_hi",
         "clean_drop"]
 pages.table(stats.sweet_spot(res.sweep), run, "sweet_spots", cols)
+
+# %% tags=["remove-input"]
+pages.environment(run)

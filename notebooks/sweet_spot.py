@@ -13,6 +13,9 @@
 # %% [markdown]
 # # Where the sweet spot comes from
 #
+# **Belongs to** the chapter {doc}`The empirical claims <../empirical>`: where the sweet spot of its figures
+# comes from.
+#
 # **The paper claims** (Sec. 6.3, Fig. 2) that attacked accuracy first rises as weights are pruned,
 # then falls: a sweet spot near $p = 0.9$ for the MNIST MLP at $\epsilon = 4/255$. Our other pages do
 # not see it at that budget. This chapter maps the **paired robustness gain** of pruning, attacked
@@ -204,7 +207,7 @@ labels_pf = {k: v.label for k, v in pitfalls.PITFALLS.items()}
 shown = P.figure(figures.pitfall_panels(pit_rows, labels_pf, pitfall_attacks[0]), "fig-sweet_spot-pitfalls",
                  P.caption("Pitfalls (wrong on purpose) vs the correct run, MNIST MLP, eps = 4/255",
                            **cap,
-                           n_eval=pitfall_n, attacks=pitfall_attacks[0].upper(),
+                           n_eval=pitfall_n, attacks=P.attack_label(pitfall_attacks[0]),
                            extra="grey: the correct run, in every panel; red: the pitfall"), run.out)
 pages.say("\n".join(pitfalls.describe(shapes)))
 
@@ -218,7 +221,7 @@ pages.say("\n".join(pitfalls.describe(shapes)))
 # ```
 
 # %% tags=["remove-input"]
-rule_g["setting"] = rule_g.attack.str.upper() + " " + rule_g.eps.map(format_eps)
+rule_g["setting"] = rule_g.attack.map(P.attack_label) + " " + rule_g.eps.map(format_eps)
 shown = P.figure(figures.gain_curves(rule_g, "method", "setting", P.METHOD_LABELS), "fig-sweet_spot-rules",
                  P.caption("Paired gain per pruning rule, MNIST MLP", **cap, n_eval=rule_n,
                            attacks=figures.attack_grid_text(rule_rows),
@@ -238,7 +241,7 @@ pages.say("\n".join(verdict.best_lines(rule_g, "method")))
 
 # %% tags=["remove-input"]
 train_g["model"] = train_g.train_epochs.astype(str) + " epochs, width " + train_g.width.astype(str)
-train_g["setting"] = train_g.attack.str.upper() + " " + train_g.eps.map(format_eps)
+train_g["setting"] = train_g.attack.map(P.attack_label) + " " + train_g.eps.map(format_eps)
 shown = P.figure(figures.gain_curves(train_g, "model", "setting"), "fig-sweet_spot-training",
                  P.caption("Paired gain by training length and width, MNIST MLP (magnitude)", **{
                      **cap, "seeds": train_seeds, "epochs": f"{train_epochs} epochs, widths {widths}"},
@@ -280,3 +283,6 @@ if cnn_rows is not None and not cnn_rows.empty:
 # [gains_main.csv](results/sweet_spot/gains_main.csv)): the sweeps
 # (`sweep_*.csv`, with per-example `clean_bits` / `adv_bits`), the gains (`gains_*.csv`), the
 # strong-attack rows and labels, the pitfall rows and shapes, and the mechanism metrics.
+
+# %% tags=["remove-input"]
+pages.environment(run)

@@ -43,6 +43,7 @@ class Registry(Generic[T]):
         self.kind = kind or param
         self._items: dict[str, T] = {}
         self._origins: dict[str, str] = {}
+        _REGISTRIES[param] = self
 
     def register(self, name: str, *, replace: bool = False) -> Callable[[Any], Any]:
         """Decorator registering a class (stored as an instance) or an object under ``name``.
@@ -121,6 +122,24 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind}: {', '.join(self._items)})"
+
+
+#: every registry by its parameter name (``method``, ``attack``, ``arch``), filled as they are made
+_REGISTRIES: dict[str, Registry] = {}
+
+
+def registered(param: str) -> Registry | None:
+    """The registry of ``param`` (``"method"``, ``"attack"``, ``"arch"``) once its package has been
+    imported, else None. Torch-free: the rendering layer reads legend labels through it."""
+    return _REGISTRIES.get(param)
+
+
+def label_of(param: str, name: str) -> str:
+    """The ``label`` of ``name`` in the registry of ``param``; the name itself when the registry is
+    not loaded or has no such entry (e.g. ``algorithm1`` in a legend)."""
+    reg = _REGISTRIES.get(param)
+    item = reg._items.get(name) if reg is not None else None
+    return str(getattr(item, "label", "") or name)
 
 
 def import_submodules(package: str) -> list[str]:

@@ -38,6 +38,7 @@ from prunerob.analysis.stats import (  # noqa: F401  (re-exported for old caller
     t_quantile,
 )
 from prunerob.config import ConfigError, atomic_write_text, format_eps
+from prunerob.core.registry import label_of, registered
 
 #: colours of the pruning methods (the random baseline is grey everywhere)
 METHOD_COLORS = {
@@ -48,15 +49,51 @@ METHOD_COLORS = {
     "random": "0.45",
     "algorithm1": "C3",
 }
-#: short names used in legends
-METHOD_LABELS = {
-    "magnitude": "magnitude (layer-wise)",
-    "magnitude_global": "magnitude (global)",
-    "taylor": "Taylor score",
-    "bernoulli_uniform": "Bernoulli(p)",
-    "random": "random (baseline)",
-}
-KEEP_LABEL = "keep ratio p (fraction of weights kept)"
+
+
+def method_label(name: str) -> str:
+    """Legend name of a pruning method: the ``label`` of its entry in the :mod:`prunerob.core.pruning`
+    registry; a name that is not a registered method (e.g. ``algorithm1``) is returned as is.
+    Read through the torch-free :func:`prunerob.core.registry.label_of`."""
+    return label_of("method", name)
+
+
+def attack_label(name: str) -> str:
+    """Legend name of an attack: the ``label`` of its entry in the :mod:`prunerob.core.attacks`
+    registry (``FGSM``, ``PGD``, ``CW-Linf``, ``AutoAttack``); other names as they are."""
+    return label_of("attack", name)
+
+
+class _RegistryLabels(Mapping):
+    """Read-only ``{method name: legend label}`` view of the pruning registry (for old callers)."""
+
+    def __getitem__(self, name: str) -> str:
+        reg = registered("method")
+        if reg is None or name not in reg.names():
+            raise ConfigError(f"method={name!r} is not a registered pruning method")
+        return method_label(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except ConfigError:
+            return default
+
+    def __iter__(self):
+        reg = registered("method")
+        return iter(reg.names() if reg is not None else ())
+
+    def __len__(self) -> int:
+        reg = registered("method")
+        return len(reg.names()) if reg is not None else 0
+
+
+#: legend names of the registered pruning methods (the registry's ``label``; kept for old callers)
+METHOD_LABELS: Mapping[str, str] = _RegistryLabels()
+#: x label of every keep-ratio axis (short enough for a half-width panel)
+KEEP_LABEL = "keep ratio p (fraction kept)"
+#: ticks of a keep-ratio axis
+KEEP_TICKS = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)
 
 #: Figure geometry for the book. sphinx-book-theme's content column is about 730 CSS px wide; a
 #: PNG of ``PAGE_WIDTH_IN`` = 7 inches at :data:`DPI` = 200 is 1400 px and is shown scaled to
@@ -173,18 +210,27 @@ def _palette(methods: Sequence[str]) -> dict[str, Any]:
     out, k = {}, 0
     for m in methods:
         if m in METHOD_COLORS:
-            out[METHOD_LABELS.get(m, m)] = METHOD_COLORS[m]
+            out[method_label(m)] = METHOD_COLORS[m]
         else:
-            out[METHOD_LABELS.get(m, m)] = cycle[k % len(cycle)]
+            out[method_label(m)] = cycle[k % len(cycle)]
             k += 1
     return out
 
 
-def _finish_keep_axis(ax, invert: bool, ylabel: str, title: str | None) -> None:
-    ax.set_xlabel(KEEP_LABEL)
-    ax.set_ylabel(ylabel)
-    if invert and not ax.xaxis_inverted():
+def keep_axis(ax, invert: bool = True, label: str = KEEP_LABEL) -> None:
+    """A keep-ratio x axis: its label, ticks every 0.2 from 1 (no pruning) down to 0, and
+    pruning increasing to the right when ``invert`` (as the paper reads it)."""
+    ax.set_xlabel(label)
+    ax.set_xticks(KEEP_TICKS)
+    ax.set_xticklabels([f"{k:g}" for k in KEEP_TICKS])
+    ax.set_xlim(1.03, -0.03)
+    if not invert:
         ax.invert_xaxis()
+
+
+def _finish_keep_axis(ax, invert: bool, ylabel: str, title: str | None) -> None:
+    keep_axis(ax, invert)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     if title:
         ax.set_title(title)
@@ -237,15 +283,15 @@ def plot_accuracy_vs_keep(
     d, att, e = _select(df, attack, eps, "plot_accuracy_vs_keep")
     methods = _methods(d, methods)
     scale = 100.0 if percent else 1.0
-    attacked = f"{att.upper()} {format_eps(e)}"
+    attacked = f"{attack_label(att)} {format_eps(e)}"
     cols = {"adv_acc": attacked, **({"clean_acc": "clean"} if clean else {})}
     long = (d[d.method.isin(methods)]
             .melt(id_vars=["method", "keep_ratio", "seed"], value_vars=list(cols), var_name="measure",
                   value_name="acc")
             .assign(acc=lambda t: t.acc.astype(float) * scale,
                     measure=lambda t: t.measure.map(cols),
-                    method=lambda t: t.method.map(lambda m: METHOD_LABELS.get(m, m))))
-    order = [METHOD_LABELS.get(m, m) for m in methods]
+                    method=lambda t: t.method.map(method_label)))
+    order = [method_label(m) for m in methods]
     styles = [s for s in ("clean", attacked) if s in cols.values()]
     sns.lineplot(data=long, x="keep_ratio", y="acc", hue="method", hue_order=order, palette=_palette(methods),
                  style="measure", style_order=styles, dashes={"clean": "", attacked: (4, 2)},
@@ -342,9 +388,9 @@ def plot_gain_vs_keep(
     # seaborn's own sort is not stable; the bootstrap needs the examples in evaluation order (the
     # order stats.paired_gains resamples), so sort stably here and tell seaborn not to sort.
     long = (long.assign(gain=long.gain.astype(float) * 100.0,
-                        method=long.method.map(lambda m: METHOD_LABELS.get(m, m)))
+                        method=long.method.map(method_label))
             .sort_values(["method", "keep_ratio"], kind="stable"))
-    order = [METHOD_LABELS.get(m, m) for m in methods]
+    order = [method_label(m) for m in methods]
     note = resolution_note(gains)
     if not gains.empty and np.isfinite(gains.resolution).any():
         r = 100.0 * float(gains.resolution.max())
@@ -356,7 +402,7 @@ def plot_gain_vs_keep(
                      marker="s", markersize=4.5, dashes=False, errorbar=errorbar, err_style="band",
                      sort=False,
                      err_kws={"alpha": 0.2, "linewidth": 0}, legend=legend, ax=ax)
-    _finish_keep_axis(ax, invert, f"{att.upper()} accuracy gain (pp)", title)
+    _finish_keep_axis(ax, invert, f"{attack_label(att)} accuracy gain (pp)", title)
     clipped = _scale_gain_axis(ax, gains)
     if clipped:
         note = " ".join(x for x in (note, clipped) if x)
@@ -381,12 +427,36 @@ def _scale_gain_axis(ax, gains: pd.DataFrame, floor_pp: float = 2.0, factor: flo
     if low >= bottom:
         return None
     ax.set_ylim(bottom, up * 1.25)
-    cut = gains[lo < bottom]
-    keeps = ", ".join(f"{k:g}" for k in sorted(cut.keep_ratio.astype(float).unique(), reverse=True))
-    ax.text(0.02, 0.03, f"↓ off scale: p = {keeps}", transform=ax.transAxes, fontsize=7, color="0.3",
-            ha="left", va="bottom")
+    cut = sorted(gains[lo < bottom].keep_ratio.astype(float).unique(), reverse=True)
+    keeps = ", ".join(f"{k:g}" for k in cut)
+    if "method" in gains.columns and gains.method.nunique() > 1:  # one line per method
+        lines = []
+        for m, gm in gains[lo < bottom].groupby("method", sort=False):
+            mine = gains[gains.method == m].keep_ratio.astype(float)
+            off = sorted(gm.keep_ratio.astype(float), reverse=True)
+            lines.append(f"{method_label(m)}: {_keep_set(off, mine)}")
+        text = "↓ off scale:\n" + "\n".join(lines)
+    else:
+        text = f"↓ off scale: {_keep_set(cut, gains.keep_ratio.astype(float))}"
+    t = ax.text(0.03, 0.04, text,
+                transform=ax.transAxes, fontsize=MIN_FONT_PT, color="0.3", ha="left", va="bottom",
+                clip_on=True, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0})
+    t.set_in_layout(False)  # inside the axes: never widens the layout
     return (f"The gain axis is scaled to the effect near zero; losses below {bottom:.1f} pp "
             f"(keep ratios {keeps}, down to {low:.1f} pp) are off scale.")
+
+
+def _keep_set(cut: Sequence[float], keeps: Iterable[float]) -> str:
+    """Short text for the keep ratios ``cut`` out of all ``keeps``: ``p ≤ 0.85`` when they are
+    every keep at or below their largest, else at most three of them (``p = 0.5, 0.3, …``)."""
+    if not len(cut):
+        return ""
+    top = max(cut)
+    below = sorted({float(k) for k in keeps if k <= top + 1e-12}, reverse=True)
+    if len(cut) > 1 and np.allclose(below, sorted(cut, reverse=True)):
+        return f"p ≤ {top:g}"
+    shown = ", ".join(f"{k:g}" for k in list(cut)[:3])
+    return f"p = {shown}{', …' if len(cut) > 3 else ''}"
 
 
 def interval_text(interval: str, level: float = 0.95, n_seeds: int | None = None) -> str:
@@ -402,19 +472,27 @@ def interval_text(interval: str, level: float = 0.95, n_seeds: int | None = None
 def training_curve_figure(curve: pd.DataFrame, threshold: float | None, chosen: int | None = None):
     """Test accuracy (%) against training epochs (:func:`prunerob.studies.pages.training_curve`), with the
     competence threshold as a dashed line and the epoch count the profile uses marked."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.2), layout="constrained")
-    d = curve.assign(acc=curve.test_acc.astype(float) * 100.0)
-    sns.lineplot(data=d, x="epoch", y="acc", hue="seed" if d.seed.nunique() > 1 else None, marker="o",
-                 ax=ax)
-    if threshold is not None:
-        ax.axhline(100.0 * threshold, color="0.35", linestyle="--", linewidth=1.0,
-                   label=f"competence threshold {100 * threshold:.0f}%")
-    if chosen is not None:
-        ax.axvline(chosen, color="tab:red", linewidth=1.0, alpha=0.7, label=f"profile uses {chosen} epochs")
-    ax.set_xlabel("training epochs (all training images)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 3.4), layout="constrained")
+        d = curve.assign(acc=curve.test_acc.astype(float) * 100.0)
+        sns.lineplot(data=d, x="epoch", y="acc", hue="seed" if d.seed.nunique() > 1 else None, marker="o",
+                     ax=ax, label=None if d.seed.nunique() > 1 else "test accuracy")
+        if threshold is not None:
+            ax.axhline(100.0 * threshold, color="0.35", linestyle="--", linewidth=1.0,
+                       label=f"competence threshold {100 * threshold:.0f}%")
+        if chosen is not None:
+            ax.axvline(chosen, color="tab:red", linewidth=1.0, alpha=0.7,
+                       label=f"profile uses {chosen} epochs")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+        ax.set_xlabel("training epochs (all training images)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        fig.legend(handles, labels, loc="outside lower center", ncols=3, frameon=False)
     return fig
 
 
@@ -453,7 +531,7 @@ def accuracy_grid(df: pd.DataFrame, panels: Sequence[Mapping[str, Any]], *, ncol
             title = title or ", ".join(str(v) for v in spec.values())
             ax = axes[i, 0] if gain else axes.flat[i]
             _, att, e = _select(d, attack, eps, "accuracy_grid")
-            attacked.add(f"{att.upper()} {format_eps(e)}")
+            attacked.add(f"{attack_label(att)} {format_eps(e)}")
             plot_accuracy_vs_keep(d, ax, attack=attack, eps=eps, methods=methods, level=level, title=title,
                                   legend=(i == 0))
             if gain:
@@ -509,7 +587,7 @@ def attack_summary(df: pd.DataFrame) -> str:
     parts = []
     for key, grp in df.groupby(cols, sort=True, dropna=False):
         r = dict(zip(cols, key if isinstance(key, tuple) else (key,), strict=True))
-        bits = [f"{str(r['attack']).upper()} (L∞, ε = {format_eps(float(r['eps']))}"]
+        bits = [f"{attack_label(str(r['attack']))} (L∞, ε = {format_eps(float(r['eps']))}"]
         if pd.notna(r.get("attack_steps", np.nan)):
             st = int(r["attack_steps"])
             bits.append(f"{st} step{'s' if st != 1 else ''}")
@@ -652,6 +730,16 @@ def figure(fig, name: str, caption: str, out_dir: str | os.PathLike | None = Non
     glue(f"{name}_caption", Markdown(text))
     plt.close(fig)
     return {**paths, "caption": text}
+
+
+def placeholder_figure(text: str):
+    """A one-line figure saying why a numbered figure has no panels in this run (e.g. a part not run
+    in the profile), so that its glued number and caption still exist and the page builds."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 0.8), layout="constrained")
+        ax.axis("off")
+        ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    return fig
 
 
 def save_table(df: pd.DataFrame, out_dir: str | os.PathLike, name: str) -> Path:

@@ -22,6 +22,7 @@ import torch
 from IPython.display import Markdown, display
 
 from prunerob.analysis import competence, stats
+from prunerob.analysis.summary import environment_text, tidy_table
 from prunerob.config import device_name, resolve_device
 from prunerob.core.data import load_dataset
 from prunerob.core.train import TrainConfig, train_model
@@ -30,7 +31,8 @@ from prunerob.engine import adopt, store
 from prunerob.engine.experiment import TRAIN_CODE, run_experiment, train_summary  # noqa: F401  (notebooks: pages.train_summary)
 from prunerob.render.plotting import devices, save_table
 
-__all__ = ["Run", "setup", "say", "table", "competence_of", "panel_title", "findings", "report"]
+__all__ = ["Run", "setup", "say", "table", "environment", "competence_of", "panel_title", "findings",
+           "report"]
 
 
 @dataclass
@@ -73,7 +75,8 @@ def say(*paragraphs: str) -> None:
 
 def table(df: pd.DataFrame, run: Run, name: str, columns: Sequence[str] | None = None, rows: int = 6) -> None:
     """Save ``df`` as ``<out>/<name>.csv`` and display its size and its first ``rows`` rows
-    (only ``columns`` when given); the page links the full CSV."""
+    (only ``columns`` when given) as text in fixed notation, gains in pp, ε as on the figure axes
+    and no ``NaN`` / ``None`` (:func:`prunerob.analysis.summary.tidy_table`); the page links the full CSV."""
     save_table(df, run.out, name)
     if df.empty:
         display(Markdown(f"`{name}.csv`: no rows."))
@@ -85,7 +88,13 @@ def table(df: pd.DataFrame, run: Run, name: str, columns: Sequence[str] | None =
             + (f"; the first {rows}:" if len(df) > rows else ":")
         )
     )
-    display(shown.head(rows).round(4))
+    display(tidy_table(shown.head(rows)))
+
+
+def environment(run: Run) -> None:
+    """The page's last line: Python and library versions, CPU model and GPU of this run
+    (:func:`prunerob.analysis.summary.environment_text`), with the device the run used."""
+    say(environment_text(f"This page was computed (device {run.device_text})"))
 
 
 def competence_of(models: pd.DataFrame) -> pd.DataFrame:
@@ -94,10 +103,12 @@ def competence_of(models: pd.DataFrame) -> pd.DataFrame:
 
 
 def panel_title(comp: pd.DataFrame, model: str, dataset: str, text: str) -> str:
-    """``text``, with ``— not competent (x % < y %)`` appended when the model is below its threshold."""
+    """``text``, with ``not competent (x % < y %) on the full test set`` appended when the model is
+    below its threshold: the competence accuracy is measured on the whole test split, while the
+    panel's curves are measured on the run's evaluation subset, so the two numbers differ."""
     key = (model, dataset)
     if key in comp.index and not bool(comp.loc[key, "competent"]):
-        return f"{text}\n{comp.loc[key, 'competence_label']}"
+        return f"{text}\n{comp.loc[key, 'competence_label']} on the full test set"
     return text
 
 

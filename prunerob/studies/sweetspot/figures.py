@@ -25,6 +25,8 @@ __all__ = ["heatmap", "gain_curves", "accuracy_curves", "pitfall_panels", "mecha
            "attack_grid_text"]
 
 MARK = {"gain": "*", "loss": "\u2020", "none": ""}
+#: what each mark means, for the heatmap's key (only marks that occur are named)
+MARK_TEXT = {"gain": "* significant gain", "loss": "\u2020 significant loss"}
 #: panel titles of the mechanism metrics (prunerob.studies.sweetspot.mechanism)
 METRIC_TITLES = {
     "margin": "clean logit margin",
@@ -32,32 +34,57 @@ METRIC_TITLES = {
     "radius_ok": "first-order robust fraction",
     "lipschitz": "realised Lipschitz bound",
 }
+#: y-axis labels (with units) of the mechanism metrics
+METRIC_YLABELS = {
+    "margin": "logit margin (logits)",
+    "grad_l1": "$\\|\\nabla_x$ CE$\\|_1$ (loss per input unit)",
+    "radius_ok": "fraction of test images",
+    "lipschitz": "bound (logits per input unit, L2)",
+}
+
+
+def eps_tick(eps: float) -> str:
+    """An ε of the heatmap's axis in ONE notation, decimals (``0.05``, ``0.016``), with the paper's
+    ``k/255`` in brackets where ε is one: ``0.016 (4/255)``."""
+    paper = format_eps(float(eps))
+    dec = f"{float(eps):.2g}"
+    return f"{dec}\n({paper})" if "/" in paper else dec
+
+
+def _cell_text(value: float, mark: str) -> str:
+    """A heatmap cell: the gain in pp with one decimal, ``0.0`` without a sign when it rounds to
+    zero (never ``-0.0``), followed by its significance mark."""
+    if not np.isfinite(value):
+        return ""
+    text = f"{100 * value:+.1f}"
+    if text in ("+0.0", "-0.0"):
+        text = "0.0"
+    return text + MARK.get(mark, "")
 
 
 def _annot(g: pd.DataFrame) -> pd.DataFrame:
-    txt = g.assign(
-        t=[
-            f"{100 * v:+.1f}{MARK.get(s, '')}" if np.isfinite(v) else ""
-            for v, s in zip(g.gain, g.significant, strict=True)
-        ]
-    )
+    txt = g.assign(t=[_cell_text(v, s) for v, s in zip(g.gain, g.significant, strict=True)])
     return cell_table(txt, "t")
 
 
 def heatmap(g: pd.DataFrame, panels: Sequence[str], title: str = "") -> plt.Figure:
     """Paired gain (pp) over keep ratio x eps, one panel (row) per attack in ``panels``; ``*`` marks
-    a significant gain and ``\u2020`` a significant loss (:func:`prunerob.studies.sweetspot.grid.flag`).
-    The colour scale is symmetric-log (linear within +-1 pp) so small gains stay visible."""
+    a significant gain and ``\u2020`` a significant loss (:func:`prunerob.studies.sweetspot.grid.flag`), and
+    the key names only the marks that occur. The unpruned row (p = 1, the baseline: 0 by definition)
+    is left out; ε is written in one notation (:func:`eps_tick`). The colour scale is
+    symmetric-log (linear within +-1 pp) so small gains stay visible."""
+    g = g[g.keep_ratio < 1.0]
     n_keep = g.keep_ratio.nunique()
     with plt.rc_context(P.STYLE):
         fig, axes = plt.subplots(
-            len(panels), 1, figsize=(P.PAGE_WIDTH_IN, (0.32 * n_keep + 1.3) * len(panels)), squeeze=False
+            len(panels), 1, figsize=(P.PAGE_WIDTH_IN, (0.26 * n_keep + 1.25) * len(panels) + 0.3),
+            squeeze=False, layout="constrained",
         )
         vmax = max(1.0, float(np.nanmax(np.abs(100 * g.gain.to_numpy(dtype=float)))))
         for ax, att in zip(axes[:, 0], panels, strict=True):
             d = g[g.attack == att]
             vals = cell_table(d) * 100
-            vals.columns = [format_eps(float(c)) for c in vals.columns]
+            vals.columns = [eps_tick(float(c)) for c in vals.columns]
             sns.heatmap(
                 vals,
                 ax=ax,
@@ -65,19 +92,21 @@ def heatmap(g: pd.DataFrame, panels: Sequence[str], title: str = "") -> plt.Figu
                 norm=SymLogNorm(linthresh=1.0, vmin=-vmax, vmax=vmax),
                 annot=_annot(d).to_numpy(),
                 fmt="",
-                annot_kws={"fontsize": 9},
+                annot_kws={"fontsize": P.MIN_FONT_PT},
                 linewidths=0.4,
                 cbar_kws={"label": "paired gain (pp)", "format": "%.0f"},
             )
-            ax.set_title(
-                f"{att.upper()}: attacked accuracy, pruned \u2212 unpruned (pp; * gain, \u2020 loss)"
-            )
-            ax.set_xlabel("eps (pixel units)")
+            marks = [MARK_TEXT[k] for k in ("gain", "loss") if (d.significant == k).any()]
+            key = "; ".join(marks) if marks else "no significant cell"
+            if not (d.significant == "gain").any():
+                key += ("; no significant gain" if marks else "")
+            ax.set_title(f"{P.attack_label(att)}: attacked accuracy, pruned \u2212 unpruned (pp; {key})")
+            ax.set_xlabel("ε (L∞, pixel values in [0, 1])")
             ax.set_ylabel("keep ratio p")
             ax.tick_params(axis="y", rotation=0)
+            ax.tick_params(axis="x", rotation=0)
         if title:
             fig.suptitle(title)
-        fig.tight_layout()
     return fig
 
 
@@ -115,9 +144,8 @@ def gain_curves(g: pd.DataFrame, hue: str, panels: str, labels: dict | None = No
                     ax.plot(s.keep_ratio, 100 * s.gain, "*", ms=10, color=colors[h])
             ax.axhline(0, color="0.3", lw=0.8)
             ax.set_title(f"{panels}: {format_eps(k) if isinstance(k, float) else k}")
-            ax.set_xlabel("keep ratio p")
+            P.keep_axis(ax)
             ax.set_ylabel("paired gain (pp)")
-            ax.invert_xaxis()
         for ax in list(axes.flat)[len(keys) :]:
             ax.set_visible(False)
         hs, ls = axes.flat[0].get_legend_handles_labels()
@@ -143,10 +171,9 @@ def accuracy_curves(rows: pd.DataFrame, hue: str, panels: str, labels: dict | No
             )
             means = dk.groupby([hue, "keep_ratio"])[["adv_acc", "clean_acc"]].mean().to_numpy() * 100
             ax.set_ylim(max(0.0, means.min() - 8), min(100.5, means.max() + 4))
-            ax.set_title(f"{str(k).upper()}: solid attacked, dashed clean")
-            ax.set_xlabel(P.KEEP_LABEL)
+            ax.set_title(f"{P.attack_label(str(k))}: solid attacked, dashed clean")
+            P.keep_axis(ax)
             ax.set_ylabel("accuracy (%)")
-            ax.invert_xaxis()
         leg = axes[0][0].get_legend()
         if leg is not None:
             hs, ls = axes[0][0].get_legend_handles_labels()
@@ -184,9 +211,8 @@ def pitfall_panels(
                 ax.plot(a.keep_ratio, 100 * a["mean"], marker="o", ms=3, color=color, label=f"{lab}: adv")
                 ax.fill_between(a.keep_ratio, 100 * a.lo, 100 * a.hi, color=color, alpha=0.15, linewidth=0)
                 ax.plot(c.keep_ratio, 100 * c["mean"], ls="--", color=color, alpha=0.7, label=f"{lab}: clean")
-            ax.set_title(textwrap.fill(labels.get(name, name), 26), fontsize=9)
-            ax.set_xlabel("keep ratio p")
-            ax.invert_xaxis()
+            ax.set_title(textwrap.fill(labels.get(name, name), 26), fontsize=P.MIN_FONT_PT)
+            P.keep_axis(ax, label="keep ratio p")
         means = 100 * d.groupby(["pitfall", "keep_ratio"])[["adv_acc", "clean_acc"]].mean().to_numpy()
         axes[0, 0].set_ylim(max(0.0, means.min() - 8), min(100.5, means.max() + 4))  # shared y
         for ax in axes[:, 0]:
@@ -194,7 +220,7 @@ def pitfall_panels(
         for ax in list(axes.flat)[len(names) :]:
             ax.set_visible(False)
         hs, ls = axes.flat[0].get_legend_handles_labels()
-        fig.legend(hs, ls, loc="lower center", ncol=4, frameon=False, fontsize=8)
+        fig.legend(hs, ls, loc="lower center", ncol=4, frameon=False, fontsize=P.MIN_FONT_PT)
         fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
@@ -209,9 +235,8 @@ def mechanism_curves(mech: pd.DataFrame, metrics: Sequence[str]) -> plt.Figure:
         for ax, m in zip(axes.flat, metrics, strict=False):
             P.interval_lineplot(mech, "keep_ratio", m, ax, legend=False)
             ax.set_title(METRIC_TITLES.get(m, m))
-            ax.set_xlabel("keep ratio p")
-            ax.set_ylabel("")
-            ax.invert_xaxis()
+            P.keep_axis(ax, label="keep ratio p")
+            ax.set_ylabel(METRIC_YLABELS.get(m, m))
         for ax in list(axes.flat)[len(metrics):]:
             ax.set_visible(False)
         fig.tight_layout()
@@ -241,7 +266,7 @@ def attack_grid_text(rows: pd.DataFrame) -> str:
     for attack, grp in rows.groupby("attack", sort=True):
         by_eps = grp.groupby("eps", sort=True)
         epss = [float(e) for e in by_eps.groups]
-        bits = [f"{str(attack).upper()} (L∞"]
+        bits = [f"{P.attack_label(str(attack))} (L∞"]
         for col, unit in (("attack_steps", "step"), ("attack_restarts", "restart")):
             vals = sorted({int(v) for v in grp[col].dropna()}) if col in grp else []
             if vals:
