@@ -47,6 +47,7 @@ n_eval: int = 10  # images of the fixed subset (first n of a seeded permutation 
 # %% tags=["remove-input", "remove-stderr"]
 from prunerob.analysis import stats
 from prunerob.config import parse_eps
+from prunerob.core.attacks import stronger_than
 from prunerob.engine.experiment import ExperimentSpec
 from prunerob.render import plotting as P
 from prunerob.studies import pages
@@ -100,7 +101,8 @@ for name, group in (("gradient", ["fgsm", "pgd"]), ("accuracy", ["cw", "autoatta
 # table counts the images each attack leaves correct, summed over seeds.
 
 # %% tags=["remove-input"]
-pages.table(stats.attack_ladder(res.sweep, order=attacks), run, "attack_ladder", rows=len(keeps))
+ladder = stats.attack_ladder(res.sweep, order=attacks, stronger_than=stronger_than())
+pages.table(ladder, run, "attack_ladder", rows=len(keeps))
 
 # %% [markdown]
 # The best keep ratio per attack with its paired gain is in

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as st
 
 from prunerob.analysis import stats as S
 from prunerob.config import ConfigError
@@ -88,17 +89,24 @@ def _table(with_bits: bool = True, n: int = 10) -> pd.DataFrame:
 
 
 def test_paired_gains_known_answer():
+    from prunerob.analysis import verdict_rule as R
+
     g = S.paired_gains(_table()).set_index("keep_ratio")
     r = g.loc[0.9]
     assert r.gains == pytest.approx((0.2, 0.3))
     assert r.gain == pytest.approx(0.25)
-    half = T95[1] * np.std([0.2, 0.3], ddof=1) / math.sqrt(2)
-    assert (r.gain_lo, r.gain_hi) == pytest.approx((0.25 - half, 0.25 + half), rel=1e-3)
-    assert r.interval == "t over seeds" and r.test == "mcnemar exact"
-    # seed 0: 2 gained, 0 lost -> p = 2 * 0.5^2 = 0.5; seed 1: 4 gained, 1 lost -> 2 * (5 + 1) / 32
-    assert r.p_values == pytest.approx((0.5, 12 / 32))
-    assert r.n_significant == 0
-    assert r.resolution == pytest.approx(0.1) and r.n_seeds == 2
+    # the pooled estimate of the per-example differences (examples x seeds), two-sided 95% pointwise
+    t = _table()
+    bits = {(s, k): S.decode_bits(b, 10) for s, k, b in zip(t.seed, t.keep_ratio, t.adv_bits, strict=True)}
+    d = np.stack([bits[(s, 0.9)].astype(int) - bits[(s, 1.0)] for s in (0, 1)], axis=1)
+    p = R.pooled(d)
+    half = float(st.t.ppf(0.975, p["df"])) * float(p["se"])
+    assert (r.gain_lo, r.gain_hi) == pytest.approx((0.25 - half, 0.25 + half), rel=1e-9)
+    assert r.interval == "pooled over 2 seeds and 10 examples" and r.test == "mcnemar exact, one-sided"
+    # one-sided McNemar toward a gain: seed 0 gained 2, lost 0 -> 0.5^2; seed 1 gained 4, lost 1 -> P(X >= 4)
+    assert r.p_values == pytest.approx((0.25, 6 / 32))
+    assert r.n_significant == 0 and r.n_significant_loss == 0
+    assert r.resolution == pytest.approx(0.1) and r.n_seeds == 2 and r.family == 2
     assert g.loc[1.0].gain == 0.0 and g.loc[1.0].p_values == (1.0, 1.0)
     assert r.clean_gain == pytest.approx(-0.01)
 
@@ -108,13 +116,15 @@ def test_paired_gains_without_bits_says_so():
     assert g.loc[0.9].test == "none: no per-example bits"
     assert all(math.isnan(p) for p in g.loc[0.9].p_values)
     assert g.loc[0.9].gain == pytest.approx(0.25)
+    assert g.loc[0.9].interval == "t over seeds (no per-example bits)"
 
 
-def test_paired_gains_one_seed_uses_bootstrap_over_examples():
+def test_paired_gains_one_seed_has_only_an_interval_over_its_examples():
     d = _table()
     g = S.paired_gains(d[d.seed == 0]).set_index("keep_ratio").loc[0.9]
-    assert g.interval == "bootstrap over examples"
+    assert g.interval == "bootstrap over the 10 examples of one seed (no spread between seeds)"
     assert g.gain == pytest.approx(0.2) and g.gain_lo <= 0.2 <= g.gain_hi
+    assert math.isnan(g.se) and math.isnan(g.lower)  # no interval over seeds: the rule decides nothing
     g = S.paired_gains(d[d.seed == 0].drop(columns="adv_bits")).set_index("keep_ratio").loc[0.9]
     assert g.interval.startswith("none") and math.isnan(g.gain_lo)
 
@@ -124,7 +134,8 @@ def test_sweet_spot_picks_best_keep_with_paired_gain():
     assert s.keep_best == 0.9 and s.keep_dense == 1.0
     assert s.adv_best == pytest.approx(0.6) and s.adv_dense == pytest.approx(0.35)
     assert s.adv_gain == pytest.approx(0.25)
-    assert s.test == "mcnemar exact" and s.n_seeds == 2
+    assert s.test == "mcnemar exact, one-sided" and s.n_seeds == 2
+    assert s.verdict in ("holds", "fails", "inconclusive") and s.reason
 
 
 def test_one_image_resolution_is_not_printed_as_an_interval():
@@ -160,8 +171,10 @@ def test_depth_trend_and_improvement_summary():
     df2.loc[(df2.model == "mlp4"), "adv_acc"] = 0.5  # deepest: no gain -> best keep 1.0
     assert not S.depth_trend(df2).iloc[0].decreases
     summ = S.improvement_summary(df)
-    # every seed moves by exactly +0.1: positive in all 3 settings, but no interval (zero spread)
-    assert (summ["settings"], summ["positive"], summ["resolved"]) == (3, 3, 0)
+    # every seed moves by exactly +0.1 and there are no per-example bits: positive in all 3 settings,
+    # but no interval (zero spread), so no verdict
+    assert (summ["settings"], summ["positive"], summ["holds"], summ["inconclusive"]) == (3, 3, 0, 3)
+    assert t.verdicts == ("inconclusive",) * 3 and t.holds == 0
 
 
 def test_second_layer_share_and_algorithm1_front():
@@ -186,7 +199,12 @@ def test_attack_ladder_counts_and_violations():
         for atk, c in (("fgsm", f), ("pgd", p), ("autoattack", a)):
             rows.append({"method": "magnitude", "keep_ratio": 1.0, "seed": seed, "attack": atk,
                          "adv_correct": c, "n": 100})
-    t = attack_ladder(pd.DataFrame(rows), order=["fgsm", "pgd", "autoattack"])
+    order = {"pgd": ("fgsm",), "autoattack": ("fgsm", "pgd")}  # as the attack registry states it
+    t = attack_ladder(pd.DataFrame(rows), order=["fgsm", "pgd", "autoattack"], stronger_than=order)
     assert t.fgsm_correct.tolist() == [180] and t.pgd_correct.tolist() == [176]
     assert t.autoattack_correct.tolist() == [160] and t.n.tolist() == [200]
     assert t.violations.tolist() == [1]
+    from prunerob.core.attacks import stronger_than  # the registry's order gives the same count
+
+    again = attack_ladder(pd.DataFrame(rows), ["fgsm", "pgd", "autoattack"], stronger_than())
+    assert again.violations.tolist() == [1]

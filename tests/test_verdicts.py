@@ -103,12 +103,14 @@ def _decide(tmp_path, sweep, models, aa: pd.DataFrame | None = None) -> pd.Serie
     return V.claims(tmp_path, which=[claim]).iloc[0]
 
 
-def test_holds_when_interval_above_zero_and_mcnemar_significant(tmp_path):
+def test_holds_when_the_corrected_lower_bound_is_above_zero_and_backed_by_autoattack(tmp_path):
     aa = _sweep([10, 12, 9], n=200, attack="autoattack")
     r = _decide(tmp_path, _sweep([20, 24, 18, 22, 25]), _models(0.98, 5), aa)
     assert r.verdict == "holds", r.reason
-    assert r.number.startswith("keep 0.9: +5.") and "McNemar p < 0.05 in 5 of 5 seeds" in r.number
-    assert "backed by AutoAttack" in r.reason and "AutoAttack at keep 0.9: +5." in r.number
+    assert r.number.startswith("keep 0.9: +5.") and "gain in 5, loss in 0 of 5 seeds" in r.number
+    assert "Bonferroni over 2 keeps) is above 0" in r.reason
+    assert "backed by AutoAttack" in r.reason and "AutoAttack keep 0.9: +5." in r.number
+    assert "Bonferroni over 1 keep)" in r.number  # the AutoAttack keep was chosen on other data
     assert r.source == "magnitude_mlp (profile test; cpu (1 threads))"
 
 
@@ -123,14 +125,14 @@ def test_gain_not_backed_by_autoattack_is_inconclusive(tmp_path):
     assert r.verdict == "inconclusive" and "not run at keep 0.9" in r.reason, r.reason
 
 
-def test_fails_when_interval_at_or_below_zero(tmp_path):
+def test_fails_when_every_upper_bound_is_below_the_minimum_effect(tmp_path):
     r = _decide(tmp_path, _sweep([-4, -6, -5]), _models(0.98, 3))
-    # every pruned keep loses examples: the best one (0.8, -3 to -5 images) has its interval below 0
-    assert r.verdict == "fails" and r.reason.endswith("interval at or below 0"), r.reason
-    assert r.number.startswith("keep 0.8: -1.0 pp")
+    # every pruned keep loses examples: the best one (0.8, -3 to -5 images) is reported
+    assert r.verdict == "fails" and "every pruned keep's upper bound is below +1.00 pp" in r.reason, r.reason
+    assert r.number.startswith("keep 0.8: -1.00 pp")
     r = _decide(tmp_path, _sweep([-1, 1, 0, 1, -1], n=4000), _models(0.98, 5))
     assert r.verdict == "fails", r.reason
-    assert "interval" in r.reason
+    assert "the largest is +0.03 pp at keep 0.9" in r.reason
 
 
 def test_not_competent_gives_no_verdict_and_no_number(tmp_path):
@@ -142,13 +144,19 @@ def test_not_competent_gives_no_verdict_and_no_number(tmp_path):
 def test_inconclusive_reasons(tmp_path):
     r = _decide(tmp_path, _sweep([20, 24, 18]), None)
     assert r.verdict == "inconclusive" and r.reason.startswith("competence unknown")
+    # without per-example bits the interval is the t over seeds, and the number says so
     r = _decide(tmp_path, _sweep([20, 24, 18], bits=False), _models(0.98, 3))
-    assert r.verdict == "inconclusive" and "no per-example results" in r.reason
-    r = _decide(tmp_path, _sweep([2, 2, 2]), _models(0.98, 3))  # every seed +2 images: no interval
-    assert r.verdict == "inconclusive" and r.reason.startswith("no interval")
-    assert "CI" not in r.number
+    assert "interval: t over seeds (no per-example bits)" in r.number
+    r = _decide(tmp_path, _sweep([2, 2, 2], bits=False), _models(0.98, 3))  # no bits, no spread
+    assert r.verdict == "inconclusive", r.reason
+    assert ("no interval at keep 0.9, the largest gain (+0.50 pp): every seed changed by the same number "
+            "of examples, and no per-example bits") in r.reason
+    # every seed +2 images, the same 2 examples: the test set's spread is the limit, not the seeds
+    r = _decide(tmp_path, _sweep([2, 2, 2]), _models(0.98, 3))
+    assert r.verdict == "inconclusive" and "or more test examples" in r.reason, r.reason
     r = _decide(tmp_path, _sweep([30, -10, 25], n=400), _models(0.98, 3))
-    assert r.verdict == "inconclusive" and r.reason.startswith("underpowered")
+    assert r.verdict == "inconclusive" and r.reason.split("; ")[1].startswith("not resolved"), r.reason
+    assert "about 26 seeds would resolve it" in r.reason
     r = _decide(tmp_path, _sweep([20, 24, 18], attack="pgd"), _models(0.98, 3))  # no FGSM rows
     assert r.verdict == "inconclusive" and r.reason == "not run"
 
@@ -199,21 +207,23 @@ def test_theory_claims_cover_every_erratum_of_the_book():
     assert set(t.verdict) <= set(V.VERDICTS)
 
 
-def test_gains_that_round_to_zero_are_also_printed_to_a_hundredth_of_a_pp():
-    from prunerob.analysis.verdicts import _fine
+def test_small_gains_are_printed_to_a_hundredth_of_a_pp():
+    from prunerob.analysis.verdict_rule import keep_text
 
-    fine = _fine({"gain": 0.0001, "gain_lo": -0.0003, "gain_hi": 0.0004})
-    assert fine == " [to 0.01 pp: +0.01, CI -0.03 to +0.04]"
-    assert _fine({"gain": 0.002, "gain_lo": -0.0003, "gain_hi": 0.0004}) == ""  # +0.2 pp prints fine
-    assert _fine({"gain": 0.0, "gain_lo": float("nan"), "gain_hi": float("nan")}) == ""
+    row = {"keep_ratio": 0.9, "gain": 0.0001, "se": 0.0002, "lower": -0.0006, "upper": 0.0004, "p": 0.3,
+           "p_corrected": 1.0, "family": 19, "n_seeds": 5, "n": 10000}
+    assert keep_text(row).startswith("keep 0.9: +0.01 pp (one-sided bounds: lower -0.06 pp (corrected, "
+                                     "Bonferroni over 19 keeps), upper +0.04 pp (95%, uncorrected); "
+                                     "p = 0.3 uncorrected, 1 corrected; 5 seeds × 10000 examples")
 
 
-def test_interval_above_zero_but_not_significant_after_bonferroni(tmp_path):
-    # one seed, 6 more correct of 400 at keep 0.9, none fewer: exact McNemar p = 2 / 2**6 = 0.031,
-    # below 0.05 alone but 0.062 after Bonferroni over the 2 pruned keeps
+def test_one_seed_reason_gives_the_examples_only_interval(tmp_path):
+    # one seed, 6 more correct of 400 at keep 0.9, none fewer: no verdict, the examples' interval is stated
     r = _decide(tmp_path, _sweep([6]), _models(0.98, 1))
     assert r.verdict == "inconclusive", r.reason
-    assert r.reason == "interval above 0, but McNemar p < 0.05 (Bonferroni over 2 keeps) in only 0 of 1 seeds"
+    assert "one seed: the spread between seeds is unknown" in r.reason
+    assert "gain at keep 0.9 is +1.50 pp (95% bootstrap interval +0.50 pp to +2.75 pp, this one model)" \
+        in r.reason, r.reason
 
 
 def test_source_falls_back_to_stamp_and_provenance(tmp_path):

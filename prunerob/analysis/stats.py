@@ -1,9 +1,11 @@
 """Statistics of the experiment tables (paper Sec. 6, App. H): intervals, paired gains, sweet spots.
 
 Every number the notebooks and the findings page report about a sweep table is computed here, so
-the two cannot differ. Result tables follow the results contract of CONTRIBUTING.md (one row
-per model, dataset, method, keep_ratio, attack, eps, seed; accuracies are fractions in [0, 1]).
-Plotting (:mod:`prunerob.render.plotting`) only draws what these functions return.
+the two cannot differ; paired gains and their verdicts come from the one rule of
+:mod:`prunerob.analysis.verdict_rule` (stated on the findings page). Result tables follow the results
+contract of CONTRIBUTING.md (one row per model, dataset, method, keep_ratio, attack, eps, seed;
+accuracies are fractions in [0, 1]). Plotting (:mod:`prunerob.render.plotting`) only draws what these
+functions return.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as _st
 
+from prunerob.analysis import verdict_rule as rule
 from prunerob.config import ConfigError, format_eps
 
 
@@ -146,14 +149,10 @@ def mcnemar_exact(after: Any, before: Any) -> tuple[int, int, float]:
 def paired_bootstrap(after: Any, before: Any, level: float = 0.95, n_boot: int = 2000,
                      seed: int = 0) -> tuple[float, float, float]:
     """``(gain, lo, hi)``: accuracy difference ``mean(after) - mean(before)`` on the same examples
-    with a percentile interval from ``n_boot`` resamples of the examples (pairs kept together)."""
+    with a percentile interval from ``n_boot`` resamples of the examples (pairs kept together;
+    :func:`prunerob.analysis.verdict_rule.bootstrap`)."""
     a, b = np.asarray(after, dtype=float), np.asarray(before, dtype=float)
-    d = a - b
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, d.size, size=(n_boot, d.size))
-    boot = d[idx].mean(axis=1)
-    q = (1 - level) / 2
-    return float(d.mean()), float(np.quantile(boot, q)), float(np.quantile(boot, 1 - q))
+    return rule.bootstrap(a - b, level, n_boot, seed)
 
 
 def _keys(df: pd.DataFrame) -> list[str]:
@@ -167,109 +166,78 @@ def _need(df: pd.DataFrame, cols: Sequence[str], who: str) -> None:
 
 
 def paired_gains(sweep_df: pd.DataFrame, baseline_keep: float = 1.0, level: float = 0.95,
-                 alpha: float = 0.05, n_boot: int = 2000) -> pd.DataFrame:
-    """Paired gain in attacked accuracy of every keep ratio against ``baseline_keep`` (Sec. 6.3).
+                 alpha: float = 0.05) -> pd.DataFrame:
+    """Paired gain in attacked accuracy of every keep ratio against ``baseline_keep`` (Sec. 6.3),
+    with the numbers of the verdict rule (:func:`prunerob.analysis.verdict_rule.keep_table`).
 
     One row per (model, dataset, method, attack, eps, keep_ratio). For each seed the gain is
     ``adv_acc(keep) - adv_acc(baseline_keep)``: the same trained model, the same attack seed and
-    the same evaluation examples, pruned against unpruned. Columns:
+    the same evaluation examples, pruned against unpruned (stochastic masks: the mean over the
+    ``mask_draw`` rows of a seed). Columns:
 
     * ``gains`` (tuple of per-seed gains), ``seeds``, ``n_seeds``, ``n`` (examples per seed, the
-      smallest), ``resolution`` = 1/n (one example);
-    * ``gain`` (mean over seeds), ``gain_lo`` / ``gain_hi`` and ``interval``: a ``level``
-      t-interval across seeds (``"t over seeds"``) when there are two or more seeds; with one
-      seed a paired bootstrap over the test examples (``"bootstrap over examples"``) when the
-      per-example bits are present; otherwise no interval (``"none"``). A zero-width interval
-      (every seed moved by the same number of images) is not shown: ``interval`` then says so;
-    * ``p_values`` (tuple, per seed) from the exact McNemar test on the per-example
-      ``adv_bits`` (:func:`mcnemar_exact`), ``n_significant`` (seeds with p < ``alpha``) and
-      ``test``: ``"mcnemar exact"`` or ``"none: no per-example bits"`` (tables written before
-      ``clean_bits`` / ``adv_bits`` existed);
+      smallest), ``resolution`` = 1/n (one example), ``n_draws``;
+    * ``gain`` (mean over seeds and examples) with the pooled standard error ``se`` (seeds and shared
+      test examples) and ``df``; ``gain_lo`` / ``gain_hi``: a two-sided ``level`` interval, pointwise
+      and uncorrected (descriptive; over the examples alone with one seed), ``interval`` says over
+      what;
+    * the rule's one-sided ``lower`` (Bonferroni-corrected over the ``family`` of pruned keeps),
+      ``upper`` (uncorrected), ``p`` (uncorrected) and ``p_corrected``;
+    * ``p_values`` / ``p_values_loss``: per seed, exact McNemar p-values one-sided toward a gain / a
+      loss on the per-example ``adv_bits`` (uncorrected); ``n_significant`` / ``n_significant_loss``:
+      seeds with those below ``alpha``; ``test``: ``"mcnemar exact, one-sided"`` or ``"none: no
+      per-example bits"``;
     * ``clean_gain`` (mean paired change in clean accuracy).
     """
     _need(sweep_df, ["keep_ratio", "seed", "adv_acc", "clean_acc"], "paired_gains")
     keys = _keys(sweep_df)
-    has_bits = "adv_bits" in sweep_df.columns
-    rows = []
+    parts = []
     for key, grp in sweep_df.groupby(keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        base = grp[np.isclose(grp.keep_ratio.astype(float), baseline_keep)]
-        base = base.drop_duplicates("seed").set_index("seed")
-        if base.empty:
-            continue
-        for keep, g in grp.groupby("keep_ratio", sort=True):
-            g = g.drop_duplicates("seed").set_index("seed")
-            seeds = sorted(set(g.index) & set(base.index))
-            gains, cgains, pvals, ns, bits_pairs = [], [], [], [], []
-            for s in seeds:
-                a, b = g.loc[s], base.loc[s]
-                gains.append(float(a.adv_acc) - float(b.adv_acc))
-                cgains.append(float(a.clean_acc) - float(b.clean_acc))
-                n = int(a["n"]) if "n" in g.columns and pd.notna(a["n"]) else math.nan
-                ns.append(n)
-                ba = decode_bits(a["adv_bits"], n) if has_bits and np.isfinite(n) else None
-                bb = decode_bits(b["adv_bits"], n) if has_bits and np.isfinite(n) else None
-                if ba is not None and bb is not None:
-                    pvals.append(mcnemar_exact(ba, bb)[2])
-                    bits_pairs.append((ba, bb))
-                else:
-                    pvals.append(math.nan)
-            if not seeds:
-                continue
-            n_min = min(ns) if all(np.isfinite(ns)) else math.nan
-            gain, lo, hi = t_interval(gains, level)
-            interval = "t over seeds"
-            if len(seeds) == 1 and bits_pairs:
-                gain, lo, hi = paired_bootstrap(*bits_pairs[0], level=level, n_boot=n_boot)
-                interval = "bootstrap over examples"
-                if lo == hi:
-                    lo = hi = math.nan
-                    interval = "none: zero-width bootstrap interval"
-            elif len(seeds) == 1:
-                interval = "none: one seed, no per-example bits"
-            elif not np.isfinite(lo):
-                interval = "none: every seed changed by the same number of examples"
-            tested = all(np.isfinite(pvals))
-            rows.append({
-                **dict(zip(keys, key, strict=True)),
-                "keep_ratio": float(keep), "baseline_keep": float(baseline_keep),
-                "seeds": tuple(int(s) for s in seeds), "n_seeds": len(seeds), "n": n_min,
-                "resolution": 1.0 / n_min if np.isfinite(n_min) and n_min > 0 else math.nan,
-                "gains": tuple(gains), "gain": gain, "gain_lo": lo, "gain_hi": hi, "interval": interval,
-                "p_values": tuple(pvals),
-                "n_significant": int(sum(p < alpha for p in pvals if np.isfinite(p))),
-                "test": "mcnemar exact" if tested else "none: no per-example bits",
-                "clean_gain": float(np.mean(cgains)),
-            })
-    return pd.DataFrame(rows)
+        t = rule.keep_table(grp, baseline_keep=baseline_keep, alpha=alpha, level=level)
+        if not t.empty:
+            parts.append(t.assign(**dict(zip(keys, key, strict=True))))
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True)
+    return out[[*keys, *[c for c in out.columns if c not in keys]]].sort_values(
+        [*keys, "keep_ratio"], kind="stable", ignore_index=True)
 
 
 def sweet_spot(df: pd.DataFrame, level: float = 0.95, baseline_keep: float | None = None) -> pd.DataFrame:
     """Per (model, dataset, method, attack, eps): the keep ratio with the highest mean attacked
-    accuracy (the paper's "sweet spot", Sec. 6.3) and its paired gain against the densest keep
-    ratio (``baseline_keep``, default the largest keep ratio in the table, normally 1.0).
+    accuracy (the paper's "sweet spot", Sec. 6.3; ties go to less pruning,
+    :func:`prunerob.analysis.verdict_rule.best_index`), its paired gain against the densest keep ratio
+    (``baseline_keep``, default the largest keep ratio in the table, normally 1.0), and the
+    setting's verdict by the rule (:func:`prunerob.analysis.verdict_rule.decide`).
 
     Columns: ``keep_dense``, ``clean_dense``, ``adv_dense``, ``keep_best``, ``clean_best``,
-    ``adv_best`` (means over seeds), ``adv_gain`` with ``adv_gain_lo`` / ``adv_gain_hi`` and
-    ``interval`` (from :func:`paired_gains`: same seed, same examples), ``p_values``,
-    ``n_significant`` and ``test`` (per-seed exact McNemar), ``clean_drop`` (mean
-    ``clean(dense) - clean(best)``), ``n_seeds``, ``n`` and ``resolution``. The best keep is
-    chosen on the same runs, so the gain is an optimistic estimate; ties favour less pruning.
+    ``adv_best`` (means over seeds), ``adv_gain`` with ``adv_gain_lo`` / ``adv_gain_hi`` (two-sided,
+    pointwise, uncorrected) and ``interval``, the rule's ``lower`` (corrected) / ``upper`` / ``p`` /
+    ``p_corrected`` / ``family`` at that keep, ``p_values``, ``n_significant``,
+    ``n_significant_loss`` and ``test`` (per-seed one-sided McNemar, uncorrected), ``clean_drop``
+    (mean ``clean(dense) - clean(best)``), ``n_seeds``, ``n``, ``resolution``, and ``verdict``,
+    ``verdict_keep`` and ``reason`` of the rule. The best keep is chosen on the same runs, so its
+    gain is optimistic; the rule's lower bound is corrected for that choice.
     """
     keys = _keys(df)
     if df.empty:
         return pd.DataFrame()
     dense = float(df.keep_ratio.max()) if baseline_keep is None else float(baseline_keep)
-    gains = paired_gains(df, baseline_keep=dense, level=level).set_index([*keys, "keep_ratio"])
+    gains = paired_gains(df, baseline_keep=dense, level=level)
+    if gains.empty:
+        return pd.DataFrame()
     rows = []
     for key, grp in df.groupby(keys, sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
         m = grp.groupby("keep_ratio")[["clean_acc", "adv_acc"]].mean().sort_index(ascending=False)
         if not np.isclose(m.index, dense).any():
             continue
-        k_best = float(m["adv_acc"].idxmax())  # first maximum from the dense end
+        k_best = float(m.index[rule.best_index(m.index, m["adv_acc"])])
         k_dense = float(m.index[np.isclose(m.index, dense)][0])
-        g = gains.loc[(*key, k_best)]
+        tab = gains[np.logical_and.reduce([gains[c] == v for c, v in zip(keys, key, strict=True)])]
+        g = tab[np.isclose(tab.keep_ratio, k_best)].iloc[0]
+        dec = rule.decide(tab)
         rows.append({
             **dict(zip(keys, key, strict=True)),
             "keep_dense": k_dense, "clean_dense": float(m.loc[k_dense, "clean_acc"]),
@@ -277,70 +245,80 @@ def sweet_spot(df: pd.DataFrame, level: float = 0.95, baseline_keep: float | Non
             "keep_best": k_best, "clean_best": float(m.loc[k_best, "clean_acc"]),
             "adv_best": float(m.loc[k_best, "adv_acc"]),
             "adv_gain": float(g.gain), "adv_gain_lo": float(g.gain_lo), "adv_gain_hi": float(g.gain_hi),
-            "interval": g.interval, "p_values": g.p_values, "n_significant": int(g.n_significant),
+            "interval": g.interval, "lower": float(g.lower), "upper": float(g.upper), "p": float(g.p),
+            "p_corrected": float(g.p_corrected), "family": int(g.family), "p_values": g.p_values,
+            "n_significant": int(g.n_significant), "n_significant_loss": int(g.n_significant_loss),
             "test": g.test, "clean_drop": float(m.loc[k_dense, "clean_acc"] - m.loc[k_best, "clean_acc"]),
             "n_seeds": int(g.n_seeds), "n": g.n, "resolution": g.resolution,
+            "verdict": dec.verdict, "verdict_keep": dec.keep, "reason": dec.reason,
         })
     return pd.DataFrame(rows)
 
 
 def gain_text(row: Mapping[str, Any], level: float = 0.95) -> str:
     """The paired gain of a :func:`paired_gains` / :func:`sweet_spot` row in words, e.g.
-    ``"+0.3 pp (95% CI over 5 seeds +0.1 to +0.5; McNemar p < 0.05 in 4 of 5 seeds)"``.
+    ``"+0.30 pp (95% CI over 5 seeds × 10000 examples +0.10 to +0.50 pp, pointwise, uncorrected;
+    McNemar one-sided p < 0.05 (uncorrected): gain in 4, loss in 0 of 5 seeds)"``.
 
-    No interval is printed where there is none (one seed without bits, or every seed moved by the
-    same number of examples); the resolution 1/n of the evaluation is stated instead."""
+    No interval is printed where there is none (one seed without bits, or no per-example bits and
+    every seed moved by the same number of examples); the resolution 1/n of the evaluation is
+    stated instead. With one seed the interval is over its test examples only, and says so."""
     g = row.get("adv_gain", row.get("gain"))
     lo = row.get("adv_gain_lo", row.get("gain_lo"))
     hi = row.get("adv_gain_hi", row.get("gain_hi"))
     n_seeds = int(row.get("n_seeds", 0))
     seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    n = row.get("n", math.nan)
+    size = seeds + (f" × {int(n)} examples" if n is not None and np.isfinite(n) else "")
     res = row.get("resolution", math.nan)
     res_txt = ""
     if res is not None and np.isfinite(res):
-        res_txt = f"resolution {pp(res, 2).lstrip('+')} = 1/{int(row['n'])}"
+        res_txt = f"resolution {rule.pp2(res).lstrip('+')} = 1/{int(row['n'])}"
     if lo is not None and np.isfinite(lo):
-        over = "over examples" if str(row.get("interval", "")).startswith("bootstrap") else f"over {seeds}"
-        parts = [f"{level:.0%} CI {over} {pp(lo)} to {pp(hi)}"]
+        over = ("over the examples of one seed" if n_seeds == 1 else f"over {size}")
+        parts = [f"{level:.0%} CI {over} {rule.pp2(lo).removesuffix(' pp')} to {rule.pp2(hi)}, pointwise, "
+                 "uncorrected"]
     else:
         why = str(row.get("interval", ""))
         parts = [f"{seeds}, no interval" + (f" ({why[6:]})" if why.startswith("none:") else "")]
         if res_txt:
             parts.append(res_txt)
     if str(row.get("test", "")).startswith("mcnemar"):
-        parts.append(f"McNemar p < 0.05 in {int(row['n_significant'])} of {n_seeds} seeds")
-    return f"{pp(g)} ({'; '.join(parts)})"
+        parts.append(f"McNemar one-sided p < 0.05 (uncorrected): gain in {int(row['n_significant'])}, "
+                     f"loss in {int(row.get('n_significant_loss', 0))} of {n_seeds} seeds")
+    return f"{rule.pp2(g)} ({'; '.join(parts)})"
 
 
 def describe_sweet_spot(row: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> str:
-    """One sentence from a :func:`sweet_spot` row, e.g. "mlp on mnist, magnitude, FGSM 4/255: ..."."""
+    """One sentence from a :func:`sweet_spot` row, e.g. "mlp on mnist, magnitude, FGSM 4/255: ...",
+    ending with the setting's verdict by the rule."""
     att = f"{str(row['attack']).upper()} {format_eps(float(row['eps']))}"
     head = f"{row['model']} on {row['dataset']}, {(labels or {}).get(row['method'], row['method'])}, {att}: "
+    verdict = f" Verdict by the rule: **{row['verdict']}** ({row['reason']})." if "verdict" in row else ""
     if row["keep_best"] == row["keep_dense"]:
         return (head + f"attacked accuracy is highest without pruning ({pct(row['adv_dense'])} at keep "
-                f"{row['keep_dense']:g}); no keep ratio in the sweep improves it.")
+                f"{row['keep_dense']:g}); no keep ratio in the sweep improves it." + verdict)
     return (head + f"attacked accuracy peaks at keep {row['keep_best']:g} with {pct(row['adv_best'])} vs "
             f"{pct(row['adv_dense'])} unpruned, a paired change of {gain_text(row)}, while clean accuracy "
-            f"moves from {pct(row['clean_dense'])} to {pct(row['clean_best'])}.")
+            f"moves from {pct(row['clean_dense'])} to {pct(row['clean_best'])}." + verdict)
 
 
 def resolved_above_zero(row: Mapping[str, Any]) -> bool:
-    """``True`` when the gain's interval lies strictly above 0 (False without an interval)."""
-    lo = row.get("adv_gain_lo", row.get("gain_lo"))
+    """``True`` when the rule's corrected lower bound (``lower``) lies strictly above 0 (False
+    without one)."""
+    lo = row.get("lower")
     return bool(lo is not None and np.isfinite(lo) and lo > 0)
 
 
 def improvement_summary(df: pd.DataFrame, level: float = 0.95) -> dict[str, Any]:
     """How many (model, dataset, method, attack, eps) settings have a pruned model with higher
-    mean attacked accuracy than the unpruned one (Sec. 6.3), and how many of those gains are
-    resolved (interval above 0) and significant (McNemar p < 0.05 in most seeds)."""
+    mean attacked accuracy than the unpruned one (Sec. 6.3), and how many of them hold, fail or are
+    inconclusive by the verdict rule (:mod:`prunerob.analysis.verdict_rule`)."""
     s = sweet_spot(df, level)
     if s.empty:
-        return {"settings": 0, "positive": 0, "resolved": 0, "significant": 0, "table": s}
-    sig = (s.test.str.startswith("mcnemar") & (2 * s.n_significant > s.n_seeds))
+        return {"settings": 0, "positive": 0, "holds": 0, "fails": 0, "inconclusive": 0, "table": s}
     return {"settings": len(s), "positive": int((s.adv_gain > 0).sum()),
-            "resolved": int(s.apply(resolved_above_zero, axis=1).sum()), "significant": int(sig.sum()),
-            "table": s}
+            **{v: int((s.verdict == v).sum()) for v in rule.VERDICTS}, "table": s}
 
 
 def depth_trend(df: pd.DataFrame, order: Sequence[str] = ("mlp", "mlp3", "mlp4"), method: str = "magnitude",
@@ -349,8 +327,8 @@ def depth_trend(df: pd.DataFrame, order: Sequence[str] = ("mlp", "mlp3", "mlp4")
     decreases with depth (non-increasing and strictly smaller for the deepest than the shallowest).
 
     One row per (attack, eps) with ``models``, ``keep_best`` (tuple in ``order``), ``gains``
-    (paired gains at those keeps), ``resolved`` (how many gains have an interval above 0) and
-    ``decreases``. Models in ``order`` missing from the table are skipped.
+    (paired gains at those keeps), ``verdicts`` (each depth's verdict by the rule), ``holds`` (how
+    many hold) and ``decreases``. Models in ``order`` missing from the table are skipped.
     """
     s = sweet_spot(df[df.method == method], level)
     rows = []
@@ -359,9 +337,10 @@ def depth_trend(df: pd.DataFrame, order: Sequence[str] = ("mlp", "mlp3", "mlp4")
         models = [m for m in order if m in d.index]
         ks = [float(d.loc[m, "keep_best"]) for m in models]
         dec = len(ks) >= 2 and all(b <= a for a, b in zip(ks, ks[1:], strict=False)) and ks[-1] < ks[0]
+        verdicts = tuple(str(d.loc[m, "verdict"]) for m in models)
         rows.append({"attack": att, "eps": eps, "models": tuple(models), "keep_best": tuple(ks),
-                     "gains": tuple(float(d.loc[m, "adv_gain"]) for m in models),
-                     "resolved": int(sum(resolved_above_zero(d.loc[m]) for m in models)),
+                     "gains": tuple(float(d.loc[m, "adv_gain"]) for m in models), "verdicts": verdicts,
+                     "holds": int(sum(v == "holds" for v in verdicts)),
                      "n_seeds": int(d.n_seeds.min()), "decreases": bool(dec)})
     return pd.DataFrame(rows)
 
@@ -413,23 +392,32 @@ def risk_trend(risk_df: pd.DataFrame) -> dict[str, Any]:
 
 
 #: attacks each attack must be at least as strong as (on the same images): the field's sanity rule
-STRONGER_THAN: dict[str, tuple[str, ...]] = {"pgd": ("fgsm",), "cw": ("fgsm",),
-                                             "autoattack": ("fgsm", "pgd", "cw")}
+def _default_stronger() -> dict[str, tuple[str, ...]]:
+    """The attack registry's strength order when the attacks are loaded (torch-free read)."""
+    from prunerob.core.registry import registered
+
+    reg = registered("attack")
+    if reg is None:
+        return {}
+    return {n: tuple(getattr(reg.get(n), "stronger_than", ())) for n in reg.names()}
 
 
-def attack_ladder(df: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
+def attack_ladder(df: pd.DataFrame, order: Sequence[str],
+                  stronger_than: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """Images left correct by each attack of ``order`` per (method, keep ratio), summed over seeds,
     with ``violations``: the (seed, attack, weaker attack) triples where an attack leaves MORE
-    images correct than one it must be at least as strong as (:data:`STRONGER_THAN`: every
+    images correct than one it must be at least as strong as (``stronger_than``: registry data,
+    :func:`prunerob.core.attacks.stronger_than`, passed in by the page; by default every
     iterative attack vs FGSM, AutoAttack vs all). Needs one sweep on the same examples for all
     attacks (the same ``n`` and subset)."""
     _need(df, ["method", "keep_ratio", "seed", "attack", "adv_correct", "n"], "attack_ladder")
+    stronger = dict(stronger_than) if stronger_than is not None else _default_stronger()
     d = df[df.attack.isin(order)]
     wide = d.pivot_table(index=["method", "keep_ratio", "seed"], columns="attack", values="adv_correct",
                          aggfunc="sum")
     rows = []
     for (m, k), g in wide.groupby(level=["method", "keep_ratio"], sort=True):
-        bad = sum(int(g[a].iloc[i] > g[w].iloc[i]) for a in order if a in g for w in STRONGER_THAN.get(a, ())
+        bad = sum(int(g[a].iloc[i] > g[w].iloc[i]) for a in order if a in g for w in stronger.get(a, ())
                   if w in g for i in range(len(g)))
         row = {"method": m, "keep_ratio": float(k), "seeds": len(g)}
         row.update({f"{a}_correct": int(g[a].sum()) for a in order if a in g})

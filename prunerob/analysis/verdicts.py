@@ -3,8 +3,8 @@ and the theory verdicts read from the errata page.
 
 Each claim is decided by the stated rule :data:`RULE`, never by hand: :func:`claims` reads the
 tables the experiment notebooks wrote (``<results>/<notebook>/sweep.csv``, ``models.csv``, ...),
-applies the competence gate (:mod:`prunerob.analysis.competence`) and the paired statistics
-(:mod:`prunerob.analysis.stats`), and returns one row per claim with its verdict (``holds``, ``fails``,
+applies the competence gate (:mod:`prunerob.analysis.competence`) and the one verdict rule
+(:mod:`prunerob.analysis.verdict_rule`), and returns one row per claim with its verdict (``holds``, ``fails``,
 ``inconclusive``), the reason, the number that decides it and the run it comes from.
 :func:`theory_claims` parses ``book/theory/errata.md`` so that the book's summaries cannot drift
 from the errata.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,38 +23,36 @@ import numpy as np
 import pandas as pd
 
 from prunerob.analysis import competence, stats
+from prunerob.analysis import verdict_rule as rule
 from prunerob.analysis.provenance import read_stamp
 from prunerob.config import format_eps
 
 __all__ = ["RULE", "MIN_EFFECT", "ALPHA", "PAPER_EPS", "Claim", "CLAIMS", "claims", "theory_claims",
            "gain_verdict", "VERDICTS"]
 
-VERDICTS = ("holds", "fails", "inconclusive")
-#: smallest gain in attacked accuracy that the paper's figures would show as a rise (1 pp)
-MIN_EFFECT = 0.01
-#: significance level of the per-seed McNemar tests (Bonferroni-corrected over the pruned keeps)
-ALPHA = 0.05
+VERDICTS = rule.VERDICTS
+#: smallest gain in attacked accuracy that the rule calls a gain
+#: (:data:`prunerob.analysis.verdict_rule.MIN_EFFECT`)
+MIN_EFFECT = rule.MIN_EFFECT
+#: family-wise error rate of "holds", level of the equivalence test of "fails"
+ALPHA = rule.ALPHA
 #: the paper's attack budget (App. I), and the second one of Fig. 11
 PAPER_EPS = 4 / 255
 #: the errata page, relative to the repository root
 ERRATA = "book/theory/errata.md"
 
 RULE = (
-    "A claim that pruning raises attacked accuracy is decided at the paper's ε (4/255; 8/255 for Fig. 11) "
-    "on the pruned keep ratio p < 1 with the highest mean attacked accuracy, by its paired gain over p = 1 "
-    "(same seed, same test examples). **holds**: the model is competent, the gain's 95% t-interval across "
-    "seeds lies above 0, and the exact McNemar test on the per-example results gives p < 0.05 "
-    "(Bonferroni-corrected over the pruned keep ratios tried) in the majority of seeds. **fails**: the "
-    "model is competent, the interval reaches 0 or lies below it, and its upper end is below 1 pp (no "
-    "gain is resolved, and a rise the paper's figures would show is excluded). **inconclusive** otherwise, "
-    "with the reason: not run, model not competent (clean accuracy below its stated threshold), needs a GPU, "
-    "no interval (one seed, or every seed moved by the same number of images), interval above 0 but no "
-    "per-example results or McNemar significant in too few seeds, or underpowered (the interval contains 0 "
-    "and gains of 1 pp or more). A gain that holds under FGSM, PGD or CW on the MNIST MLP must also survive "
-    "AutoAttack at the same keep ratio (paired interval above 0 on its fixed subset), else it is "
-    "inconclusive. Shape claims (depth, sweet-spot "
-    "location, Algorithm 1, risk trends) state their rule in the reason column; they never hold on a gain "
-    "that does not hold by the rule above."
+    rule.RULE + " "
+    "**Which setting.** A gain claim is decided at the paper's ε (4/255; 8/255 for Fig. 11) over the "
+    "pruned keep ratios of its sweep, and only for a competent model (clean accuracy at or above its "
+    "stated threshold; otherwise *inconclusive*, with the gap). A gain that holds under FGSM, PGD or CW "
+    "on the MNIST MLP must also hold under AutoAttack at the same keep ratio on its fixed subset (the "
+    "same rule, one keep ratio, so no correction), else it is *inconclusive*. **Shape claims** (sweet-spot "
+    "location, depth, Algorithm 1, risk trends) state their rule in the reason column and never hold on "
+    "a gain that does not hold. The depth claim takes each depth's best keep ratio from its own verdict: "
+    "the reported keep where the gain holds, keep 1 (no pruning helps) where it fails; it *fails* when "
+    "the known keeps do not decrease with depth (so when every depth's gain fails), holds when they do "
+    "and every depth is known, and is *inconclusive* otherwise."
 )
 
 
@@ -146,59 +144,24 @@ def _setting(df: pd.DataFrame, model: str, dataset: str, method: str, attack: st
               & np.isclose(df.eps.astype(float), eps)]
 
 
-def _fine(row: Mapping[str, Any]) -> str:
-    """``" [to 0.01 pp: +0.01, CI -0.03 to +0.04]"`` when the gain and its interval all round to
-    0.0 pp at :func:`prunerob.analysis.stats.gain_text`'s one decimal (which would print ``+0.0 to +0.0``, as
-    if the interval had no width); empty otherwise."""
-    vals = [row.get("gain"), row.get("gain_lo"), row.get("gain_hi")]
-    if not all(v is not None and np.isfinite(v) for v in vals) or max(abs(float(v)) for v in vals) >= 5e-4:
-        return ""
-    g, lo, hi = (stats.pp(float(v), 2).removesuffix(" pp") for v in vals)
-    return f" [to 0.01 pp: {g}, CI {lo} to {hi}]"
-
-
 def gain_verdict(rows: pd.DataFrame, competent: bool, competence_label: str,
                  min_effect: float = MIN_EFFECT, alpha: float = ALPHA) -> Outcome:
-    """Apply :data:`RULE` to one setting's sweep rows (one model, data set, method, attack, ε).
-
-    The number is the best pruned keep ratio with its paired gain
-    (:func:`prunerob.analysis.stats.gain_text`)."""
+    """Apply the verdict rule (:func:`prunerob.analysis.verdict_rule.decide`) to one setting's sweep rows (one
+    model, data set, method, attack, ε), behind the competence gate. The number is
+    :func:`prunerob.analysis.verdict_rule.keep_text` of the keep ratio the rule reports."""
     if rows.empty:
         return Outcome("inconclusive", "not run")
     if not competent:
         return Outcome("inconclusive", competence_label)
-    dense = float(rows.keep_ratio.max())
-    g = stats.paired_gains(rows, baseline_keep=dense)
-    pruned = g[g.keep_ratio < dense]
-    if pruned.empty:
-        return Outcome("inconclusive", "not run: no pruned keep ratio in the table")
-    best = pruned.loc[pruned.gain.idxmax()]
-    m = len(pruned)
-    p_adj = [min(1.0, p * m) for p in best.p_values]
-    n_sig = sum(p < alpha for p in p_adj if np.isfinite(p))
-    row = {**best.to_dict(), "n_significant": n_sig}
-    number = f"keep {best.keep_ratio:g}: {stats.gain_text(row)}{_fine(row)}"
-    lo, hi = float(best.gain_lo), float(best.gain_hi)
-    has_ci = np.isfinite(lo)
-    tested = best.test.startswith("mcnemar")
-    majority = 2 * n_sig > best.n_seeds
-    if has_ci and lo > 0 and tested and majority:
-        return Outcome("holds", f"{competence_label}; interval above 0, McNemar p < {alpha} (Bonferroni over "
-                                f"{m} keeps) in {n_sig} of {best.n_seeds} seeds", number)
-    if has_ci and best.interval == "t over seeds" and lo <= 0 and hi < min_effect:
-        why = "at or below 0" if hi <= 0 else f"contains 0 and ends below {stats.pp(min_effect)}"
-        return Outcome("fails", f"{competence_label}; interval {why}", number)
-    if not has_ci:
-        why = best.interval[6:] if best.interval.startswith("none:") else best.interval
-        return Outcome("inconclusive", f"no interval ({why})", number)
-    if lo > 0 and not tested:
-        return Outcome("inconclusive", "interval above 0, but no per-example results for the McNemar test",
-                       number)
-    if lo > 0:
-        return Outcome("inconclusive", f"interval above 0, but McNemar p < {alpha} (Bonferroni over {m} "
-                                       f"keeps) in only {n_sig} of {best.n_seeds} seeds", number)
-    return Outcome("inconclusive", f"underpowered: interval {stats.pp(lo)} to {stats.pp(hi)} contains 0 and "
-                                   f"gains of {stats.pp(min_effect)} or more", number)
+    d = rule.decide(rule.keep_table(rows, alpha=alpha), min_effect, alpha)
+    if d.reason.startswith("not run"):
+        return Outcome("inconclusive", d.reason, d.number)
+    return Outcome(d.verdict, f"{competence_label}; {d.reason}", d.number)
+
+
+def _keep_of(out: Outcome) -> float:
+    m = re.match(r"keep ([0-9.]+)", out.number)
+    return float(m.group(1)) if m else math.nan
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,27 +184,35 @@ def _gain(res: Results, c: Claim) -> Outcome:
 
 
 def _backed(res: Results, c: Claim, out: Outcome) -> Outcome:
-    """A gain that holds under FGSM or PGD must survive AutoAttack (the field's rule against gradient
-    masking): the paired AutoAttack gain at the same keep ratio, on the ``backed_by`` notebook's
-    fixed subset, must have its interval above 0; else the claim is *inconclusive*, with the reason."""
+    """A gain that holds under FGSM, PGD or CW must survive AutoAttack (the field's rule against
+    gradient masking): the AutoAttack gain at the same keep ratio, on the ``backed_by`` notebook's
+    fixed subset, must hold by the same rule with a family of one keep ratio (the keep was chosen on
+    other data); else the claim is *inconclusive*, with the reason."""
     p = c.params
     notebook = p["backed_by"]
-    keep = float(re.match(r"keep ([0-9.]+)", out.number).group(1))
+    keep = _keep_of(out)
     df = res.table(notebook)
     rows = (_setting(df, p["model"], p["dataset"], p["method"], "autoattack", p["eps"])
             if df is not None else pd.DataFrame())
     if rows.empty or not np.isclose(rows.keep_ratio.astype(float), keep).any():
         return Outcome("inconclusive", f"{out.reason}; not backed: AutoAttack was not run at keep {keep:g} "
                                        f"({notebook})", out.number, out.source)
-    dense = float(rows.keep_ratio.max())
-    g = stats.paired_gains(rows, baseline_keep=dense)
-    row = g[np.isclose(g.keep_ratio.astype(float), keep)].iloc[0]
-    aa = f"AutoAttack at keep {keep:g}: {stats.gain_text(row.to_dict())}{_fine(row.to_dict())}"
-    if np.isfinite(row.gain_lo) and row.gain_lo > 0:
-        return Outcome("holds", f"{out.reason}; backed by AutoAttack ({notebook})", f"{out.number}; {aa}",
-                       out.source)
-    return Outcome("inconclusive", f"{out.reason}, but not backed by AutoAttack (interval not above 0: "
-                                   "masking, or too few images)", f"{out.number}; {aa}", out.source)
+    t = rule.keep_table(rows)
+    one = t[np.isclose(t.keep_ratio, keep)].copy()
+    b = rule.bounds(one.gain, one.se, one.df, 1)
+    one = one.assign(family=1, lower=b["lower"], upper=b["upper"], p=b["p"], p_corrected=b["p_corrected"])
+    r = one.iloc[0]
+    aa = f"AutoAttack {rule.keep_text(r)}"
+    number = f"{out.number}; {aa}"
+    if rule.classify([r.gain], [r.lower], [r.upper]) == "holds":
+        return Outcome("holds", f"{out.reason}; backed by AutoAttack ({notebook}: lower bound "
+                                f"{rule.pp2(r.lower)} above 0, gain {rule.pp2(r.gain)} at least "
+                                f"{rule.pp2(MIN_EFFECT)})", number, out.source)
+    why = ("one seed, no interval over seeds" if not np.isfinite(r.se) else
+           f"gain {rule.pp2(r.gain)}, lower bound {rule.pp2(r.lower)}")
+    return Outcome("inconclusive", f"{out.reason}, but not backed by AutoAttack ({notebook}: {why}; the gain "
+                                   "does not hold there: masking, or too few images or seeds)", number,
+                   out.source)
 
 
 def _location(res: Results, c: Claim) -> Outcome:
@@ -249,7 +220,7 @@ def _location(res: Results, c: Claim) -> Outcome:
     out = _gain(res, c)
     if out.verdict != "holds":
         return out
-    keep = float(re.match(r"keep ([0-9.]+)", out.number).group(1))
+    keep = _keep_of(out)
     lo, hi = c.params["window"]
     if lo <= keep <= hi:
         return Outcome("holds", f"gain holds and the best keep {keep:g} lies in [{lo:g}, {hi:g}]",
@@ -259,7 +230,9 @@ def _location(res: Results, c: Claim) -> Outcome:
 
 
 def _depth(res: Results, c: Claim) -> Outcome:
-    """Sec. 6.4: the best pruned keep decreases with depth, every depth's gain holding."""
+    """Sec. 6.4: the best pruned keep decreases with depth. Each depth's best keep comes from its own
+    verdict: the reported keep where its gain holds, 1 (no pruning helps) where it fails, unknown
+    where inconclusive (:data:`RULE`)."""
     p = c.params
     df = res.table(c.notebook)
     src = res.source(c.notebook)
@@ -270,27 +243,31 @@ def _depth(res: Results, c: Claim) -> Outcome:
         ok, lab = res.competence(c.notebook, model, p["dataset"])
         o = gain_verdict(_setting(df, model, p["dataset"], p["method"], p["attack"], p["eps"]), ok, lab)
         outs.append(o)
-        m = re.match(r"keep ([0-9.]+)", o.number)
-        keeps.append(float(m.group(1)) if m else math.nan)
-        labels.append(f"{model} {o.number or o.reason}")
+        keeps.append(_keep_of(o) if o.verdict == "holds" else 1.0 if o.verdict == "fails" else math.nan)
+        labels.append(f"{model} {o.verdict}: {o.number or o.reason}")
     number = "; ".join(labels)
-    dec = all(np.isfinite(keeps)) and all(b <= a for a, b in zip(keeps, keeps[1:], strict=False)) \
-        and keeps[-1] < keeps[0]
+    models = list(p["models"])
     not_comp = [o.reason for o in outs if o.reason.startswith(("not competent", "competence unknown"))]
     if not_comp:
         return Outcome("inconclusive", not_comp[0], number, src)
-    if all(o.verdict == "holds" for o in outs):
-        if dec:
-            return Outcome("holds", "every depth's gain holds and the best keep decreases with depth",
-                           number, src)
-        return Outcome("fails", "every depth's gain holds but the best keep does not decrease with depth",
+    known = [(m, k) for m, k in zip(models, keeps, strict=True) if np.isfinite(k)]
+    where = ", ".join(f"{m} {k:g}" for m, k in known)
+    bad = [(a, b) for i, a in enumerate(known) for b in known[i + 1:] if b[1] > a[1]]
+    if all(o.verdict == "fails" for o in outs):
+        return Outcome("fails", "no depth has a gain: every depth's gain fails by the rule, so no pruning "
+                                "is best at every depth and the best keep does not decrease with depth",
                        number, src)
-    failed = [m for m, o in zip(p["models"], outs, strict=True) if o.verdict == "fails"]
-    if failed:
-        return Outcome("inconclusive", f"no sweet spot to locate for {', '.join(failed)} (gain fails by the "
-                                       "rule)", number, src)
-    return Outcome("inconclusive", "not every depth's gain holds, so the location of the best keep is not "
-                                   "resolved", number, src)
+    if bad:
+        (m1, k1), (m2, k2) = bad[0]
+        return Outcome("fails", f"the best keep does not decrease with depth: {m2} {k2:g} > {m1} {k1:g} "
+                                f"(best keeps: {where}; 1 where the gain fails)", number, src)
+    if len(known) == len(models):
+        if keeps[-1] < keeps[0]:
+            return Outcome("holds", f"the best keep decreases with depth ({where})", number, src)
+        return Outcome("fails", f"the best keep is the same at every depth ({where})", number, src)
+    open_ = [m for m, k in zip(models, keeps, strict=True) if not np.isfinite(k)]
+    return Outcome("inconclusive", f"the gain of {', '.join(open_)} is inconclusive, so the location of its "
+                                   f"best keep is not resolved (known: {where or 'none'})", number, src)
 
 
 def _algorithm1_front(res: Results, c: Claim) -> Outcome:
@@ -604,18 +581,21 @@ def findings_table(claims_df: pd.DataFrame, prefix: str = "") -> str:
     return to_markdown(d, ["claim", "verdict", "reason", "number", "source"])
 
 
-#: short names of the inconclusive reasons, by the prefix of the reason text
+#: short names of the inconclusive reasons, by the start of the reason text after the competence label
 REASONS = {"not run": "not run", "not competent": "model not competent",
-           "competence unknown": "competence unknown",
-           "no interval": "no interval", "interval above 0, but no per-example": "no per-example results",
-           "interval above 0, but McNemar": "McNemar not significant", "underpowered": "underpowered",
-           "no sweet spot": "no sweet spot at every depth", "no magnitude-pruned run": "no comparison run",
+           "competence unknown": "competence unknown", "one seed": "one seed",
+           "no interval": "no interval", "not resolved": "not resolved (more seeds)",
+           "a gain is resolved": "gain below the minimum effect not excluded",
+           "the gain of": "a depth inconclusive", "no magnitude-pruned run": "no comparison run",
            "no layer-wise runs": "not run"}
 
 
 def reason_category(reason: str) -> str:
     """The short category of an inconclusive reason (:data:`REASONS`), ``+ needs a GPU`` where stated."""
-    cat = next((v for k, v in REASONS.items() if reason.startswith(k)), reason.split(";")[0])
+    text = reason.split("; ", 1)[1] if reason.startswith("competent") and "; " in reason else reason
+    if ", but not backed by AutoAttack" in text or "; not backed: AutoAttack" in text:
+        return "not backed by AutoAttack"
+    cat = next((v for k, v in REASONS.items() if text.startswith(k)), text.split(";")[0])
     return cat + (" (needs a GPU)" if reason.endswith("needs a GPU") else "")
 
 

@@ -156,16 +156,17 @@ def findings(sweep: pd.DataFrame, models: pd.DataFrame, method: str) -> tuple[li
 
 
 def improvement_sentence(summary: dict, what: str) -> str:
-    """"In k of n settings ..." from :func:`prunerob.analysis.stats.improvement_summary` (best keep picked on
-    the same runs)."""
+    """"In k of n settings ..." from :func:`prunerob.analysis.stats.improvement_summary`: the settings with a
+    higher mean attacked accuracy after pruning, then their verdicts by the rule of
+    :mod:`prunerob.analysis.verdict_rule` (stated on the findings page)."""
     if not summary.get("settings"):
         return "No competent model: no verdict."
     return (
         f"In {summary['positive']} of {summary['settings']} {what} settings some pruned model has "
-        "a higher mean "
-        f"attacked accuracy than the unpruned one; {summary['resolved']} of these gains have a paired 95% "
-        f"interval above zero and {summary['significant']} are significant by McNemar's test in most seeds "
-        "(optimistic: the best keep ratio is picked on the same runs)."
+        "a higher mean attacked accuracy than the unpruned one (the best keep ratio is picked on the same "
+        f"runs). By the verdict rule (one-sided, corrected for the keep ratios searched, minimum effect "
+        f"1 pp; see Findings) {summary['holds']} of the {summary['settings']} settings hold, "
+        f"{summary['fails']} fail and {summary['inconclusive']} are inconclusive."
     )
 
 
@@ -198,8 +199,8 @@ def depth_findings(trend: pd.DataFrame, comp: pd.DataFrame, models: Sequence[str
         + ", ".join(
             f"{m} {k:g} ({stats.pp(g)})" for m, k, g in zip(r.models, r.keep_best, r.gains, strict=True)
         )
-        + f": {'decreases' if r.decreases else 'does not decrease'} with depth; {r.resolved} of "
-        f"{len(r.models)} gains have a paired 95% interval above zero."
+        + f": {'decreases' if r.decreases else 'does not decrease'} with depth; by the verdict rule the "
+        "gains " + ", ".join(f"{m} {v}" for m, v in zip(r.models, r.verdicts, strict=True)) + "."
         for r in trend.itertuples()
     ]
 

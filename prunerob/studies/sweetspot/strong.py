@@ -16,19 +16,12 @@ models in eval mode, inputs in [0, 1], normalisation inside the model, as in :mo
 * ``autoattack``: AutoAttack standard (Croce & Hein 2020; torchattacks ``version="standard"``)
   on a fixed subset (the first ``aa_n`` of the same permutation; >= 1000 images outside ``quick``).
 
-Label rule (:func:`label_rule`), per cell with a significant weak gain
-(:func:`prunerob.studies.sweetspot.grid.flag`)
-under FGSM or PGD-5 (weak gain w: the larger of the two significant ones); the strong attacks run
-at the cell are ``worst-case`` and, where run, ``autoattack``:
-
-* ``"robustness"``: the gain is significant (same rule) under every strong attack run;
-* ``"masking"``: under some strong attack the mean gain is at most w / 2 (the gain vanishes);
-* ``"inconclusive"``: otherwise (still above w / 2 but not significant: too few images or seeds);
-* suffix ``" (no AutoAttack)"`` where AutoAttack was not run at the cell.
-
-A cell without a significant weak gain is ``"no gain"``. ``transfer_stronger`` marks cells where
-the transferred examples fool the pruned model more than its own white-box PGD-50x5 does (a
-classic sign of masked gradients, Athalye et al. 2018).
+The cells (:func:`select_cells`) and their labels (:func:`label_rule`, :func:`label_cells`) are in
+the torch-free :mod:`prunerob.studies.sweetspot.labels` (re-exported here): cells with the largest mean weak
+gains whether or not the weak gain is a real gain, and a label that follows the strongest attack run
+at the cell (AutoAttack, else the worst case). ``transfer_stronger`` marks cells where the
+transferred examples fool the pruned model more than its own white-box PGD-50x5 does (a classic sign
+of masked gradients, Athalye et al. 2018).
 """
 
 from __future__ import annotations
@@ -44,6 +37,7 @@ from prunerob.config import device_name, format_eps
 from prunerob.core.attacks import AttackSpec, attack_batches, make_attack
 from prunerob.core.pruning import apply_masks, get_method, make_masks
 from prunerob.engine.sweep import pack_bits, unpack_bits
+from prunerob.studies.sweetspot.labels import STRONG_LABELS, WEAK, label_cells, label_rule, select_cells
 from prunerob.studies.sweetspot.models import (
     draws,
     examples_on,
@@ -68,31 +62,8 @@ __all__ = [
 
 #: the PGD-50 x 5 restarts override of the sweep's ``pgd`` entry
 STRONG_PGD: dict[str, dict[str, Any]] = {"pgd": {"steps": 50, "restarts": 5}}
-#: attacks whose significant gains select cells
-WEAK = ("fgsm", "pgd")
-#: attack labels of the strong table, weakest first
-STRONG_LABELS = ("pgd-50x5", "transfer", "worst-case", "autoattack")
-#: the strong attacks whose significance decides the label (:func:`label_rule`)
-DECIDING = ("worst-case", "autoattack")
 #: attacks combined per example into ``worst-case``
 WORST_OF = ("pgd-50x5", "transfer")
-
-
-def select_cells(g: pd.DataFrame, max_cells: int, fill: bool = True) -> pd.DataFrame:
-    """The (method, keep, eps) cells with a significant gain under FGSM or PGD-5, largest first
-    (at most ``max_cells``); with ``fill`` and fewer found, the largest positive mean gains fill
-    up the list (``selected`` says which). Keep 1.0 and eps 0 are never cells."""
-    d = g[g.attack.isin(WEAK) & (g.keep_ratio < 1.0) & (g.eps > 0)].copy()
-    d["selected"] = np.where(
-        d.significant == "gain", "significant gain", "largest mean gain (not significant)"
-    )
-    sig = d[d.significant == "gain"].sort_values("gain", ascending=False)
-    rest = d[(d.significant != "gain") & (d.gain > 0)].sort_values("gain", ascending=False)
-    pool = pd.concat([sig, rest]) if fill else sig
-    pool = pool.drop_duplicates(["method", "keep_ratio", "eps"])
-    return pool.head(int(max_cells))[
-        ["method", "keep_ratio", "eps", "attack", "gain", "gain_lo", "gain_hi", "significant", "selected"]
-    ].reset_index(drop=True)
 
 
 def transfer_rows(
@@ -230,67 +201,3 @@ def strong_rows(
             cell = dict(base, methods=[method], keeps=keeps, eps=[float(e)])
             tables.append(sweep_mlps(**cell, seeds=aa_seeds, attacks=["autoattack"], n=aa_n))
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-
-
-def _cell(g: pd.DataFrame, method: str, keep: float, eps: float, attack: str) -> pd.Series | None:
-    d = g[
-        (g.method == method) & np.isclose(g.keep_ratio, keep) & np.isclose(g.eps, eps) & (g.attack == attack)
-    ]
-    return None if d.empty else d.iloc[0]
-
-
-def label_cells(
-    weak: pd.DataFrame, strong: pd.DataFrame, strong_raw: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """One row per cell of the strong table: the gain (with interval) under FGSM, PGD-5, PGD-50x5,
-    transfer, worst-case and AutoAttack, ``transfer_stronger`` and the ``label`` of :func:`label_rule`.
-    ``weak`` / ``strong``: :func:`prunerob.studies.sweetspot.grid.gains` of the weak grid and of
-    :func:`strong_rows`; ``strong_raw``: the strong rows (for ``transfer_stronger``)."""
-    out = []
-    cells = strong[(strong.keep_ratio < 1.0)][["method", "keep_ratio", "eps"]].drop_duplicates()
-    for c in cells.itertuples():
-        row: dict[str, Any] = {
-            "method": c.method,
-            "keep_ratio": c.keep_ratio,
-            "eps": c.eps,
-            "eps_label": format_eps(float(c.eps)),
-        }
-        for a, src in (("fgsm", weak), ("pgd", weak), *((s, strong) for s in STRONG_LABELS)):
-            r = _cell(src, c.method, c.keep_ratio, c.eps, a)
-            row.update(
-                {
-                    f"{a}_gain": np.nan if r is None else r.gain,
-                    f"{a}_lo": np.nan if r is None else r.gain_lo,
-                    f"{a}_hi": np.nan if r is None else r.gain_hi,
-                    f"{a}_flag": "not run" if r is None else r.significant,
-                    f"{a}_seeds": 0 if r is None else int(r.n_seeds),
-                }
-            )
-        row["transfer_stronger"] = _transfer_stronger(strong_raw, c) if strong_raw is not None else False
-        row["label"] = label_rule(row)
-        out.append(row)
-    return pd.DataFrame(out)
-
-
-def _transfer_stronger(raw: pd.DataFrame, c: Any) -> bool:
-    d = raw[(raw.method == c.method) & np.isclose(raw.keep_ratio, c.keep_ratio) & np.isclose(raw.eps, c.eps)]
-    m = d.groupby("attack").adv_acc.mean()
-    return bool("transfer" in m and "pgd-50x5" in m and m["transfer"] < m["pgd-50x5"])
-
-
-def label_rule(row: Mapping[str, Any]) -> str:
-    """The label of one cell from its ``{attack}_flag`` / ``{attack}_gain`` fields (module docstring)."""
-    weak = [float(row[f"{a}_gain"]) for a in WEAK if row.get(f"{a}_flag") == "gain"]
-    if not weak:
-        return "no gain"
-    w = max(weak)
-    run = [a for a in DECIDING if row.get(f"{a}_flag", "not run") != "not run"]
-    if not run:
-        return "untested"
-    if all(row.get(f"{a}_flag") == "gain" for a in run):
-        label = "robustness"
-    elif any(not float(row.get(f"{a}_gain", np.nan)) > w / 2 for a in run):
-        label = "masking"
-    else:
-        label = "inconclusive"
-    return label + ("" if "autoattack" in run else " (no AutoAttack)")

@@ -6,14 +6,16 @@ Rule, stated on the page:
    :mod:`prunerob.analysis.competence`; otherwise the verdict opens with **Not evidence** and names the
    gap, and everything after it only exercises the pipeline.
 1. A REAL GAIN is a cell of the weak-attack grid (FGSM or PGD-5; any rule, training, width, eps,
-   keep < 1) whose paired gain is significant by :func:`prunerob.studies.sweetspot.grid.flag` (95% t-interval
-   across seeds above 0 and exact McNemar p < 0.05 in most seeds). The largest one is reported with
-   its interval. The count is also given after a Bonferroni correction within each table
-   (``significant_bonf`` of :func:`prunerob.studies.sweetspot.grid.bonferroni`), and the largest gain says
-   whether it survives it.
-2. It SURVIVES AUTOATTACK when its strong-attack label (:func:`prunerob.studies.sweetspot.strong.label_rule`)
-   is ``robustness`` (significant under the per-example worst case of PGD-50x5 and transfer AND
-   under AutoAttack); ``masking``, ``inconclusive`` and ``(no AutoAttack)`` are said as such.
+   keep < 1) whose paired gain holds by the verdict rule of :mod:`prunerob.analysis.verdict_rule` with its
+   table as the family searched (``significant_bonf`` of :func:`prunerob.studies.sweetspot.grid.bonferroni`:
+   one-sided lower bound, Bonferroni over the table's cells, above 0, and mean gain at least the
+   minimum effect). The count of uncorrected flags is given beside it, and whether every cell's
+   upper bound excludes the minimum effect (the rule's "fails"). The largest real gain is reported
+   with its bounds; without one, the largest mean gain.
+2. STRONGER ATTACKS are reported at the cells they were run on, which are the largest mean gains
+   whether or not the weak gain is real (:func:`prunerob.studies.sweetspot.labels.select_cells`), each with
+   its gain under every attack and the label of :func:`prunerob.studies.sweetspot.labels.label_rule`, which
+   follows the strongest attack run there (AutoAttack, else the worst case).
 3. FIGURES: the paper's Fig. 2 (MLP, FGSM, eps = 4/255, magnitude, 30 epochs, width 512) and Fig. 8
    (same with PGD) are EXPLAINED by the correct run when it has a real gain there; otherwise the
    verdict names any pitfall whose curve has the Fig. 2 shape
@@ -32,9 +34,11 @@ import numpy as np
 import pandas as pd
 
 from prunerob.analysis import competence as C
+from prunerob.analysis import verdict_rule as rule
 from prunerob.analysis.stats import gain_text, pct, pp
 from prunerob.config import format_eps
-from prunerob.studies.sweetspot.grid import combine
+from prunerob.studies.sweetspot.grid import combine, gains
+from prunerob.studies.sweetspot.labels import STRONG_LABELS, WEAK, label_cells
 
 __all__ = [
     "FIGURES",
@@ -48,9 +52,11 @@ __all__ = [
     "from_tables",
 ]
 
-#: the tables of ``results/sweet_spot`` that :func:`from_tables` reads
-TABLES = ("gains_main", "gains_rules", "gains_training", "strong_labels", "pitfall_shapes",
-          "mechanism_correlation", "models", "run_info")
+#: the tables of ``results/sweet_spot`` that :func:`from_tables` reads (the sweeps and the strong rows
+#: are re-decided by the current rule; the ``gains_*`` and ``strong_labels`` tables only without them)
+TABLES = ("sweep_main", "sweep_rules", "sweep_training", "strong_rows", "gains_main", "gains_rules",
+          "gains_training", "gains_strong", "strong_labels", "pitfall_shapes", "mechanism_correlation",
+          "models", "run_info")
 
 #: paper figures of the MLP on MNIST at eps = 4/255, magnitude pruning, by attack
 FIGURES = {"fgsm": "Fig. 2 (MLP panel)", "pgd": "Fig. 8 (MLP panel)"}
@@ -58,10 +64,17 @@ PAPER_EPS = 4 / 255
 
 
 def real_gains(g: pd.DataFrame) -> pd.DataFrame:
-    """Cells of ``g`` (:func:`prunerob.studies.sweetspot.grid.gains`) with a significant gain, largest
-    first."""
-    d = g[(g.significant == "gain") & (g.keep_ratio < 1.0)]
-    return d.sort_values("gain", ascending=False)
+    """Cells of ``g`` (:func:`prunerob.studies.sweetspot.grid.gains`) whose gain holds by the rule with their
+    table as the family (``significant_bonf == "gain"``), largest first."""
+    flag = g.significant_bonf if "significant_bonf" in g.columns else g.significant
+    d = g[(flag == "gain") & (g.keep_ratio < 1.0)]
+    return d.sort_values(["gain", "keep_ratio"], ascending=[False, False], kind="stable")
+
+
+def _real(r: Mapping[str, Any]) -> str:
+    if r.get("significant_bonf", r.get("significant")) == "gain":
+        return "a real gain"
+    return f"not a real gain; uncorrected flag: {r.get('significant', 'none')}"
 
 
 def _opt(r: Mapping[str, Any], k: str) -> str:
@@ -83,9 +96,10 @@ def describe_cell(r: Mapping[str, Any]) -> str:
 
 def best_lines(g: pd.DataFrame, by: str) -> list[str]:
     """Per value of ``by``: the cell (keep < 1, eps > 0) with the largest mean paired gain, in words."""
-    d = g[(g.keep_ratio < 1.0) & (g.eps > 0)].sort_values("gain", ascending=False)
+    d = g[(g.keep_ratio < 1.0) & (g.eps > 0)].sort_values(["gain", "keep_ratio"], ascending=[False, False],
+                                                          kind="stable")
     return [
-        f"- {r[by]}: largest gain at {describe_cell(r)}: {gain_text(r)} ({r['significant']})"
+        f"- {r[by]}: largest gain at {describe_cell(r)}: {gain_text(r)} ({_real(r)})"
         for _, r in d.groupby(by, sort=False).head(1).iterrows()
     ]
 
@@ -122,7 +136,7 @@ def _figures(g: pd.DataFrame, shapes: pd.DataFrame | None, main: Mapping[str, An
                 f"{hit.iloc[0].keep_ratio:g}: {gain_text(hit.iloc[0])}; the figure's sweet spot is explained."
             )
             continue
-        best = d.sort_values("gain", ascending=False).iloc[0]
+        best = d.sort_values(["gain", "keep_ratio"], ascending=[False, False], kind="stable").iloc[0]
         lines.append(
             f"- {fig}: the correct run has no real gain at 4/255 (best keep {best.keep_ratio:g}: "
             f"{gain_text(best)}); the sweet spot of the figure is not reproduced."
@@ -161,18 +175,48 @@ def evidence(models: pd.DataFrame | None) -> tuple[bool, str]:
 
 
 def _count_line(cells: pd.DataFrame, hits: pd.DataFrame) -> str:
-    line = (
-        f"**Real gains.** {len(hits)} of {len(cells)} (rule, training, width, attack, eps, keep < 1) "
-        "cells have a significant paired gain (95% interval above 0 and McNemar p < 0.05 in most seeds)"
-    )
-    if "significant_bonf" not in cells.columns:
-        return line + "; no multiple-comparison correction was computed."
-    nb = int((cells.significant_bonf == "gain").sum())
-    fam = ", ".join(str(int(v)) for v in cells.family_size.dropna().unique())
-    return line + (
-        f"; {nb} of them survive a Bonferroni correction within their table (families of {fam} cells). "
-        "The per-cell rule alone expects false flags at a rate of up to 5% of the cells."
-    )
+    eff = rule.pp2(rule.MIN_EFFECT)
+    line = (f"**Real gains.** {len(hits)} of {len(cells)} (rule, training, width, attack, eps, keep < 1) "
+            "cells have a gain that holds by the verdict rule with its table as the family searched "
+            "(one-sided lower bound, Bonferroni over the table's cells, above 0, and mean gain at least "
+            f"{eff}")
+    if "family_size" in cells.columns:
+        fam = ", ".join(str(int(v)) for v in cells.family_size.dropna().unique())
+        line += f"; families of {fam} cells"
+    n_flag = int((cells.significant == "gain").sum())
+    line += (f"). Uncorrected, {n_flag} cell{'s are' if n_flag != 1 else ' is'} flagged (one-sided 95% per "
+             "cell: up to 5% of the cells by chance alone).")
+    if "upper" in cells.columns:
+        up = cells.upper.astype(float)
+        open_ = int((~(up < rule.MIN_EFFECT)).sum())
+        if open_ == 0:
+            line += (f" Every cell's one-sided 95% upper bound is below {eff}: by the rule the grid "
+                     f"**fails** to show a gain of {eff} anywhere (largest upper bound "
+                     f"{rule.pp2(up.max())}).")
+        else:
+            line += (f" The upper bounds of {open_} cells do not exclude {eff}, so the grid does not fail "
+                     "either.")
+    return line
+
+
+def _strong_lines(labels: pd.DataFrame) -> list[str]:
+    """One line per labelled cell: its gain under the attack the label follows, then the others."""
+    out = []
+    names = {"fgsm": "FGSM", "pgd": "PGD-5", "autoattack": "AutoAttack"}
+    for r in labels.to_dict("records"):
+        eps = r.get("eps_label", format_eps(float(r["eps"])))
+        head = f"- {r['method']}, keep {r['keep_ratio']:g}, eps {eps}"
+        s = r.get("strongest", "none")
+        if s in (None, "none") or f"{s}_gain" not in r:
+            out.append(f"{head}: **{r['label']}**.")
+            continue
+        main = (f"{names.get(s, s)} {rule.pp2(r[f'{s}_gain'])} (lower bound {rule.pp2(r[f'{s}_lo'])}, "
+                f"corrected over {len(labels)} cells; upper {rule.pp2(r[f'{s}_hi'])}; "
+                f"{int(r[f'{s}_seeds'])} seeds)")
+        rest = ", ".join(f"{names.get(a, a)} {rule.pp2(r[f'{a}_gain'])}" for a in (*WEAK, *STRONG_LABELS)
+                         if a != s and r.get(f"{a}_flag", "not run") != "not run")
+        out.append(f"{head}: **{r['label']}** by {main}; " + (f"other attacks: {rest}." if rest else "."))
+    return out
 
 
 def verdict(
@@ -185,20 +229,17 @@ def verdict(
     models: pd.DataFrame | None = None,
 ) -> str:
     """The verdict in Markdown from the weak grid gains ``g`` (all rules / trainings / widths), the
-    strong-attack ``labels``, the pitfall ``shapes``, the mechanism correlations ``mech`` and the
-    ``models`` table (competence, rule 0); ``main`` selects the paper's setting in ``g`` for the
-    figure lines (e.g. ``{"train_epochs": 30, "width": 512}``)."""
+    strong-attack ``labels`` (:func:`prunerob.studies.sweetspot.labels.label_cells`), the pitfall ``shapes``,
+    the mechanism correlations ``mech`` and the ``models`` table (competence, rule 0); ``main``
+    selects the paper's setting in ``g`` for the figure lines (e.g.
+    ``{"train_epochs": 30, "width": 512}``)."""
     cells = g[(g.keep_ratio < 1.0) & (g.eps > 0)]
     hits = real_gains(cells)
     out = [evidence(models)[1], _count_line(cells, hits)]
     if not hits.empty:
         top = hits.iloc[0]
-        bonf = top.get("significant_bonf")
-        kept = "" if bonf is None else f" ({'survives' if bonf == 'gain' else 'does not survive'} Bonferroni)"
-        out.append(
-            f"The largest: {describe_cell(top)}: {gain_text(top)}{kept}; "
-            f"under stronger attacks: **{_label_of(labels, top, main)}**."
-        )
+        out.append(f"The largest real gain: {describe_cell(top)}: {gain_text(top)}; under stronger attacks: "
+                   f"**{_label_of(labels, top, main)}**.")
         where = hits.groupby(["method", "attack"]).eps.agg(
             lambda e: ", ".join(format_eps(v) for v in sorted(set(e)))
         )
@@ -206,17 +247,17 @@ def verdict(
             "Where: " + "; ".join(f"{m} / {a.upper()} at eps {e}" for (m, a), e in where.items()) + "."
         )
     elif len(cells):
-        best = cells.sort_values("gain", ascending=False).iloc[0]
+        best = cells.sort_values(["gain", "keep_ratio"], ascending=[False, False], kind="stable").iloc[0]
         out.append(
-            f"The largest mean paired gain, not significant: {describe_cell(best)}: {gain_text(best)}; "
-            f"under stronger attacks: {_label_of(labels, best, main)}."
+            f"The largest mean paired gain, not a real gain: {describe_cell(best)}: {gain_text(best)}; under "
+            f"stronger attacks: {_label_of(labels, best, main)}."
         )
     if labels is not None and not labels.empty:
         counts = labels.label.value_counts()
         out.append(
-            "**Stronger attacks** at the selected cells: "
-            + ", ".join(f"{v} {k}" for k, v in counts.items())
-            + " (label rule in the strong-attack section)."
+            "**Stronger attacks** at the cells with the largest mean weak gains (whether or not real; the "
+            "label follows the strongest attack run at the cell, label rule in the strong-attack section): "
+            + ", ".join(f"{v} {k}" for k, v in counts.items()) + ".\n" + "\n".join(_strong_lines(labels))
         )
     out.append("**The paper's figures.**\n" + "\n".join(_figures(g, shapes, dict(main or {}))))
     if mech is not None and not mech.empty:
@@ -259,12 +300,30 @@ def contradicted(mech: pd.DataFrame) -> pd.DataFrame:
     return mech[bad.to_numpy()]
 
 
+def _sweeps(t: Mapping[str, pd.DataFrame | None]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The weak-grid gains and the strong labels re-decided by the current rule from the committed
+    sweeps and strong rows (per-example bits); the written ``gains_*`` / ``strong_labels`` tables where
+    the sweeps are missing."""
+    parts = [gains(t[n]) if t.get(n) is not None else t.get(f"gains_{n[6:]}")
+             for n in ("sweep_main", "sweep_rules", "sweep_training")]
+    parts = [p for p in parts if p is not None]
+    g = combine(*parts) if parts else None
+    labels = t.get("strong_labels")
+    raw = t.get("strong_rows")
+    if raw is not None and g is not None:
+        weak = combine(*(gains(t[n]) for n in ("sweep_main", "sweep_rules") if t.get(n) is not None))
+        labels = label_cells(weak, gains(raw), raw)
+    return g, labels
+
+
 def from_tables(folder: str | os.PathLike) -> str:
     """The verdict of :func:`verdict` recomputed from the committed tables of the chapter (``folder``:
-    ``results/sweet_spot``; :data:`TABLES`), headed by the profile, seeds and device they come from."""
+    ``results/sweet_spot``; :data:`TABLES`), headed by the profile, seeds and device they come from.
+    The weak grid and the strong-attack labels are re-decided by the current rule from the sweeps'
+    per-example bits; the pitfall shapes and mechanism correlations are read as written."""
     folder = Path(folder)
     t = {n: pd.read_csv(folder / f"{n}.csv") if (folder / f"{n}.csv").is_file() else None for n in TABLES}
-    if t["gains_main"] is None:
+    if t["gains_main"] is None and t["sweep_main"] is None:
         return f"No sweet-spot tables under `{folder}`: the chapter has not been run."
     info = t["run_info"].iloc[0] if t["run_info"] is not None else pd.Series(dtype=object)
     head = (
@@ -272,9 +331,9 @@ def from_tables(folder: str | os.PathLike) -> str:
         f"(MNIST MLP, {info.get('epochs', '?')} epochs, seeds {info.get('seeds', '?')}, "
         f"device {info.get('device', '?')}):"
     )
-    g = combine(*(t[n] for n in ("gains_main", "gains_rules", "gains_training")))
+    g, labels = _sweeps(t)
     main = {"train_epochs": int(info["epochs"]), "width": 512} if "epochs" in info else None
     notes = (f"**CIFAR-10.** {info['cnn_note']}",) if isinstance(info.get("cnn_note"), str) else ()
-    body = verdict(g, t["strong_labels"], t["pitfall_shapes"], t["mechanism_correlation"], main, notes,
+    body = verdict(g, labels, t["pitfall_shapes"], t["mechanism_correlation"], main, notes,
                    models=t["models"])
     return head + "\n\n" + body
