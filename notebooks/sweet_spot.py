@@ -95,7 +95,8 @@ strong_raw = units.call(strong.strong_rows, "sweetspot_strong", **U, adopt_file=
                         uses=["attack:pgd", "attack:cw", "attack:autoattack", "attack:fgsm",
                               "method:magnitude", *(f"method:{r}" for r in rules)],
                         cells=cells[["method", "keep_ratio", "eps"]], epochs=epochs, seeds=strong_seeds,
-                        n=strong_n, aa_seeds=aa_seeds, aa_n=aa_n, aa_cells=aa_cells, mask_draws=mask_draws, **common)
+                        n=strong_n, aa_seeds=aa_seeds, aa_n=aa_n, aa_cells=aa_cells, mask_draws=mask_draws,
+                        **common)
 strong_g = grid.gains(strong_raw)
 labels = strong.label_cells(grid.combine(main_g, rule_g), strong_g, strong_raw)
 pit_rows = units.call(pitfalls.pitfall_table, "sweetspot_pitfalls", **U, adopt_file="pitfall_rows.csv",
