@@ -57,11 +57,12 @@ case "$task" in
     "$BIN/prunerob" reproduce "${names[@]}" --profile "${PROFILE:-quick}" "${args[@]}" ;;
   ci-notebooks)
     setup
-    # Every notebook with the quick profile into a temporary folder: committed outputs in
-    # book/experiments are never touched. The folder is kept for inspection when a run fails.
+    # Every notebook with the quick profile into a temporary folder, with a result store of its own:
+    # committed outputs in book/experiments (pages and store) are never touched. The folder is kept
+    # for inspection when a run fails.
     out="$(mktemp -d "${TMPDIR:-/tmp}/prunerob-ci-notebooks.XXXXXX")"
     echo "ci-notebooks: executing every notebook (profile quick) into $out"
-    if "$BIN/prunerob" reproduce --profile quick --output-dir "$out" "${args[@]}"; then
+    if PRUNEROB_STORE="$out/store" "$BIN/prunerob" reproduce --profile quick --output-dir "$out" "${args[@]}"; then
       rm -rf "$out"
     else
       echo "ci-notebooks: FAILED; executed notebooks (with tracebacks) are in $out/.failed" >&2

@@ -5,6 +5,9 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # set before timm / huggingface_hub are imported
 os.environ.setdefault("TQDM_DISABLE", "1")
+# no test reads or writes the committed result store (book/experiments/store); a test that needs a
+# store points $PRUNEROB_STORE at a temporary folder (tests/test_store.py)
+os.environ["PRUNEROB_STORE"] = "off"
 
 import pytest
 import torch
