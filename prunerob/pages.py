@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,10 +51,20 @@ class Run:
 
 
 def setup(
-    name: str, *, profile: str, device: str = "auto", threads: int | None = None, out_dir: str | None = None
+    name: str, params: Mapping[str, Any] | None = None, *, profile: str, device: str = "auto",
+    threads: int | None = None, out_dir: str | None = None,
 ) -> Run:
     """Start a notebook run: torch CPU threads (``threads``; None keeps torch's default), the
-    output folder ``out_dir`` (default ``results/<name>``, created), the resolved ``device``."""
+    output folder ``out_dir`` (default ``results/<name>``, created), the resolved ``device``.
+
+    ``params``: the notebook's ``globals()``. Its parameters are checked first, with the validators
+    of ``prunerob reproduce`` (:func:`prunerob.runner.checks.check_notebook_parameters`), so that a
+    plain ``papermill -p`` / ``-f params.yaml`` run gets the same one-line ConfigError naming the
+    parameter, before any work, and cannot write outside its working folder."""
+    if params is not None:
+        from .runner.checks import check_notebook_parameters
+
+        check_notebook_parameters(name, params)
     warnings.filterwarnings("ignore", message="IProgress not found")
     if threads:  # 1 avoids MKL/OpenMP slow-downs when the CPU cores are shared
         torch.set_num_threads(int(threads))
@@ -224,9 +234,10 @@ def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
     ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the cache), so each shorter
     run of the same seed is a cache entry too; the epoch count of a notebook is picked from it."""
     cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed)
-    train_model(cfg, device=run.device, data_root=data_root, progress=False,
-                snapshot_epochs=range(1, epochs))
-    return pd.DataFrame(train_curve(cfg)).assign(model=arch, dataset=dataset, seed=seed)
+    _model, info = train_model(cfg, device=run.device, data_root=data_root, progress=False,
+                               snapshot_epochs=range(1, epochs))
+    return pd.DataFrame(train_curve(cfg, data_key=info["data_key"])).assign(model=arch, dataset=dataset,
+                                                                            seed=seed)
 
 
 def threshold_of(model: str, dataset: str) -> float | None:
