@@ -65,3 +65,52 @@ def write_done(path: Path, chash: str, done: Mapping[tuple[str, float], Sequence
     for (method, keep), rows in done.items():
         lines.append(json.dumps({"method": method, "keep": keep, "rows": list(rows)}, default=_native))
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# the resume folder of ``prunerob sweep --out X`` (``X.partial/``)
+
+#: file marking a folder as a sweep's resume folder (created by :func:`open_folder`)
+MARKER = ".prunerob-resume-folder"
+
+
+def open_folder(path: str | os.PathLike, name: str = "--out") -> Path:
+    """Prepare ``path`` as the resume folder of a sweep: an existing file there is a ConfigError
+    naming ``name``; the folder is created (when missing) with :data:`MARKER` in it. Files already in
+    it are left alone; only those :func:`close_folder` recognises are ever deleted."""
+    from prunerob.config import ConfigError, check_writable
+
+    p = Path(path)
+    try:
+        not_a_folder = p.exists() and not p.is_dir()
+    except OSError:  # a name too long, a loop of links: check_writable below names it
+        not_a_folder = False
+    if not_a_folder:
+        raise ConfigError(f"{name}: {str(p)!r} exists and is not a folder; prunerob keeps the finished parts "
+                          "of an interrupted sweep there. Move it away or give another --out")
+    check_writable(p, name, "dir")
+    p.mkdir(parents=True, exist_ok=True)
+    marker = p / MARKER
+    if not marker.exists():
+        atomic_write_text(marker, "resume files of an interrupted `prunerob sweep`; removed when it ends\n")
+    return p
+
+
+def close_folder(path: str | os.PathLike, written: Sequence[str | os.PathLike]) -> list[Path]:
+    """Remove what a finished sweep wrote in its resume folder ``path``: the resume files ``written``
+    (a manifest of the names this run used), temporary files left by their atomic writes, and
+    :data:`MARKER`; then the folder itself when it is empty. Any other file stays. Returns the
+    files left in it (empty when the folder is gone)."""
+    p = Path(path)
+    if not p.is_dir():
+        return []
+    ours = {Path(w).name for w in written} | {MARKER}
+    prefixes = tuple(f".{n[:100]}." for n in ours)
+    for f in p.iterdir():
+        if f.is_file() and not f.is_symlink() and (f.name in ours or (
+                f.name.startswith(prefixes) and f.name.endswith(".tmp"))):
+            f.unlink(missing_ok=True)
+    left = sorted(p.iterdir())
+    if not left:
+        p.rmdir()
+    return left
