@@ -56,7 +56,7 @@ from prunerob.data import load_dataset
 from prunerob.experiment import ExperimentSpec
 from prunerob.risk_sweep import input_norm
 
-run = pages.setup("algorithm1", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("algorithm1", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=[dataset], models=model, methods=["magnitude", "random"], keeps=grid_keeps, attacks=attacks,
     eps=eps, seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root,

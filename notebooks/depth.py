@@ -46,7 +46,7 @@ from prunerob import plotting as P
 from prunerob.config import parse_eps
 from prunerob.experiment import ExperimentSpec
 
-run = pages.setup("depth", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("depth", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=[dataset], models={dataset: models}, methods=methods, keeps=keeps, attacks=attacks, eps=eps,
     seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root, download=download))

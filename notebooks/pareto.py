@@ -52,7 +52,7 @@ from prunerob.config import format_eps, parse_eps
 from prunerob.data import load_dataset
 from prunerob.risk_sweep import bound_fronts, input_norm
 
-run = pages.setup("pareto", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("pareto", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 e = parse_eps(eps)
 paths = {"magnitude": Path(mlp_table), "taylor": Path(vit_table)}
 tables = {m: P.load_table(path) for m, path in paths.items()}

@@ -72,7 +72,7 @@ from prunerob import plotting as P
 from prunerob.config import format_eps, parse_eps
 from prunerob.sweetspot import figures, grid, mechanism, models, pitfalls, strong, verdict
 
-run = pages.setup("sweet_spot", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("sweet_spot", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 dev, test = str(run.device), models.mnist("test", data_root)
 common = dict(device=dev, data_root=data_root, train_subset=train_subset)
 main_rows = models.sweep_mlps(epochs=[epochs], widths=[512], seeds=seeds, methods=["magnitude"], keeps=keeps,
