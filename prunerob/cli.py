@@ -163,21 +163,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.is_dir():
         raise ConfigError(f"out={str(out)!r} is a directory; give a CSV file path")
+    units = plan_units(spec)  # the whole spec is checked before anything is created
     check_scheduler(args.scheduler)
     probe_scheduler(args.scheduler)
     resume_dir = Path(f"{out}.partial") if out is not None and args.scheduler is None else None
     if resume_dir is not None:
-        resume.open_folder(resume_dir, "--out")
+        resume.check_folder(resume_dir, "--out")
     res = run_experiment(spec, scheduler=args.scheduler, progress=not args.quiet, resume_dir=resume_dir)
     df = res.sweep
     if out is not None:
         atomic_write_text(out, df.to_csv(index=False))
         if resume_dir is not None:
-            ours = [partial_path(resume_dir, u, part) for u in plan_units(spec) for part, _ in u.sweeps]
+            ours = [partial_path(resume_dir, u, part) for u in units for part, _ in u.sweeps]
             left = resume.close_folder(resume_dir, ours)
             if left:
-                print(f"kept {resume_dir}: it holds {len(left)} file(s) prunerob did not write "
-                      f"({', '.join(f.name for f in left[:3])}{', ...' if len(left) > 3 else ''})")
+                names = ", ".join(f.name for f in left[:3]) + (", ..." if len(left) > 3 else "")
+                print(f"kept {resume_dir}: it holds {len(left)} entries that are not resume files of "
+                      f"prunerob ({names})")
     with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 120):
         print(summary_table(df).to_string(index=False))
     if out is not None:
@@ -265,7 +267,7 @@ def _eps_list(v: Any, name: str, _a: argparse.Namespace) -> list[float]:
 
 
 def _keep_list(v: Any, name: str, _a: argparse.Namespace) -> list[float]:
-    return parse_list(v, lambda k: check_keep(check_float(k, name, 0.0, 1.0), name), name)
+    return parse_list(v, lambda k: check_keep(k, name), name)
 
 
 def _unit_list(v: Any, name: str, _a: argparse.Namespace) -> list[float]:

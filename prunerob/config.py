@@ -214,9 +214,17 @@ def check_choice(name: str, value: str, allowed: Iterable[str]) -> str:
 
 def check_keep(keep: float, name: str = "keep") -> float:
     """A keep ratio (the paper's p: fraction of weights KEPT) must lie in [0, 1]."""
-    k = float(keep)
+    what = "a keep ratio is the fraction of weights kept, a number in [0, 1]"
+    try:
+        if isinstance(keep, bool):
+            raise ValueError
+        k = float(keep)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name}={keep!r} is not a number; {what}") from None
+    if not math.isfinite(k):
+        raise ConfigError(f"{name}={keep!r} is not a finite number; {what}")
     if not (0.0 <= k <= 1.0):
-        raise ConfigError(f"{name}={keep!r} is outside [0, 1]; a keep ratio is the fraction of weights kept")
+        raise ConfigError(f"{name}={k!r} is outside [0, 1]; a keep ratio is the fraction of weights kept")
     return k
 
 

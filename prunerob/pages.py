@@ -9,6 +9,7 @@ table and shows a short summary of it instead of the whole table (the CSV is lin
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -62,9 +63,11 @@ def setup(
     plain ``papermill -p`` / ``-f params.yaml`` run gets the same one-line ConfigError naming the
     parameter, before any work, and cannot write outside its working folder."""
     if params is not None:
-        from .runner.checks import check_notebook_parameters
-
-        check_notebook_parameters(name, params)
+        # The runner's validators are imported by name: like ``prunerob reproduce`` checking the
+        # parameters before a kernel starts, they can refuse a run but never change a result, so
+        # they stay out of the page's import closure (runner/imports.py), which enters its stamp.
+        checks = importlib.import_module("prunerob.runner.checks")
+        checks.check_notebook_parameters(name, params)
     warnings.filterwarnings("ignore", message="IProgress not found")
     if threads:  # 1 avoids MKL/OpenMP slow-downs when the CPU cores are shared
         torch.set_num_threads(int(threads))

@@ -628,14 +628,18 @@ def test_sweep_partial_folder_keeps_files_it_did_not_write(tmp_path, monkeypatch
     (partial / "sub").mkdir()
     (partial / "sub" / "data.bin").write_bytes(b"x" * 10)
     (partial / ".mnist-seed0-main.partial.json.abc.tmp.keep").write_text("not a temp file of ours")
+    (partial / "mine.partial.json").write_text('{"version": 1}\n')  # named like ours, not ours
+    (partial / "mlp-mnist-seed7-main.partial.json").write_text(  # an earlier run's, of another config
+        '{"version": 1, "config_hash": "abc"}\n')
+    (partial / ".mlp-mnist-seed0-main.partial.json.x1y2.tmp").write_text("{")  # a killed atomic write
     argv = ["sweep", "--quiet", "--epochs", "1", "--train-subset", "50", "--n", "20", "--keep", "1,0.5",
             "--data-root", str(root), "--device", "cpu", "--out", str(out)]
     assert main(argv) == 0
     assert out.is_file()
-    assert sorted(p.relative_to(partial).as_posix() for p in partial.rglob("*")) == [
-        ".mnist-seed0-main.partial.json.abc.tmp.keep", "notes.txt", "sub", "sub/data.bin"]
+    users = [".mnist-seed0-main.partial.json.abc.tmp.keep", "mine.partial.json", "notes.txt", "sub/data.bin"]
+    assert sorted(p.relative_to(partial).as_posix() for p in partial.rglob("*")) == sorted([*users, "sub"])
     # with nothing of the user's in it, the folder goes
-    for name in ("sub/data.bin", "notes.txt", ".mnist-seed0-main.partial.json.abc.tmp.keep"):
+    for name in users:
         (partial / name).unlink()
     (partial / "sub").rmdir()
     assert main(argv) == 0 and not partial.exists()
