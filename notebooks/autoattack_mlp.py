@@ -47,7 +47,8 @@ from prunerob import plotting as P
 from prunerob.config import parse_eps
 from prunerob.experiment import ExperimentSpec
 
-run = pages.setup("autoattack_mlp", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("autoattack_mlp", globals(), profile=profile, device=device, threads=threads,
+                  out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=[dataset], models=model, methods=[method], keeps=keeps, attacks=attacks, eps=eps, seeds=seeds,
     n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root, download=download),

@@ -45,7 +45,8 @@ from prunerob import plotting as P
 from prunerob.config import parse_eps
 from prunerob.experiment import ExperimentSpec
 
-run = pages.setup("magnitude_cnn", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("magnitude_cnn", globals(), profile=profile, device=device, threads=threads,
+                  out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=datasets, models={ds: model for ds in datasets}, methods=methods, keeps=keeps, attacks=attacks,
     eps=eps, seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root,
