@@ -60,7 +60,7 @@ from prunerob.render import theory_figures as TF
 from prunerob.studies import layer_choices, pages, units
 from prunerob.studies.risk_sweep import input_norm
 
-run = pages.setup("algorithm1", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("algorithm1", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=[dataset], models=model, methods=["magnitude", "random"], keeps=grid_keeps, attacks=attacks,
     eps=eps, seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root,

@@ -50,7 +50,7 @@ from prunerob.engine.experiment import ExperimentSpec
 from prunerob.render import plotting as P
 from prunerob.studies import pages
 
-run = pages.setup("depth", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("depth", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=[dataset], models={dataset: models}, methods=methods, keeps=keeps, attacks=attacks, eps=eps,
     seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root, download=download))

@@ -48,7 +48,8 @@ from prunerob.engine.experiment import ExperimentSpec
 from prunerob.render import plotting as P
 from prunerob.studies import pages
 
-run = pages.setup("magnitude_cnn", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("magnitude_cnn", globals(), profile=profile, device=device, threads=threads,
+                  out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=datasets, models={ds: model for ds in datasets}, methods=methods, keeps=keeps, attacks=attacks,
     eps=eps, seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root,

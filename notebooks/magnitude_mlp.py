@@ -60,7 +60,8 @@ from prunerob.studies import pages
 
 if curve_dataset not in datasets:
     raise ConfigError(f"curve_dataset={curve_dataset!r} must be one of datasets={datasets!r}")
-run = pages.setup("magnitude_mlp", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("magnitude_mlp", globals(), profile=profile, device=device, threads=threads,
+                  out_dir=out_dir)
 # the training curve first: its snapshots are the cache entries that the sweep then loads
 curve = pages.training_curve(run, models[curve_dataset], curve_dataset, 0, epochs=curve_epochs,
                              train_subset=train_subset[curve_dataset], data_root=data_root)

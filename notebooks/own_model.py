@@ -66,7 +66,7 @@ def small_cnn(width: int) -> nn.Module:
     )
 
 
-run = pages.setup("own_model", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("own_model", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 train = load_dataset(dataset, "train", root=data_root, download=download).subset(train_subset)
 test = load_dataset(dataset, "test", root=data_root, download=download)
 

@@ -56,7 +56,7 @@ from prunerob.render import theory_figures as TF
 from prunerob.studies import pages, units
 from prunerob.studies.risk_sweep import bound_fronts, input_norm
 
-run = pages.setup("pareto", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("pareto", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 e = parse_eps(eps)
 paths = {"magnitude": Path(mlp_table), "taylor": Path(vit_table)}
 tables = {m: P.load_table(path) for m, path in paths.items()}

@@ -87,7 +87,7 @@ from prunerob.studies import pages, units
 from prunerob.studies.risk_sweep import RiskSettings, cnn_risk_table, mlp_risk_table, transformer_risk_table
 from prunerob.theory.transformer import train_transformer
 
-run = pages.setup("risk_vs_keep", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("risk_vs_keep", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 test = load_dataset(dataset, "test", root=data_root, download=download)
 x, _, subset_desc = select_examples(test, n_eval)
 x = x.float().div(255)

@@ -63,7 +63,7 @@ from prunerob.render import plotting as P
 from prunerob.studies import pages
 
 warnings.filterwarnings("ignore", message="taylor_scores: only")  # fewer than 20 batches with score_examples
-run = pages.setup("score_vit", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("score_vit", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 extra = [SubsetSpec(attacks=["fgsm"], eps=fgsm_extra_eps, keeps=keeps if fgsm_extra_eps else [],
                     name="fgsm_extra"),
          SubsetSpec(attacks=subset_attacks, keeps=subset_keeps, n=subset_n, seeds=subset_seeds)]

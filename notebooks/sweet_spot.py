@@ -75,7 +75,7 @@ from prunerob.render import plotting as P
 from prunerob.studies import pages, units
 from prunerob.studies.sweetspot import figures, grid, mechanism, models, pitfalls, strong, verdict
 
-run = pages.setup("sweet_spot", profile=profile, device=device, threads=threads, out_dir=out_dir)
+run = pages.setup("sweet_spot", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 dev, test = str(run.device), models.mnist("test", data_root)
 common = dict(device=dev, data_root=data_root, train_subset=train_subset)
 # every computed table is a result-store unit (prunerob.studies.units.call): it runs only when missing

@@ -6,6 +6,7 @@ that names the parameter and the allowed values.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -46,13 +47,34 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
     """Cache folder for checkpoints and decoded data: ``path``, else ``$PRUNEROB_CACHE``, else
-    ``~/.cache/prunerob``."""
+    ``~/.cache/prunerob`` (created). ConfigError naming it when it cannot be a folder (a file, a
+    path under a file, a read-only or full file system)."""
     if path is not None:
-        p = Path(path).expanduser()
+        p, name = Path(path).expanduser(), "cache_dir"
     else:
         env = os.environ.get("PRUNEROB_CACHE")
         p = Path(env).expanduser() if env else Path.home() / ".cache" / "prunerob"
-    p.mkdir(parents=True, exist_ok=True)
+        name = "PRUNEROB_CACHE" if env else "the default cache folder ~/.cache/prunerob"
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{name}={str(p)!r} cannot be used as the cache folder "
+                          f"({exc.strerror or exc}); point PRUNEROB_CACHE at a writable folder") from None
+    return p
+
+
+def check_cache_writable(path: str | os.PathLike | None = None) -> Path:
+    """:func:`cache_dir`, checked before any work to accept new files (a probe file is created and
+    removed), so that a model is never trained only to fail when its checkpoint is written."""
+    p = cache_dir(path)
+    name = "cache_dir" if path is not None else "PRUNEROB_CACHE"
+    try:
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".prunerob-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{name}={str(p)!r} is not writable ({exc.strerror or exc}); point PRUNEROB_CACHE "
+                          "at a writable folder") from None
     return p
 
 
@@ -73,21 +95,59 @@ def shared_data_dir() -> Path | None:
     return None
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else CPU. Raises ConfigError for an unavailable device."""
+def _mps_available() -> bool:
     import torch
 
-    if isinstance(device, torch.device):
-        return device
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+#: device types a model can run on, with the test of whether this machine has one; torch also
+#: parses ``meta`` (tensors without data), ``xpu``, ``hpu``, ... which cannot evaluate a model here
+DEVICE_TYPES: dict[str, Callable[[], bool]] = {
+    "cpu": lambda: True,
+    "cuda": lambda: __import__("torch").cuda.is_available(),
+    "mps": _mps_available,
+}
+
+
+def available_devices() -> list[str]:
+    """The device names this machine can run on (``auto``, ``cpu``, ``cuda:0``, ..., ``mps``)."""
+    import torch
+
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        out.append("mps")
+    return out
+
+
+def resolve_device(device: str | torch.device | None = "auto", name: str = "device") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU. Raises ConfigError naming ``name`` for a device
+    this machine does not have (``meta``, ``mps`` without Apple silicon, ``cuda:N`` past the last GPU)."""
+    import torch
+
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    allowed = ", ".join(available_devices())
     try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ConfigError(f"device={device!r} is not a valid torch device; "
-                          "use 'auto', 'cpu' or 'cuda[:N]'") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+        dev = device if isinstance(device, torch.device) else torch.device(str(device))
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(f"{name}={device!r} is not a valid torch device; "
+                          f"allowed on this machine: {allowed}") from None
+    have = DEVICE_TYPES.get(dev.type)
+    if have is None:
+        raise ConfigError(f"{name}={device!r} cannot run a model (a {dev.type!r} device); "
+                          f"allowed on this machine: {allowed}")
+    if not have():
+        raise ConfigError(f"{name}={device!r} requested but this machine has no {dev.type.upper()} device; "
+                          f"allowed on this machine: {allowed}")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"{name}={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                          f"allowed: {allowed}")
+    if dev.type == "cpu" and dev.index not in (None, 0):
+        raise ConfigError(f"{name}={device!r}: there is one CPU device; allowed on this machine: {allowed}")
     return dev
 
 
@@ -163,9 +223,17 @@ def check_choice(name: str, value: str, allowed: Iterable[str]) -> str:
 
 def check_keep(keep: float, name: str = "keep") -> float:
     """A keep ratio (the paper's p: fraction of weights KEPT) must lie in [0, 1]."""
-    k = float(keep)
+    what = "a keep ratio is the fraction of weights kept, a number in [0, 1]"
+    try:
+        if isinstance(keep, bool):
+            raise ValueError
+        k = float(keep)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name}={keep!r} is not a number; {what}") from None
+    if not math.isfinite(k):
+        raise ConfigError(f"{name}={keep!r} is not a finite number; {what}")
     if not (0.0 <= k <= 1.0):
-        raise ConfigError(f"{name}={keep!r} is outside [0, 1]; a keep ratio is the fraction of weights kept")
+        raise ConfigError(f"{name}={k!r} is outside [0, 1]; a keep ratio is the fraction of weights kept")
     return k
 
 
@@ -191,7 +259,8 @@ def atomic_save(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
     sees either the old or the new complete file, never a half-written one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+    # the prefix is cut so that a name near the file system's limit (255 bytes) still fits
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name[:100]}.", suffix=".tmp",
                                      delete=False) as f:
         tmp = Path(f.name)
     try:
@@ -268,21 +337,31 @@ def check_float(value: Any, name: str, lo: float = -math.inf, hi: float = math.i
     """A finite number in the interval ``[lo, hi]`` (ends open when ``lo_open`` / ``hi_open``)."""
     left, right = "(" if lo_open else "[", ")" if hi_open else "]"
     interval = f"{left}{lo:g}, {hi:g}{right}"
+    allowed = "a finite number" + ("" if math.isinf(lo) and math.isinf(hi) else f" in {interval}")
     try:
         if isinstance(value, bool):
             raise ValueError
         x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} is not a number; allowed: a finite number in {interval}") \
-            from None
-    if not math.isfinite(x) or x < lo or x > hi or (lo_open and x == lo) or (hi_open and x == hi):
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name}={value!r} is not a number; allowed: {allowed}") from None
+    if not math.isfinite(x):
+        raise ConfigError(f"{name}={value!r} is not a finite number; allowed: {allowed}")
+    if x < lo or x > hi or (lo_open and x == lo) or (hi_open and x == hi):
         raise ConfigError(f"{name}={value!r} is outside {interval}")
     return x
 
 
+#: largest seed accepted: numpy's seed range, and room for the offsets added to seeds
+#: (``seed + batch``, ``seed * 100003 + i``) below torch's 64-bit limit
+MAX_SEED = 2**32 - 1
+
+
 def check_seed(value: Any, name: str = "seed") -> int:
-    """A random seed: an integer >= 0."""
-    return int(check_int(value, name, 0))
+    """A random seed: an integer in [0, :data:`MAX_SEED`]."""
+    seed = int(check_int(value, name, 0))
+    if seed > MAX_SEED:
+        raise ConfigError(f"{name}={value!r} is too large; give an integer in [0, {MAX_SEED}] (2**32 - 1)")
+    return seed
 
 
 def check_dir(path: str | os.PathLike, name: str) -> Path:
@@ -294,17 +373,48 @@ def check_dir(path: str | os.PathLike, name: str) -> Path:
     return p
 
 
+def _stat_error(p: Path, path: Any, name: str) -> None:
+    """ConfigError for a path the file system refuses to look up (a name longer than the system
+    allows, a loop of symbolic links, a dangling link, a component that is a file)."""
+    max_name = 255
+    with contextlib.suppress(OSError, ValueError):
+        anc = p.absolute()
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        max_name = os.pathconf(anc, "PC_NAME_MAX")
+    for part in p.parts:
+        if len(os.fsencode(part)) > max_name:
+            raise ConfigError(f"{name}={str(path)!r} has a name of {len(os.fsencode(part))} bytes, longer "
+                              f"than the file system allows ({max_name}); give a shorter name")
+    for anc in (*reversed(p.parents), p):
+        try:
+            os.stat(anc)
+        except FileNotFoundError:
+            if anc != p and anc.is_symlink():
+                raise ConfigError(f"{name}={str(path)!r}: {str(anc)!r} is a symbolic link to nothing; "
+                                  "give a path that exists or can be created") from None
+            break  # nothing below a missing folder exists
+        except OSError as exc:
+            if exc.errno == errno.ENOTDIR:
+                continue  # reported below as "is a file, not a folder"
+            why = "a loop of symbolic links" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+            raise ConfigError(f"{name}={str(path)!r} cannot be used: {str(anc)!r} is {why}; "
+                              "give another path") from None
+
+
 def check_writable(path: str | os.PathLike, name: str, kind: str = "file") -> Path:
     """Check, before any work, that ``path`` (a ``file`` or a ``dir``) can be written.
 
     The nearest existing ancestor must be a directory in which a probe file can be created and
     removed (missing parents are created later by the writer, never here). A file target must not
-    be an existing directory, a dir target not an existing file. Returns the path.
+    be an existing directory, a dir target not an existing file. Names longer than the file system
+    allows, loops of symbolic links and dangling links are refused. Returns the path.
     """
     check_choice("kind", kind, ("file", "dir"))
     if str(path).strip() == "":
         raise ConfigError(f"{name}='' is empty; give a {'file' if kind == 'file' else 'folder'} path")
     p = Path(path).expanduser()
+    _stat_error(p, path, name)
     if kind == "file" and p.is_dir():
         raise ConfigError(f"{name}={str(path)!r} is a directory; give a file path")
     if kind == "dir" and p.exists() and not p.is_dir():
@@ -325,6 +435,41 @@ def check_writable(path: str | os.PathLike, name: str, kind: str = "file") -> Pa
     if kind == "file" and p.exists() and not os.access(p, os.W_OK):
         raise ConfigError(f"{name}={str(path)!r} exists and is read-only; give a writable location")
     return p
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: the smallest of the memory the kernel reports as
+    available (``MemAvailable``), the cgroup limit minus its usage and the address-space limit
+    (``ulimit -v``) minus the address space in use; None when none of them can be read."""
+    limits: list[int] = []
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limits.append(int(line.split()[1]) * 1024)
+    with contextlib.suppress(OSError, ValueError):
+        cg = Path("/sys/fs/cgroup")
+        top = cg / "memory.max"
+        if top.is_file() and top.read_text().strip() != "max":
+            limits.append(int(top.read_text()) - int((cg / "memory.current").read_text()))
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            used = 0
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmSize:"):
+                    used = int(line.split()[1]) * 1024
+            limits.append(int(soft) - used)
+    return min(limits) if limits else None
+
+
+def check_memory(needed: int, name: str, value: Any, what: str) -> None:
+    """ConfigError naming ``name`` when ``needed`` bytes (for ``what``) exceed :func:`available_memory`."""
+    avail = available_memory()
+    if avail is not None and needed > avail:
+        raise ConfigError(f"{name}={value!r} needs {needed / 2**30:.1f} GiB for {what}, more than the "
+                          f"{max(avail, 0) / 2**30:.1f} GiB of memory available; give smaller values")
 
 
 def provenance(device: torch.device | None = None) -> dict[str, str]:

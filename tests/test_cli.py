@@ -1,4 +1,4 @@
-"""Tests of the ``prunerob`` command line (prunerob/cli/experiments/experiments/experiments.py)."""
+"""Tests of the ``prunerob`` command line (prunerob/cli/experiments.py)."""
 from __future__ import annotations
 
 import os

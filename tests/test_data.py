@@ -373,7 +373,9 @@ def test_batches_cover_every_index_once():
 
 def test_subset_and_to():
     ds = _toy(10)
-    assert ds.subset(None) is ds and ds.subset(10) is ds and ds.subset(99) is ds
+    assert ds.subset(None) is ds and ds.subset(10) is ds
+    with pytest.raises(ConfigError, match=r"train_subset=99 is larger than the train split of mnist"):
+        ds.subset(99, name="train_subset")  # issue 26: never silently fewer examples than asked for
     s1, s2, s3 = ds.subset(4, seed=0), ds.subset(4, seed=0), ds.subset(4, seed=1)
     assert len(s1) == 4 and torch.equal(s1.y, s2.y) and not torch.equal(s1.y, s3.y)
     assert s1.y.tolist() == sorted(s1.y.tolist()) and len(set(s1.y.tolist())) == 4

@@ -23,10 +23,12 @@ def test_mlp_mnist_trains_and_caches(tmp_cache):
     test = load_dataset("mnist", "test", download=False).subset(1000, seed=0)
     acc = evaluate_accuracy(model, test)
     assert acc > 0.85, acc  # measured: about 0.89
-    paths = checkpoint_paths(cfg)
+    paths = checkpoint_paths(cfg)  # the data are loaded to name the entry
+    assert paths == checkpoint_paths(cfg, data_key=info["data_key"])
     assert paths["weights"].is_file() and not paths["resume"].exists()
-    assert paths["weights"].name == f"mlp-mnist-{cfg.hash()}.safetensors"
+    assert paths["weights"].name == f"mlp-mnist-{cfg.hash()}-{info['data_key'][:12]}.safetensors"
     meta = json.loads(paths["meta"].read_text())
+    assert meta["data_key"] == info["data_key"]
     assert meta["config"] == json.loads(json.dumps(dataclasses.asdict(cfg)))
     assert meta["test_acc"] == info["test_acc"] and 0.85 < meta["test_acc"] <= 1.0
     assert "MNIST" in meta["data_source"] and meta["torch_version"] == torch.__version__
@@ -47,7 +49,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 
     b = tmp_path / "b"
     part_model, part = train_model(cfg, device="cpu", cache_dir=b, progress=False, stop_after_epoch=1)
-    paths = checkpoint_paths(cfg, b)
+    paths = checkpoint_paths(cfg, b, part["data_key"])
     assert part["interrupted"] is True and part["epochs_done"] == 1
     assert paths["resume"].is_file() and not paths["weights"].exists()
     pairs = zip(mlp_weights(part_model), mlp_weights(ref_model), strict=True)

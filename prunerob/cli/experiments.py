@@ -14,7 +14,9 @@ Every argument is validated before anything is trained or written. Bad input pri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +29,7 @@ from prunerob.config import (
     check_float,
     check_int,
     check_keep,
+    check_memory,
     check_seed,
     check_writable,
     parse_eps,
@@ -193,13 +196,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     the (model, seed) units run on a Dask cluster (:mod:`prunerob.engine.distributed`). Finished chunks
     are kept in ``<out>.partial/`` (serial runs), so an interrupted sweep resumes to the same bytes.
     """
-    import shutil
-
     import pandas as pd
 
     from prunerob.config import atomic_write_text
-    from prunerob.engine.distributed import check_scheduler
-    from prunerob.engine.experiment import ExperimentSpec, run_experiment
+    from prunerob.engine import resume
+    from prunerob.engine.distributed import check_scheduler, probe_scheduler
+    from prunerob.engine.experiment import ExperimentSpec, partial_path, plan_units, run_experiment
 
     spec = ExperimentSpec(
         datasets=[args.dataset], models=args.model, methods=args.method, keeps=args.keep, attacks=args.attack,
@@ -210,14 +212,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.is_dir():
         raise ConfigError(f"out={str(out)!r} is a directory; give a CSV file path")
+    units = plan_units(spec)  # the whole spec is checked before anything is created
     check_scheduler(args.scheduler)
+    probe_scheduler(args.scheduler)
     resume_dir = Path(f"{out}.partial") if out is not None and args.scheduler is None else None
+    if resume_dir is not None:
+        resume.check_folder(resume_dir, "--out")
     res = run_experiment(spec, scheduler=args.scheduler, progress=not args.quiet, resume_dir=resume_dir)
     df = res.sweep
     if out is not None:
         atomic_write_text(out, df.to_csv(index=False))
         if resume_dir is not None:
-            shutil.rmtree(resume_dir, ignore_errors=True)
+            ours = [partial_path(resume_dir, u, part) for u in units for part, _ in u.sweeps]
+            left = resume.close_folder(resume_dir, ours)
+            if left:
+                names = ", ".join(f.name for f in left[:3]) + (", ..." if len(left) > 3 else "")
+                print(f"kept {resume_dir}: it holds {len(left)} entries that are not resume files of "
+                      f"prunerob ({names})")
     with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 120):
         print(summary_table(df).to_string(index=False))
     if out is not None:
@@ -309,7 +320,7 @@ def _eps_list(v: Any, name: str, _a: argparse.Namespace) -> list[float]:
 
 
 def _keep_list(v: Any, name: str, _a: argparse.Namespace) -> list[float]:
-    return parse_list(v, lambda k: check_keep(check_float(k, name), name), name)
+    return parse_list(v, lambda k: check_keep(k, name), name)
 
 
 def _unit_list(v: Any, name: str, _a: argparse.Namespace) -> list[float]:
@@ -340,6 +351,8 @@ def _widths(v: Any, name: str, args: argparse.Namespace) -> list[int]:
         widths = []
     if len(widths) < 2 or any(w < 1 for w in widths):
         raise ConfigError(f"{name}={text!r}: give at least two positive integer widths, e.g. 784,512,10")
+    n_params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    check_memory(8 * n_params, name, text, f"the {n_params:,} float64 weights and biases")
     ds = getattr(args, "dataset", None)
     if ds:
         from prunerob.core.data import DATASETS, dataset_info
@@ -381,6 +394,12 @@ def _modes() -> Sequence[str]:
     return MODES
 
 
+def _check_kernel(v: Any, name: str) -> str:
+    from prunerob.runner.checks import check_kernel
+
+    return check_kernel(v, name)
+
+
 def _existing_file(v: Any, name: str, _a: argparse.Namespace) -> Path:
     p = Path(v)
     if not p.is_file():
@@ -419,7 +438,8 @@ ARG_CHECKS: dict[str, Callable[[Any, str, argparse.Namespace], Any]] = {
     "scope": _choices(lambda: ("layer", "global")),
     "mode": _choices(_modes),
     "batched": _choices(lambda: ("auto", "yes", "no")),
-    "device": lambda v, name, _a: resolve_device(v),
+    "device": lambda v, name, _a: resolve_device(v, name),
+    "kernel": lambda v, name, _a: _check_kernel(v, name),
     "data_root": lambda v, name, _a: check_dir(v, name),
     "checkpoint": _existing_file,
     "out": lambda v, name, _a: check_writable(v, name, "file"),
@@ -502,13 +522,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         validate_args(args)
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at interpreter exit
+        return rc
     except ConfigError as exc:
         print(error_line(exc), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("prunerob: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout was closed early (``prunerob reproduce --list | head``): say so once, stop quietly
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("prunerob: error: stdout was closed before the output was complete (e.g. by head); "
+              "nothing else was affected", file=sys.stderr)
+        return 141
+    except MemoryError:
+        print("prunerob: error: out of memory: the sizes given (widths, --n, --batch-size, data set) need "
+              "more memory than this machine allows; give smaller values", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # torch's allocator: "DefaultCPUAllocator: can't allocate memory"
+        if "can't allocate memory" not in str(exc) and "out of memory" not in str(exc).lower():
+            raise
+        print("prunerob: error: out of memory (" + " ".join(str(exc).split())[:200] + "); give smaller "
+              "sizes (widths, --n, --batch-size)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

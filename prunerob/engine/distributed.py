@@ -73,6 +73,35 @@ def check_scheduler(scheduler: Any) -> None:
         raise ConfigError(f"scheduler={scheduler!r} must be {SCHEDULER_FORMS}")
 
 
+def probe_scheduler(scheduler: Any, timeout: float = 5.0) -> None:
+    """Fail fast when a ``tcp://`` / ``tls://`` scheduler address cannot be reached: one TCP
+    connection with a ``timeout`` (seconds) before any work, instead of Dask's 30 s wait and an
+    ``OSError``. ConfigError naming the scheduler; other forms are not probed."""
+    if not isinstance(scheduler, str):
+        return
+    s = scheduler.strip()
+    proto, _, rest = s.partition("://")
+    if proto not in ("tcp", "tls") or not rest:
+        return
+    import socket
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(f"tcp://{rest}")
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigError(f"scheduler={scheduler!r}: not an address like tcp://host:8786 ({exc})") from None
+    if not host or port is None:
+        raise ConfigError(f"scheduler={scheduler!r}: give host and port, e.g. tcp://host:8786")
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(f"scheduler={scheduler!r}: cannot connect to {host}:{port} ({why}); start the "
+                          "scheduler (dask scheduler) and its workers, or give another --scheduler") from None
+
+
 def describe(scheduler: Any) -> str:
     """How the units ran, for provenance."""
     if scheduler is None:
@@ -99,7 +128,13 @@ def client_for(scheduler: Any, n_units: int) -> Iterator[Any]:
         cluster.adapt(minimum_jobs=0, maximum_jobs=max(1, n_units))
     else:
         cluster = None
-    client = dd.Client(cluster if cluster is not None else s)
+    try:
+        client = dd.Client(cluster if cluster is not None else s, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise ConfigError(f"scheduler={scheduler!r}: cannot connect ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:200]})") from None
     try:
         yield client
     finally:

@@ -42,7 +42,7 @@ from prunerob.core.data import DATASETS, ArrayDataset, load_dataset
 from prunerob.core.models import MLP_HIDDEN, arch_names
 from prunerob.core.pruning import get_method
 from prunerob.core.subsets import as_examples
-from prunerob.core.train import TrainConfig, checkpoint_paths, train_model
+from prunerob.core.train import TrainConfig, checkpoint_data_key, checkpoint_paths, train_model
 from prunerob.engine import adopt, distributed
 from prunerob.engine import store as store_mod
 from prunerob.engine.sweep import (
@@ -247,6 +247,7 @@ def _seed_list(name: str, value: Any) -> list[int]:
         raise ConfigError(f"{name}={value!r} must be a non-empty list of distinct integers >= 0")
     for s in seeds:
         _opt_int(name, s, 0)
+        _config.check_seed(s, name)
     return seeds
 
 
@@ -422,6 +423,8 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
     """
     dev = resolve_device(spec.device)
     test = _load(unit.dataset, "test", spec, unit.image_size) if test is None else test
+    train = _load(unit.dataset, "train", spec, unit.image_size) if train is None else train
+    check_sizes(unit, train, test)
     data_id = store_mod.data_identity(test)
     tkey = train_key(unit, data_id, dev)
     adopt_from = adopt.adopt_dir()
@@ -459,7 +462,8 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
     if info is None or missing:
         cache = cache_dir if cache_dir is not None else spec.cache_dir
         model, tinfo = train_model(unit.train, device=dev, cache_dir=cache, data_root=spec.data_root,
-                                   progress=progress, download=spec.download)
+                                   progress=progress, download=spec.download, train_data=train,
+                                   test_data=test)
         if store is None:
             info = {**tinfo, "dtype": _json_info(tinfo, model)["dtype"]}
         elif info is None:
@@ -471,9 +475,8 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
     assert info is not None
     score = None
     if unit.needs_train_data:  # scores (and the config hash) need the training data
-        if train is None:
-            train = _load(unit.dataset, "train", spec, unit.image_size)
-        scored = train.subset(unit.score_examples, seed=unit.seed) if unit.score_examples else train
+        scored = (train.subset(unit.score_examples, seed=unit.seed, name="score_examples")
+                  if unit.score_examples else train)
         score = as_examples(scored, "train_data")
     examples = as_examples(test, "test data")
     tables = []
@@ -527,6 +530,19 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
     return tables, info
 
 
+def check_sizes(unit: Unit, train: ArrayDataset, test: ArrayDataset) -> None:
+    """ConfigError naming the parameter and the split's true size when ``train_subset``,
+    ``score_examples`` or a sweep's ``n`` asks for more examples than the split holds."""
+    from prunerob.core.data import check_subset_size
+
+    for name, n, data in (("train_subset", unit.train.train_subset, train),
+                          ("score_examples", unit.score_examples if unit.needs_train_data else None, train),
+                          *((("n" if part == MAIN_PART else f"subset {part!r} n"), args.n, test)
+                            for part, args in unit.sweeps)):
+        if n is not None:
+            check_subset_size(n, len(data), f"{name}[{unit.dataset!r}]", data)
+
+
 @functools.lru_cache(maxsize=4)
 def _worker_data(dataset: str, split: str, root: str | None, download: bool,
                  image_size: int | None) -> ArrayDataset:
@@ -534,50 +550,62 @@ def _worker_data(dataset: str, split: str, root: str | None, download: bool,
     return load_dataset(dataset, split, root=root, download=download, image_size=image_size)
 
 
-def remote_unit(unit: Unit, spec: ExperimentSpec, checkpoint: dict[str, bytes] | None) -> dict[str, Any]:
+def remote_unit(unit: Unit, spec: ExperimentSpec,
+                checkpoints: Mapping[str, dict[str, bytes]] | None) -> dict[str, Any]:
     """:func:`run_unit` on a Dask worker with a private temporary cache (no shared file system).
 
-    ``checkpoint``: ``{"weights": bytes, "meta": bytes}`` of a model the client has cached (the
-    worker then loads instead of training). Returns the tables, the train info, the data source
-    and the checkpoint's bytes, which the client writes into its own cache; or ``{"skipped":
-    reason}`` when the worker cannot load the data set.
+    ``checkpoints``: data key -> ``{"weights": bytes, "meta": bytes}``, the entries of this unit's
+    config the client has cached (:func:`cached_checkpoints`); the worker loads the one trained on
+    its own data (same data key) instead of training. Returns the tables, the train info, the data
+    source, the data key and the checkpoint's bytes, which the client writes into its own cache;
+    or ``{"skipped": reason}`` when the worker cannot load the data set.
     """
     root = None if spec.data_root is None else str(spec.data_root)
     try:
         test = _worker_data(unit.dataset, "test", root, spec.download, unit.image_size)
-        train = _worker_data(unit.dataset, "train", root, spec.download, unit.image_size) \
-            if unit.needs_train_data else None
+        train = _worker_data(unit.dataset, "train", root, spec.download, unit.image_size)
     except ConfigError as exc:  # e.g. CIFAR-100 offline: the same rule as the serial path
         return {"skipped": str(exc).splitlines()[0], "host": platform.node()}
+    key = checkpoint_data_key(train, test)
     tmp = Path(tempfile.mkdtemp(prefix="prunerob-worker-"))
     try:
-        paths = checkpoint_paths(unit.train, tmp)
-        if checkpoint is not None:
+        paths = checkpoint_paths(unit.train, tmp, key)
+        if checkpoints and key in checkpoints:
             for k in ("weights", "meta"):
-                atomic_write_bytes(paths[k], checkpoint[k])
+                atomic_write_bytes(paths[k], checkpoints[key][k])
         tables, info = run_unit(unit, spec, test=test, train=train, cache_dir=tmp)
         files = {k: paths[k].read_bytes() for k in ("weights", "meta")}
-        return {"tables": tables, "info": info, "checkpoint": files, "source": test.source,
+        return {"tables": tables, "info": info, "checkpoint": files, "data_key": key, "source": test.source,
                 "host": platform.node()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def store_checkpoint(unit: Unit, files: Mapping[str, bytes], cache_dir: str | os.PathLike | None) -> Path:
-    """Write a worker's checkpoint into the client's cache (atomically; an existing one is kept)."""
-    paths = checkpoint_paths(unit.train, cache_dir)
+def store_checkpoint(unit: Unit, files: Mapping[str, bytes], cache_dir: str | os.PathLike | None,
+                     data_key: str) -> Path:
+    """Write a worker's checkpoint (trained on the data ``data_key``) into the client's cache
+    (atomically; an existing one is kept)."""
+    paths = checkpoint_paths(unit.train, cache_dir, data_key)
     if not (paths["weights"].is_file() and paths["meta"].is_file()):
         atomic_write_bytes(paths["weights"], files["weights"])  # weights first: meta marks it complete
         atomic_write_bytes(paths["meta"], files["meta"])
     return paths["weights"]
 
 
-def cached_checkpoint(unit: Unit, cache_dir: str | os.PathLike | None) -> dict[str, bytes] | None:
-    """The client's cached checkpoint files of ``unit`` (to send to a worker), or None."""
-    paths = checkpoint_paths(unit.train, cache_dir)
-    if paths["weights"].is_file() and paths["meta"].is_file():
-        return {k: paths[k].read_bytes() for k in ("weights", "meta")}
-    return None
+def cached_checkpoints(unit: Unit, cache_dir: str | os.PathLike | None) -> dict[str, dict[str, bytes]]:
+    """The client's cached checkpoint files of ``unit``'s config, by the data key recorded in each
+    (to send to a worker, which picks the one of its own data); empty when there are none."""
+    folder = _config.cache_dir(cache_dir) / "checkpoints"
+    out: dict[str, dict[str, bytes]] = {}
+    for meta in sorted(folder.glob(f"{unit.train.stem()}-*.json")):
+        weights = meta.with_suffix(".safetensors")
+        try:
+            key = json.loads(meta.read_text()).get("data_key")
+        except (OSError, ValueError, AttributeError):
+            continue  # unreadable: the worker trains; the local cache reports it when it is used here
+        if isinstance(key, str) and weights.is_file() and meta.stem == f"{unit.train.stem()}-{key[:12]}":
+            out[key] = {"weights": weights.read_bytes(), "meta": meta.read_bytes()}
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -586,6 +614,28 @@ def cached_checkpoint(unit: Unit, cache_dir: str | os.PathLike | None) -> dict[s
 def _spec_dict(spec: ExperimentSpec) -> dict[str, Any]:
     d = dataclasses.asdict(spec)
     return json.loads(json.dumps(d, default=str))
+
+
+def _preflight(units: Sequence[Unit], spec: ExperimentSpec,
+               skipped: dict[str, str]) -> dict[tuple[str, str], ArrayDataset]:
+    """Load the splits of every data set once before any work and check the sizes the units ask
+    for (:func:`check_sizes`), so that a bad ``n`` / ``train_subset`` of the last data set is
+    reported before the first model is trained. Data sets that cannot be loaded go to ``skipped``.
+    Returns the splits of the first data set (loaded last), which the first units use."""
+    kept: dict[tuple[str, str], ArrayDataset] = {}
+    for d in reversed(list(dict.fromkeys(u.dataset for u in units))):
+        mine = [u for u in units if u.dataset == d]
+        kept = {}
+        try:
+            for split in ("test", "train"):
+                kept[(d, split)] = _load(d, split, spec, mine[0].image_size)
+        except ConfigError as exc:  # e.g. CIFAR-100 offline
+            skipped[d] = str(exc).splitlines()[0]
+            kept = {}
+            continue
+        for u in mine:
+            check_sizes(u, kept[(d, "train")], kept[(d, "test")])
+    return kept
 
 
 def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: bool = False,
@@ -616,14 +666,14 @@ def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: boo
     results: list[tuple[Unit, list[pd.DataFrame], dict]] = []
     if scheduler is None:
         rdir = None if resume_dir is None else Path(resume_dir)
-        data: dict[tuple[str, str], ArrayDataset] = {}
+        data = _preflight(units, spec, skipped)
         for u in units:
             if u.dataset in skipped:
                 continue
             if data and next(iter(data))[0] != u.dataset:
                 data.clear()  # units come data set by data set: keep one in memory
             try:
-                for split in ("test", "train") if u.needs_train_data else ("test",):
+                for split in ("test", "train"):
                     if (u.dataset, split) not in data:
                         data[(u.dataset, split)] = _load(u.dataset, split, spec, u.image_size)
             except ConfigError as exc:  # e.g. CIFAR-100 offline
@@ -650,7 +700,7 @@ def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: boo
                     if u.needs_train_data else None
                 tables, info = run_unit(u, spec, test=test, train=train, store=st)
                 local[i] = (tables, info, test.source)
-        payloads = [(u, spec, cached_checkpoint(u, spec.cache_dir))
+        payloads = [(u, spec, cached_checkpoints(u, spec.cache_dir))
                     for i, u in enumerate(units) if i not in local]
         outs = iter(distributed.map_units(remote_unit, payloads, scheduler) if payloads else [])
         hosts_set = {platform.node()} if local else set()
@@ -666,7 +716,7 @@ def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: boo
                 skipped.setdefault(u.dataset, o["skipped"])
                 continue
             sources.setdefault(u.dataset, o["source"])
-            ckpt = str(store_checkpoint(u, o["checkpoint"], spec.cache_dir))
+            ckpt = str(store_checkpoint(u, o["checkpoint"], spec.cache_dir, o["data_key"]))
             tables, info = o["tables"], o["info"]
             if st is not None:  # the worker's units go into the store; the tables come from it
                 absorb(u, spec, tables, info, st)

@@ -56,6 +56,7 @@ from prunerob.config import (
     atomic_write_text,
     check_choice,
     check_keep,
+    check_seed,
     config_hash,
     format_eps,
     parse_eps,
@@ -174,6 +175,8 @@ def validate_sweep_args(
             raise ConfigError(f"{name} has duplicate values: {values}")
     _check_int("seed", seed, 0)
     _check_int("subset_seed", subset_seed, 0)
+    check_seed(seed, "seed")
+    check_seed(subset_seed, "subset_seed")
     _check_int("n", n, 1, allow_none=True)
     _check_int("batch_size", batch_size, 1)
     batched = {True: "yes", False: "no"}[batched] if isinstance(batched, bool) else batched

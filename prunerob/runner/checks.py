@@ -2,8 +2,10 @@
 and of output-path parameters (contained in ``output_dir``)."""
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from prunerob.config import (
     check_dir,
     check_float,
     check_int,
+    check_seed,
     parse_eps,
     resolve_device,
 )
@@ -131,8 +134,14 @@ def _p_models(v: Any, name: str) -> Any:
     return _p_list(_p_choice(_archs), unique=True)(v, name)
 
 
+def _p_seed(v: Any, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"-p {name}={v!r}: a seed must be an integer >= 0")
+    return check_seed(v, f"-p {name}")
+
+
 def _p_seeds(empty_ok: bool = False):
-    return _p_list(_p_int(0), empty_ok=empty_ok, unique=True)
+    return _p_list(_p_seed, empty_ok=empty_ok, unique=True)
 
 
 #: range checks of known notebook parameters (the CLI's validators); values that may be given per
@@ -154,16 +163,17 @@ PARAM_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     **{k: _per_dataset(_p_int(1, none=True)) for k in ("train_subset", "tf_train_subset", "cnn_train_subset",
                                                         "n_eval", "tf_n_eval", "cnn_n_eval", "image_size")},
     **{k: _p_int(1) for k in ("subset_n", "n_masks", "k_samples", "worst_case_steps", "worst_case_restarts",
-                              "n_front", "score_examples", "tf_d", "tf_heads", "tf_patch", "cnn_n_masks",
+                              "n_front", "tf_d", "tf_heads", "tf_patch", "cnn_n_masks",
                               "cnn_k_samples", "max_iter")},
-    "seeds": _p_seeds(),
+    "score_examples": _p_int(1, none=True),
+    "seeds": _per_dataset(_p_seeds()),
     "cnn_seeds": _p_seeds(),
     "subset_seeds": _p_seeds(empty_ok=True),
     "lambdas": _p_list(_p_unit),
     "modes": _p_list(_p_choice(_modes), unique=True),
     "p0": _p_unit,
     "tol": lambda v, name: check_float(v, f"-p {name}", 0.0, lo_open=True),
-    "keeps": _p_list(_p_unit),
+    "keeps": _per_dataset(_p_list(_p_unit)),
     "grid_keeps": _p_list(_p_unit),
     "subset_keeps": _p_list(_p_unit, empty_ok=True),
     "methods": _p_list(_p_choice(_methods), unique=True),
@@ -197,15 +207,24 @@ def check_parameter(name: str, value: Any, examples: list[Any], annotation: str 
                           "inside the output directory")
 
 
-def check_path_parameter(name: str, value: Any, output_dir: Path, reserved: Iterable[str] = ()) -> Path:
+def check_path_parameter(name: str, value: Any, output_dir: Path, reserved: Iterable[str] = (),
+                         lexical: bool = False) -> Path:
     """``value`` must be a relative path that stays strictly inside ``output_dir`` (no ``..``
-    escapes, no absolute paths, not the output directory itself, not one of ``reserved``)."""
+    escapes, no absolute paths, not the output directory itself, not one of ``reserved``).
+
+    Symbolic links are followed (``resolve``) unless ``lexical``: then ``..`` and ``.`` are folded
+    by name only (the check inside a running notebook, whose working folder may hold links to other
+    notebooks' results on purpose)."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"-p {name}={value!r} must be a non-empty relative path "
                           "inside the output directory")
     rel = Path(value)
-    root = Path(output_dir).resolve()
-    target = (root / rel).resolve()
+
+    def where(p: Path) -> Path:
+        return Path(os.path.normpath(p)) if lexical else p.resolve()
+
+    root = where(Path(output_dir).absolute())
+    target = where(root / rel)
     if rel.is_absolute() or target == root or root not in target.parents:
         raise ConfigError(f"-p {name}={value!r} must be a relative path inside the output directory {root} "
                           f"(e.g. results/NAME)")
@@ -214,8 +233,66 @@ def check_path_parameter(name: str, value: Any, output_dir: Path, reserved: Iter
         raise ConfigError(f"-p {name}={value!r} is inside the reserved folder {first}/; "
                           "give e.g. results/NAME")
     for r in reserved:
-        r_abs = (root / r).resolve()
+        r_abs = where(root / r)
         if target == r_abs or target in r_abs.parents:
             raise ConfigError(f"-p {name}={value!r} would replace {r}, which belongs to another notebook; "
                               "give a folder of its own, e.g. results/NAME")
     return target
+
+
+def other_out_dirs(name: str, profiles: Any = None) -> list[str]:
+    """The ``out_dir`` of every other notebook (``quick`` profile): a notebook must not write there."""
+    prof = _load_profiles(profiles)
+    others = []
+    for n in prof.NOTEBOOKS:
+        if n != name:
+            with contextlib.suppress(ConfigError, KeyError, AttributeError, TypeError):
+                others.append(str(prof.parameters(n, "quick")["out_dir"]))
+    return others
+
+
+def check_kernel(value: Any, name: str = "--kernel") -> str:
+    """An installed Jupyter kernel spec (checked before any notebook starts); ConfigError listing
+    the installed ones otherwise."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    ksm = KernelSpecManager()
+    try:
+        ksm.get_kernel_spec(str(value))
+    except NoSuchKernel:
+        installed = ", ".join(sorted(ksm.find_kernel_specs())) or "none"
+        raise ConfigError(f"{name}={value!r} is not an installed Jupyter kernel; installed: {installed} "
+                          f"(leave {name} out to use the Python running prunerob)") from None
+    return str(value)
+
+
+def _annotation_text(annotation: Any) -> str | None:
+    """Source text of an annotation object as the parameters cell wrote it (``str`` -> ``'str'``,
+    ``"int or None"`` -> ``"'int or None'"``); None for anything else (then only range checks apply)."""
+    if isinstance(annotation, str):
+        return repr(annotation)
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return None
+
+
+def check_notebook_parameters(name: str, namespace: Mapping[str, Any], output_dir: str | os.PathLike = ".",
+                              profiles: Any = None) -> None:
+    """Check the parameters of a running notebook with the validators of ``prunerob reproduce``.
+
+    ``namespace`` is the notebook's ``globals()``: the names annotated in its ``parameters`` cell
+    (``__annotations__``) are checked with their current values, i.e. after papermill injected its
+    own (``papermill -p`` / ``-f params.yaml``, which bypass ``prunerob reproduce``): type from the
+    annotation, range from :data:`PARAM_CHECKS`, and every output path parameter must stay inside
+    ``output_dir`` (the notebook's working folder) and out of the other notebooks' results folders.
+    Raises ConfigError naming the first bad parameter, before any work."""
+    annotations = dict(namespace.get("__annotations__") or {})
+    others = other_out_dirs(name, profiles)
+    for key, annotation in annotations.items():
+        if key not in namespace:
+            continue
+        value = namespace[key]
+        check_parameter(key, value, [], _annotation_text(annotation))
+        if is_output_path_parameter(key) and value is not None:
+            check_path_parameter(key, value, Path(output_dir), others if key == "out_dir" else (),
+                                 lexical=True)

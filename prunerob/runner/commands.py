@@ -84,16 +84,23 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     for key, value in args.parameter:
         if key in overrides:
             raise ConfigError(f"-p {key} is given twice; give each parameter once")
-        overrides[key] = parse_value(value)
+        overrides[key] = parse_value(value, key)
     return overrides
 
 
 def parameters_yaml(name: str, profile: str = "quick", overrides: Mapping[str, Any] | None = None,
-                    notebooks_dir: str | os.PathLike | None = None, profiles: Any = None) -> str:
-    """Every parameter of notebook ``name`` for ``profile`` (plus checked ``overrides``) as YAML."""
+                    notebooks_dir: str | os.PathLike | None = None, profiles: Any = None,
+                    output_dir: str | os.PathLike | None = None) -> str:
+    """Every parameter of notebook ``name`` for ``profile`` (plus checked ``overrides``) as YAML.
+
+    The values are checked as by ``prunerob reproduce``, output paths included: they must stay inside
+    ``output_dir`` (default: ``book/experiments``, the working folder papermill is given)."""
     import yaml
 
-    (p,) = [q for q in plan([name], profile, overrides, notebooks_dir, profiles) if q.name == name]
+    plans = plan([name], profile, overrides, notebooks_dir, profiles)
+    root = Path(output_dir if output_dir is not None else default_output_dir()).resolve()
+    check_output_paths(plans, root, profiles)
+    (p,) = [q for q in plans if q.name == name]
     return yaml.safe_dump(dict(p.params), sort_keys=False, default_flow_style=None, allow_unicode=True)
 
 
@@ -191,6 +198,8 @@ def _cmd_reproduce_one(args: argparse.Namespace, overrides: dict[str, Any], outp
             if r["last_profile"]:
                 last = f"; last run: {r['last_profile']}, {r['last_seconds']} s, {r['finished_at']}"
             print(f"{r['name']:<14} [{r['status']}]{dep}{last}\n    {r['description']}")
+            if r.get("recovery"):
+                print(f"    left by a killed run: {r['recovery']}")
         if args.names:
             for p in plan(args.names, args.profile, overrides, args.notebooks_dir):
                 print(f"\nparameters of {p.name} (--profile {args.profile}):")

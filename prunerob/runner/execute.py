@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from prunerob.config import (
     check_writable,
 )
+from prunerob.runner.checks import check_kernel
 from prunerob.runner.layout import (
     _EXECUTE,
     _PGID_ENV,
@@ -250,11 +252,30 @@ def _run_one(p: _Plan, key: str, profile: str, output_dir: Path, kernel: str | N
                 d.rmdir()  # only when empty
 
 
+def _watch_parent(parent: int, pgid_file: str | None, interval: float = 0.5) -> threading.Thread:
+    """Stop this papermill child and its kernel when the ``reproduce`` process that started it dies
+    without cleaning up (SIGKILL of that one process): a daemon thread sees the parent change, kills
+    the kernel's process group (recorded in ``pgid_file``) and exits. The staging folder is left to
+    :func:`~prunerob.runner.staging._recover` of the next run."""
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                with contextlib.suppress(OSError, ValueError, TypeError):
+                    _kill_group(int(Path(str(pgid_file)).read_text().strip()))
+                os._exit(1)
+
+    t = threading.Thread(target=watch, name="prunerob-parent-watch", daemon=True)
+    t.start()
+    return t
+
+
 def _execute_job(job_path: str) -> int:
     """The child process of :func:`_run_one`: papermill executes the notebook into the staging folder."""
     import papermill as pm
 
     job = json.loads(Path(job_path).read_text())
+    _watch_parent(os.getppid(), os.environ.get(_PGID_ENV))
     kernel = job["kernel"]
     nb = _read_source(job["source"])
     nb.metadata["kernelspec"] = {"name": kernel or "python3", "display_name": "Python 3 (ipykernel)",
@@ -309,6 +330,8 @@ def reproduce(names: Iterable[str] | None = None, profile: str = "quick",
     overrides = dict(overrides or {})
     output_dir = Path(output_dir if output_dir is not None else default_output_dir()).resolve()
     check_writable(output_dir, "--output-dir", "dir")
+    if kernel is not None:
+        check_kernel(kernel)
     plans = plan(names, profile, overrides, notebooks_dir, profiles, Path(package_dir))
     check_output_paths(plans, output_dir, profiles)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -15,13 +15,20 @@ from prunerob.config import (
 # parameters
 
 
-def parse_value(text: str) -> Any:
+#: deepest nesting of lists / mappings a ``-p`` value may have (the deepest any notebook uses is 2)
+MAX_DEPTH = 16
+
+
+def parse_value(text: str, name: str | None = None) -> Any:
     """Parse a ``-p KEY VALUE`` value like ``papermill -p``, plus YAML/JSON lists and mappings.
 
     ``True``/``true``, ``False``/``false``, ``None``/``null`` -> bool/None; integers and floats
     (``1e-3`` included) -> numbers; ``[...]`` or ``{...}`` -> parsed as YAML flow (JSON is a subset);
     anything else (``4/255``, ``mnist``) stays a string. Quote with ``'"1"'`` to force a string.
+    ``name`` (the KEY) is named in the error for a value that does not parse or that is nested
+    deeper than :data:`MAX_DEPTH`.
     """
+    label = f"-p {name}" if name else "parameter value"
     s = text.strip()
     if s in ("True", "true"):
         return True
@@ -37,10 +44,20 @@ def parse_value(text: str) -> Any:
     if s and s[0] in "[{\"'":
         import yaml
 
+        depth = 0
+        for ch in s:  # bracket depth before parsing: a deep value must not exhaust the recursion limit
+            depth += ch in "[{"
+            depth -= ch in "]}"
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"{label}: the value is nested more than {MAX_DEPTH} levels deep; "
+                                  "give a flat list or mapping such as '[0, 1]'")
         try:
             return yaml.safe_load(s)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"cannot parse parameter value {text!r} as a YAML/JSON literal: {exc}") from exc
+            raise ConfigError(f"{label}: cannot parse {text!r} as a YAML/JSON literal "
+                              f"({' '.join(str(exc).split())}); e.g. -p {name or 'seeds'} '[0, 1]'") from None
+        except RecursionError:
+            raise ConfigError(f"{label}: the value is nested too deeply to parse") from None
     return text
 
 

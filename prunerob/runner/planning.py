@@ -12,7 +12,12 @@ from prunerob.config import (
     ConfigError,
     check_choice,
 )
-from prunerob.runner.checks import check_parameter, check_path_parameter, is_output_path_parameter
+from prunerob.runner.checks import (
+    check_parameter,
+    check_path_parameter,
+    is_output_path_parameter,
+    other_out_dirs,
+)
 from prunerob.runner.imports import dependency_hash, render_hash
 from prunerob.runner.layout import PACKAGE_DIR, _load_profiles, default_notebooks_dir
 from prunerob.runner.params import (
@@ -150,13 +155,8 @@ def _check_overrides(p: _Plan, prof: Any) -> None:
 def check_output_paths(plans: list[_Plan], output_dir: Path, profiles: Any = None) -> None:
     """Every output path parameter (``out_dir``, ``*_table``, ...) of every plan must stay inside
     ``output_dir``; ``out_dir`` must also not contain another notebook's results folder."""
-    prof = _load_profiles(profiles)
     for p in plans:
-        others = []
-        for n in prof.NOTEBOOKS:
-            if n != p.name:
-                with contextlib.suppress(ConfigError, KeyError, AttributeError, TypeError):
-                    others.append(str(prof.parameters(n, "quick")["out_dir"]))
+        others = other_out_dirs(p.name, profiles)
         for k, v in p.params.items():
             if is_output_path_parameter(k) and v is not None:
                 check_path_parameter(k, v, output_dir, others if k == "out_dir" else ())

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from prunerob.config import ConfigError
 from prunerob.runner.layout import STAGING_DIR
 
 
@@ -117,32 +118,109 @@ def _swap_in(items: list[tuple[Path, Path]], backup: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
+def _owner(d: Path) -> tuple[str, int] | None:
+    """(notebook name, pid) of a staging folder ``<name>-<pid>-<random>``, or None for other entries."""
+    try:
+        name, pid, _rand = d.name.rsplit("-", 2)
+        return name, int(pid)
+    except ValueError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < 2**31  # another user's live process (an absurd pid is no process)
+    return True
+
+
+def _journal_entries(d: Path, output_dir: Path) -> list[tuple[Path, Path]]:
+    """The (backup, destination) pairs of the crash journal ``d/swap.json``, validated: each backup
+    is a plain name in ``d/backup`` and each destination lies inside ``output_dir`` (outside its
+    hidden staging folder). ConfigError naming the journal otherwise: a journal that points
+    elsewhere was not written by prunerob and is never acted upon."""
+    journal = d / "swap.json"
+    root = output_dir.resolve()
+    try:
+        raw = json.loads(journal.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"refusing the crash journal {journal}: unreadable ({exc}); nothing was rolled "
+                          f"back. Inspect {d} and delete it to continue") from None
+    if not isinstance(raw, list):
+        raw = [raw]
+    out: list[tuple[Path, Path]] = []
+    for entry in raw:
+        old = entry.get("old") if isinstance(entry, dict) else None
+        dest = entry.get("dest") if isinstance(entry, dict) else None
+        why = None
+        if not (isinstance(old, str) and isinstance(dest, str)):
+            why = f"entry {entry!r} is not {{'old': NAME, 'dest': PATH}}"
+        elif old in ("", ".", "..") or Path(old).name != old:
+            why = f"backup name {old!r} is not a plain file name"
+        else:
+            p = Path(dest)
+            target = p.parent.resolve() / p.name if p.is_absolute() else None
+            staging = root / STAGING_DIR
+            if (target is None or os.path.normpath(dest) != dest or p.name in ("", ".", "..")
+                    or root not in target.parents or target == staging or staging in target.parents):
+                why = f"destination {dest!r} lies outside the output folder {root}"
+        if why:
+            raise ConfigError(f"refusing the crash journal {journal}: {why}; nothing was rolled back or "
+                              f"deleted. Inspect {d} and delete it to continue")
+        out.append((d / "backup" / old, Path(dest)))
+    return out
+
+
+def leftovers(output_dir: Path) -> list[dict[str, str]]:
+    """Staging folders of dead runs in ``output_dir/.staging`` (what :func:`_recover` will do with
+    them at the next run), for ``reproduce --list``: one dict per folder with ``name`` (the
+    notebook), ``folder`` and ``action``."""
+    root = output_dir / STAGING_DIR
+    out: list[dict[str, str]] = []
+    if not root.is_dir():
+        return out
+    for d in sorted(root.iterdir()):
+        owner = _owner(d)
+        if owner is None or d.is_symlink() or not d.is_dir() or _alive(owner[1]):
+            continue
+        name, pid = owner
+        if (d / "swap.json").is_file():
+            try:
+                pending = [dest for old, dest in _journal_entries(d, output_dir)
+                           if old.exists() or old.is_symlink()]
+                action = (f"run {pid} was killed while swapping in its outputs; the next run rolls back "
+                          f"{', '.join(str(p.relative_to(output_dir.resolve())) for p in pending)} to the "
+                          "previous version" if pending else
+                          f"run {pid} was killed after its swap; the next run removes the folder")
+            except ConfigError as exc:
+                action = f"REFUSED: {exc}"
+        else:
+            action = (f"run {pid} was killed before its swap; the previous outputs are untouched and the "
+                      "next run removes the folder")
+        out.append({"name": name, "folder": str(d), "action": action})
+    return out
+
+
 def _recover(output_dir: Path) -> None:
     """Undo what an ungracefully killed run (SIGKILL, power loss) left in ``.staging``: a swap cut in
-    half is rolled back to the previous files; staging folders of dead runs are removed."""
+    half is rolled back to the previous files; staging folders of dead runs are removed. A journal
+    naming a path outside ``output_dir`` is refused (ConfigError) and nothing is touched."""
     root = output_dir / STAGING_DIR
     if not root.is_dir():
         return
     for d in root.iterdir():
-        try:
-            pid = int(d.name.rsplit("-", 2)[-2])
-        except (ValueError, IndexError):
+        owner = _owner(d)
+        if owner is None or d.is_symlink() or not d.is_dir() or _alive(owner[1]):
             continue
-        alive = pid != os.getpid()
-        if alive:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                alive = False
-            except PermissionError:
-                pass
-        if alive:
-            continue
-        journal = d / "swap.json"
-        if journal.is_file():
-            with contextlib.suppress(OSError, ValueError):
-                for entry in reversed(json.loads(journal.read_text())):
-                    old, dest = d / "backup" / entry["old"], Path(entry["dest"])
+        if (d / "swap.json").is_file():
+            entries = _journal_entries(d, output_dir)  # all checked before anything is moved
+            with contextlib.suppress(OSError):
+                for old, dest in reversed(entries):
                     if old.exists() or old.is_symlink():
                         if dest.is_dir() and not dest.is_symlink():
                             shutil.rmtree(dest)

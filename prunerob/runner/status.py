@@ -12,6 +12,7 @@ from prunerob.config import (
 )
 from prunerob.runner.layout import PACKAGE_DIR, _load_profiles, default_notebooks_dir, default_output_dir
 from prunerob.runner.planning import plan, stamp_key
+from prunerob.runner.staging import leftovers
 from prunerob.runner.stamps import _is_up_to_date, read_stamp
 
 
@@ -21,11 +22,16 @@ def status_table(profile: str = "quick", names: Iterable[str] | None = None,
                  overrides: Mapping[str, Any] | None = None,
                  package_dir: str | os.PathLike = PACKAGE_DIR) -> list[dict[str, Any]]:
     """One row per notebook: name, description, depends, status for this profile and overrides
-    (``up to date``, ``stale``, ``not run``, ``no source`` or ``error: ...``), last profile and run time."""
+    (``up to date``, ``stale``, ``not run``, ``no source`` or ``error: ...``), last profile and run
+    time, and ``recovery``: what the next run will do with what a killed run of it left behind
+    (:func:`~prunerob.runner.staging.leftovers`; empty when nothing is left)."""
     prof = _load_profiles(profiles)
     check_choice("profile", profile, prof.PROFILES)
     output_dir = Path(output_dir) if output_dir is not None else default_output_dir()
     notebooks_dir = Path(notebooks_dir) if notebooks_dir is not None else default_notebooks_dir()
+    pending: dict[str, list[str]] = {}
+    for left in leftovers(output_dir):
+        pending.setdefault(left["name"], []).append(left["action"])
     rows = []
     for n in (list(names) if names else list(prof.NOTEBOOKS)):
         stamp = read_stamp(output_dir, n)
@@ -47,7 +53,8 @@ def status_table(profile: str = "quick", names: Iterable[str] | None = None,
                      "depends": ", ".join(prof.DEPENDS.get(n, [])),
                      "last_profile": (stamp or {}).get("profile", ""),
                      "last_seconds": (stamp or {}).get("seconds", ""),
-                     "finished_at": (stamp or {}).get("finished_at", "")})
+                     "finished_at": (stamp or {}).get("finished_at", ""),
+                     "recovery": "; ".join(pending.get(n, []))})
     return rows
 
 

@@ -9,10 +9,11 @@ table and shows a short summary of it instead of the whole table (the CSV is lin
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,22 @@ class Run:
 
 
 def setup(
-    name: str, *, profile: str, device: str = "auto", threads: int | None = None, out_dir: str | None = None
+    name: str, params: Mapping[str, Any] | None = None, *, profile: str, device: str = "auto",
+    threads: int | None = None, out_dir: str | None = None,
 ) -> Run:
     """Start a notebook run: torch CPU threads (``threads``; None keeps torch's default), the
-    output folder ``out_dir`` (default ``results/<name>``, created), the resolved ``device``."""
+    output folder ``out_dir`` (default ``results/<name>``, created), the resolved ``device``.
+
+    ``params``: the notebook's ``globals()``. Its parameters are checked first, with the validators
+    of ``prunerob reproduce`` (:func:`prunerob.runner.checks.check_notebook_parameters`), so that a
+    plain ``papermill -p`` / ``-f params.yaml`` run gets the same one-line ConfigError naming the
+    parameter, before any work, and cannot write outside its working folder."""
+    if params is not None:
+        # The runner's validators are imported by name: like ``prunerob reproduce`` checking the
+        # parameters before a kernel starts, they can refuse a run but never change a result, so
+        # they stay out of the page's import closure (runner/imports.py), which enters its stamp.
+        checks = importlib.import_module("prunerob.runner.checks")
+        checks.check_notebook_parameters(name, params)
     warnings.filterwarnings("ignore", message="IProgress not found")
     if threads:  # 1 avoids MKL/OpenMP slow-downs when the CPU cores are shared
         torch.set_num_threads(int(threads))
@@ -256,9 +269,9 @@ def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
         rows = adopt.curve_rows(folder, arch=arch, dataset=dataset, seed=seed) if folder else None
         if rows is not None and len(rows) == epochs:
             return {"rows": rows, "adopted": adopt.label(folder)}
-        train_model(cfg, device=run.device, data_root=data_root, progress=False,
-                    snapshot_epochs=range(1, epochs))
-        return {"rows": train_curve(cfg)}
+        _model, info = train_model(cfg, device=run.device, data_root=data_root, progress=False,
+                                   snapshot_epochs=range(1, epochs))
+        return {"rows": train_curve(cfg, data_key=info["data_key"])}
 
     spec = {"train": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), "train_hash": cfg.hash()}
     value = store.cached("curve", spec, compute, data=store.data_identity(test), device=run.device,
