@@ -340,10 +340,20 @@ TRAIN_CODE = ("prunerob.core.train",)
 CELL_CODE = ("prunerob.engine.sweep", "prunerob.core.train")
 
 
+#: TrainConfig fields left out of store keys while they hold these values (fields added after units
+#: were stored: a default that reproduces the old recipe must not re-key them, as in TrainConfig.hash)
+NEUTRAL_TRAIN_FIELDS: dict[str, Any] = {"precision": "fp32"}
+
+
+def train_fields(cfg: TrainConfig) -> dict[str, Any]:
+    """The JSON-able fields of ``cfg`` that enter a store key (:data:`NEUTRAL_TRAIN_FIELDS` left out)."""
+    d = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    return {k: v for k, v in d.items() if not (k in NEUTRAL_TRAIN_FIELDS and v == NEUTRAL_TRAIN_FIELDS[k])}
+
+
 def train_key(unit: Unit, data_id: str, dev: Any) -> store_mod.Key:
     """Result-store key of the unit's trained model (:mod:`prunerob.engine.store`)."""
-    spec = {"train": json.loads(json.dumps(dataclasses.asdict(unit.train), default=str)),
-            "train_hash": unit.train.hash(), "image_size": unit.image_size}
+    spec = {"train": train_fields(unit.train), "train_hash": unit.train.hash(), "image_size": unit.image_size}
     return store_mod.Key("train", spec, data_id, store_mod.code_hash(TRAIN_CODE), store_mod.versions(),
                          store_mod.device_class(dev))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,7 @@ from prunerob.core.data import load_dataset
 from prunerob.core.train import TrainConfig, train_model
 from prunerob.core.train import training_curve as train_curve
 from prunerob.engine import adopt, store
-from prunerob.engine.experiment import TRAIN_CODE, run_experiment, train_summary  # noqa: F401  (notebooks: pages.train_summary)
+from prunerob.engine.experiment import TRAIN_CODE, run_experiment, train_fields, train_summary  # noqa: F401  (notebooks: pages.train_summary)
 from prunerob.render.plotting import devices, save_table
 
 __all__ = ["Run", "setup", "say", "table", "environment", "competence_of", "panel_title", "findings",
@@ -273,7 +272,7 @@ def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
                                    snapshot_epochs=range(1, epochs))
         return {"rows": train_curve(cfg, data_key=info["data_key"])}
 
-    spec = {"train": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), "train_hash": cfg.hash()}
+    spec = {"train": train_fields(cfg), "train_hash": cfg.hash()}
     value = store.cached("curve", spec, compute, data=store.data_identity(test), device=run.device,
                          code_seeds=TRAIN_CODE)
     save_units(run)

@@ -10,7 +10,6 @@ accuracy, device) comes from the store when the model itself is not needed.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,7 +21,7 @@ import torch
 from prunerob.core.data import load_dataset
 from prunerob.core.train import TrainConfig, train_model
 from prunerob.engine import adopt, store
-from prunerob.engine.experiment import TRAIN_CODE
+from prunerob.engine.experiment import TRAIN_CODE, train_fields
 
 __all__ = ["LazyModel", "adopted_or", "encode", "frame", "info_row", "table", "value"]
 
@@ -57,7 +56,7 @@ def adopted_or(compute: Callable[[], dict[str, Any]], table_csv: str, models_csv
 
 
 def _train_spec(cfg: TrainConfig) -> dict[str, Any]:
-    return {"train": json.loads(json.dumps(dataclasses.asdict(cfg), default=str)), "train_hash": cfg.hash(),
+    return {"train": train_fields(cfg), "train_hash": cfg.hash(),
             "image_size": None}
 
 
