@@ -3,7 +3,8 @@
 #
 #   make book                 set up and build the book -> _build/html/index.html
 #   make test                 set up and run the test suite
-#   make reproduce PROFILE=quick [NAMES="magnitude_mlp depth"] [ARGS="-p epochs '[1]' --force"]
+#   make reproduce [PROFILE=cpu] [NAMES="magnitude_mlp depth"] [ARGS="-p epochs '[1]' --force"]
+#                             (no PROFILE: each page with the profile that produced it)
 #                             execute notebooks into book/experiments (skips unchanged ones)
 #   make ci-notebooks         execute every notebook (quick profile) into a temporary folder
 #   make book-strict          build the book with warnings as errors (-W -n --keep-going)
@@ -12,7 +13,7 @@
 
 PYTHON ?= python3
 VENV ?= .venv
-PROFILE ?= quick
+PROFILE ?=
 NAMES ?=
 ARGS ?=
 export PYTHON VENV PROFILE NAMES ARGS
@@ -20,7 +21,7 @@ export PYTHON VENV PROFILE NAMES ARGS
 .PHONY: help setup book book-strict test reproduce ci-notebooks clean lint
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,13p' Makefile
 
 setup book book-strict test reproduce ci-notebooks clean:
 	@scripts/tasks.sh $@

@@ -3,7 +3,7 @@
 # without make too:  scripts/tasks.sh book | book-strict | test | reproduce | ci-notebooks | clean
 #
 # Environment: VENV (default .venv), PYTHON (interpreter that creates the venv, default python3),
-# PROFILE (reproduce; default quick), NAMES (reproduce; default all notebooks), ARGS (extra
+# PROFILE (reproduce; default: each page's own profile), NAMES (reproduce; default all notebooks), ARGS (extra
 # arguments for prunerob reproduce or pytest).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -54,7 +54,9 @@ case "$task" in
     exit $rc ;;
   reproduce)
     setup
-    "$BIN/prunerob" reproduce "${names[@]}" --profile "${PROFILE:-quick}" "${args[@]}" ;;
+    # no PROFILE: every page with the profile that produced it (quick for a page never run)
+    prof=(); [[ -n "${PROFILE:-}" ]] && prof=(--profile "$PROFILE")
+    "$BIN/prunerob" reproduce "${names[@]}" ${prof[@]+"${prof[@]}"} "${args[@]}" ;;
   ci-notebooks)
     setup
     # Every notebook with the quick profile into a temporary folder, with a result store of its own:
