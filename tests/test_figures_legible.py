@@ -222,3 +222,14 @@ def test_theory_figures_are_captioned_and_numbered(name):
     text = (Path(__file__).resolve().parents[1] / "book" / name).read_text()
     shows = text.count("plt.show()")
     assert shows and text.count("  figure:\n    name: fig-") == shows
+
+
+def test_off_scale_keep_text_with_gaps():
+    """Keep ratios cut off the gain axis that are not every keep below the largest (a gap) are
+    listed, not summarised, and a list of another length never breaks the comparison."""
+    from prunerob.render.plotting import _keep_set
+
+    keeps = [1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
+    assert _keep_set([0.3, 0.2, 0.1], keeps) == "p ≤ 0.3"
+    assert _keep_set([0.7, 0.5, 0.3, 0.1, 0.2], keeps) == "p = 0.7, 0.5, 0.3, …"
+    assert _keep_set([], keeps) == ""

@@ -453,10 +453,11 @@ def _keep_set(cut: Sequence[float], keeps: Iterable[float]) -> str:
         return ""
     top = max(cut)
     below = sorted({float(k) for k in keeps if k <= top + 1e-12}, reverse=True)
-    if len(cut) > 1 and np.allclose(below, sorted(cut, reverse=True)):
+    cut_sorted = sorted({float(k) for k in cut}, reverse=True)
+    if len(cut_sorted) > 1 and len(below) == len(cut_sorted) and np.allclose(below, cut_sorted):
         return f"p ≤ {top:g}"
-    shown = ", ".join(f"{k:g}" for k in list(cut)[:3])
-    return f"p = {shown}{', …' if len(cut) > 3 else ''}"
+    shown = ", ".join(f"{k:g}" for k in cut_sorted[:3])
+    return f"p = {shown}{', …' if len(cut_sorted) > 3 else ''}"
 
 
 def interval_text(interval: str, level: float = 0.95, n_seeds: int | None = None) -> str:
