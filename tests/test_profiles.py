@@ -84,6 +84,89 @@ def test_quick_profile_equals_notebook_defaults(name):
     assert parameters(name, "quick") == parameters_cell(name)
 
 
+SNAPSHOT = Path(__file__).resolve().parent / "data" / "profile_parameters.json"
+
+
+def _typed(value):
+    """``value`` with the type of every scalar, list and mapping spelled out (``1 == 1.0 == True``
+    in Python but not in a page's stamp key), mapping keys in order."""
+    if isinstance(value, dict):
+        return ("dict", [(k, _typed(v)) for k, v in value.items()])
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_typed(v) for v in value])
+    return (type(value).__name__, value)
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+@pytest.mark.parametrize("profile", PROFILES)
+def test_parameters_equal_the_snapshot(name, profile):
+    """The parameters of every notebook and profile, key order and types included, are those pinned in
+    tests/data/profile_parameters.json (one row per parameter: its quick, cpu and paper values). The
+    file was generated from profiles.py as it stood before the notebooks' parameters cells became the
+    source of the defaults (commit 97641db); change a row by hand only with a deliberate change of a
+    profile or a notebook default (it changes the stamp key of the pages run with it)."""
+    snapshot = json.loads(SNAPSHOT.read_text())
+    assert set(snapshot) == set(NOTEBOOKS)
+    expected = {key: row[profile] for key, row in snapshot[name].items()}
+    assert _typed(parameters(name, profile)) == _typed(expected)
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_profiles_hold_only_values_that_differ_from_the_notebook(name):
+    """The parameters cell is the single source of the defaults: profiles.py holds no quick value and
+    no cpu/paper value that repeats the notebook's default."""
+    assert set(profiles.PROFILE_VALUES) <= set(NOTEBOOKS)
+    assert set(profiles.PROFILE_VALUES.get(name, {})) <= {"cpu", "paper"}
+    assert set(profiles.COMMON_VALUES) <= {"cpu", "paper"}
+    cell = parameters_cell(name)
+    for profile in ("cpu", "paper"):
+        values = {**profiles.COMMON_VALUES.get(profile, {}),
+                  **profiles.PROFILE_VALUES.get(name, {}).get(profile, {})}
+        repeats = [k for k, v in values.items() if k in cell and _typed(v) == _typed(cell[k])]
+        assert not repeats, f"{name}/{profile} repeats the notebook's defaults of {repeats}"
+
+
+_CELL = """# %% tags=["parameters"]
+profile: str = "quick"  # settings label
+n_eval: int = {n_eval}  # test images
+keeps: list = [1.0, 0.5]  # keep ratios
+"""
+
+
+def _notebooks(tmp_path, monkeypatch, cell=_CELL, **values):
+    """A notebooks folder holding depth.py with the parameters cell ``cell``; depth's cpu profile
+    sets only ``values`` (and no value is common to all notebooks)."""
+    (tmp_path / "depth.py").write_text(cell + "\n# %%\nprint(n_eval)\n")
+    monkeypatch.setattr(profiles, "NOTEBOOKS_DIR", tmp_path)
+    monkeypatch.setitem(profiles.PROFILE_VALUES, "depth", {"cpu": values})
+    monkeypatch.setattr(profiles, "COMMON_VALUES", {})
+    return tmp_path / "depth.py"
+
+
+def test_the_parameters_cell_is_the_source_of_every_default(tmp_path, monkeypatch):
+    src = _notebooks(tmp_path, monkeypatch, cell=_CELL.format(n_eval=7), keeps=[1.0])
+    assert parameters("depth", "quick") == {"profile": "quick", "n_eval": 7, "keeps": [1.0, 0.5]}
+    assert parameters("depth", "cpu") == {"profile": "cpu", "n_eval": 7, "keeps": [1.0]}
+    src.write_text(src.read_text().replace("n_eval: int = 7", "n_eval: int = 300"))  # an edit is seen
+    assert parameters("depth", "quick")["n_eval"] == parameters("depth", "cpu")["n_eval"] == 300
+    assert parameters("depth", "paper") == {"profile": "paper", "n_eval": 300, "keeps": [1.0, 0.5]}
+
+
+def test_a_profile_value_must_be_declared_by_the_notebook(tmp_path, monkeypatch):
+    _notebooks(tmp_path, monkeypatch, cell=_CELL.format(n_eval=7), precision="bf16")
+    assert parameters("depth", "quick")["n_eval"] == 7
+    with pytest.raises(ConfigError, match="'cpu' sets precision for depth.*declared: profile, n_eval"):
+        parameters("depth", "cpu")
+
+
+def test_a_default_that_is_not_a_literal_or_a_missing_source_is_one_line(tmp_path, monkeypatch):
+    _notebooks(tmp_path, monkeypatch, cell=_CELL.format(n_eval="10 * 100"))
+    with pytest.raises(ConfigError, match="parameter 'n_eval' is 10 \\* 100, not a Python literal"):
+        parameters("depth", "quick")
+    with pytest.raises(ConfigError, match="notebook source .*magnitude_mlp.py does not exist"):
+        parameters("magnitude_mlp", "cpu")
+
+
 def test_unknown_names_raise():
     with pytest.raises(ConfigError, match="notebook='nope'.*risk_vs_keep"):
         parameters("nope", "quick")

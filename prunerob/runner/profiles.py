@@ -1,4 +1,10 @@
-"""Parameter defaults of the experiment notebooks per profile (used by ``prunerob reproduce``).
+"""Parameter values of the experiment notebooks per profile (used by ``prunerob reproduce``).
+
+Each notebook's ``parameters`` cell (``notebooks/<name>.py``) is the single source of its
+parameters and their defaults: the ``quick`` profile IS that cell, and ``cpu`` / ``paper`` are that
+cell updated with only the values that differ for the profile (:data:`PROFILE_VALUES`, plus
+:data:`COMMON_VALUES` for every notebook). A new parameter is therefore written once, in the
+notebook; a profile value is written here only where it differs from the notebook's default.
 
 Profiles:
 
@@ -24,9 +30,13 @@ Profiles:
 from __future__ import annotations
 
 import copy
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from prunerob.config import ConfigError
+from prunerob.runner.layout import DEFAULT_NOTEBOOKS_DIR
+from prunerob.runner.params import Expression, notebook_parameter_defaults
 
 PROFILES = ("quick", "cpu", "paper")
 
@@ -63,7 +73,6 @@ DEPENDS["pareto"] = ["magnitude_mlp", "score_vit"]
 # keep ratios ------------------------------------------------------------------------------------
 PAPER_KEEPS = [round(1.0 - 0.05 * i, 2) for i in range(20)]  # 1.0, 0.95, ..., 0.05
 CPU_KEEPS = [1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
-QUICK_KEEPS = [1.0, 0.9, 0.7, 0.5, 0.3]
 PAPER_LAMBDAS = [round(0.025 * i, 3) for i in range(41)]
 
 EPS = "4/255"
@@ -96,365 +105,212 @@ FEWER_CPU_SEEDS: dict[str, str] = {
     "magnitude and random, FGSM and PGD-5)",
 }
 
+#: the notebook sources whose parameters cells hold the defaults: those of the checkout the package
+#: lives in (``layout.DEFAULT_NOTEBOOKS_DIR``), so that a profile follows the package's version and
+#: not the checkout of the current directory
+NOTEBOOKS_DIR: Path = DEFAULT_NOTEBOOKS_DIR
+
+# Values that differ from the notebooks' parameters cells ------------------------------------------
+# (a shallow update: a per-data-set dict is replaced as a whole)
+
+#: values of a profile shared by every notebook.
+#: threads: torch CPU threads. 1 (the notebooks' default) on the 2-core CPU profiles: with the cores
+#: shared by other processes, MKL/OpenMP with 2 threads can be several times slower (an SVD: 0.15 s
+#: -> 18 s); None (torch's default, all cores) for the GPU host of the paper profile.
+COMMON_VALUES: dict[str, dict[str, Any]] = {
+    "cpu": {},
+    "paper": {"threads": None, "download": True},
+}
+
 # The same MNIST MLP settings appear in several notebooks so that train_model's checkpoint cache
-# trains each model once per profile and seed.
+# trains each model once per profile and seed (test_profiles checks that they agree).
 _MLP_MNIST = {
-    "quick": {"epochs": 2, "train_subset": 10000, "seeds": [0, 1]},
     "cpu": {"epochs": 30, "train_subset": None, "seeds": CPU_SEEDS},
     "paper": {"epochs": 30, "train_subset": None, "seeds": SEEDS},
 }
-# cnn4 on CIFAR-10: shared by magnitude_cnn and the CNN part of risk_vs_keep
+# cnn4 on CIFAR-10: shared by magnitude_cnn and the CNN parts of risk_vs_keep and sweet_spot
 _CNN = {
-    "quick": {"epochs": 1, "train_subset": 2000},
     "cpu": {"epochs": CNN_CPU_EPOCHS, "train_subset": None},
     "paper": {"epochs": 100, "train_subset": None},
 }
+#: the CNN4 settings under the names of the pages that train it next to an MLP (risk_vs_keep, sweet_spot)
+_CNN_PREFIXED = {profile: {f"cnn_{k}": v for k, v in c.items()} for profile, c in _CNN.items()}
+_CIFAR = ("cifar10", "cifar100")  # keys of magnitude_cnn's per-data-set dicts
+_VIT_DATASETS = ("cifar10", "cifar100", "imagenet100", "imagenette")  # keys of score_vit's per-data-set dicts
 
-
-def _base(name: str, profile: str) -> dict[str, Any]:
-    # threads: torch CPU threads. 1 on the 2-core CPU profiles: with the cores shared by other
-    # processes, MKL/OpenMP with 2 threads can be several times slower (an SVD: 0.15 s -> 18 s);
-    # None (torch's default, all cores) for the GPU host of the paper profile.
-    return {"profile": profile, "device": "auto", "threads": None if profile == "paper" else 1,
-            "out_dir": f"results/{name}", "data_root": None, "download": profile == "paper"}
-
-
-def _mnist(profile: str) -> dict[str, Any]:
-    m = _MLP_MNIST[profile]
-    return {"epochs": m["epochs"], "train_subset": m["train_subset"], "seeds": list(m["seeds"])}
-
-
-def _risk_vs_keep(profile: str) -> dict[str, Any]:
-    c = _CNN[profile]
-    p = {
-        "model": "mlp",
-        "dataset": "mnist",
-        **_mnist(profile),
-        "keeps": [1.0, 0.7, 0.4, 0.1],
-        # L2 radii of B(x, eps) (Sec. 4.1). The Linf ball of radius 4/255 lies inside the L2 ball
-        # of radius 4/255 * sqrt(784) = 0.44 on MNIST.
-        "eps_l2": [0.5, 1.0, 2.0],
-        "tightness_eps": 0.5,
-        "n_eval": 100,
-        "n_masks": 3,
-        "k_samples": 16,
-        "worst_case_steps": 10,
-        "worst_case_restarts": 2,
-        "tf_d": 64,
-        "tf_heads": 4,
-        "tf_patch": 7,
-        "tf_epochs": 1,
-        "tf_train_subset": 5000,
-        "tf_n_eval": 50,
-        "run_cnn": False,
-        "cnn_dataset": "cifar10",
-        "cnn_epochs": c["epochs"],
-        "cnn_train_subset": c["train_subset"],
-        "cnn_seeds": [0],
-        "cnn_eps_l2": [0.5, 1.0],
-        "cnn_n_eval": 32,
-        "cnn_n_masks": 2,
-        "cnn_k_samples": 16,
-    }
-    if profile == "cpu":
-        p.update(keeps=[1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1], eps_l2=[0.25, 0.5, 1.0, 2.0],
-                 n_eval=100, n_masks=4, k_samples=64, worst_case_steps=10, worst_case_restarts=2, tf_epochs=2,
-                 tf_train_subset=20000, tf_n_eval=100, run_cnn=True, cnn_seeds=[0], cnn_n_eval=32,
-                 cnn_n_masks=2, cnn_k_samples=16)
-    elif profile == "paper":
+#: per notebook and profile (cpu, paper), the values that differ from the notebook's parameters cell
+PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
+    "risk_vs_keep": {
+        "cpu": {
+            **_MLP_MNIST["cpu"], "keeps": [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1],
+            "eps_l2": [0.25, 0.5, 1.0, 2.0], "n_masks": 4, "k_samples": 64,
+            "tf_epochs": 2, "tf_train_subset": 20000, "tf_n_eval": 100,
+            "run_cnn": True, **_CNN_PREFIXED["cpu"],
+        },
         # the risk estimators run on the CPU (seeded CPU generators): sizes fit a 16-core host
-        p.update(keeps=PAPER_KEEPS, eps_l2=[0.25, 0.5, 1.0, 2.0, 4.0], n_eval=500, n_masks=10, k_samples=200,
-                 worst_case_steps=50, worst_case_restarts=5, tf_epochs=10, tf_train_subset=None,
-                 tf_n_eval=500, run_cnn=True, cnn_seeds=SEEDS, cnn_eps_l2=[0.5, 1.0, 2.0], cnn_n_eval=64,
-                 cnn_n_masks=4,
-                 cnn_k_samples=50)
-    return p
-
-
-def _magnitude_mlp(profile: str) -> dict[str, Any]:
-    m = _MLP_MNIST[profile]
-    p = {
-        "scheduler": None,
-        # quick: the small mlp stands in for the paper's CIFAR-10 MLP (69M weights, minutes per epoch)
-        "datasets": ["mnist", "cifar10"],
-        "models": {"mnist": "mlp", "cifar10": "mlp"},
-        "epochs": {"mnist": m["epochs"], "cifar10": 2},
-        "train_subset": {"mnist": m["train_subset"], "cifar10": 2000},
-        "n_eval": {"mnist": 1000, "cifar10": 200},
-        "attacks": {"mnist": ["fgsm", "pgd", "cw"], "cifar10": ["fgsm", "pgd"]},
-        "seeds": {"mnist": list(m["seeds"]), "cifar10": [0]},
-        "methods": ["magnitude", "random"],
-        "keeps": QUICK_KEEPS,
-        "eps": EPS,
-        # AutoAttack on a fixed subset (the first subset_n of a seeded permutation of the test set)
-        "subset_attacks": ["autoattack"],
-        "subset_datasets": ["mnist"],
-        "subset_n": 20,
-        "subset_keeps": [],
-        "subset_seeds": [0],
-        "subset_methods": ["magnitude"],
-        "curve_dataset": "cifar10",
-        "curve_epochs": 2,
-    }
-    if profile == "cpu":
+        "paper": {
+            **_MLP_MNIST["paper"], "keeps": PAPER_KEEPS, "eps_l2": [0.25, 0.5, 1.0, 2.0, 4.0],
+            "n_eval": 500, "n_masks": 10, "k_samples": 200, "worst_case_steps": 50, "worst_case_restarts": 5,
+            "tf_epochs": 10, "tf_train_subset": None, "tf_n_eval": 500,
+            "run_cnn": True, **_CNN_PREFIXED["paper"], "cnn_seeds": SEEDS,
+            "cnn_eps_l2": [0.5, 1.0, 2.0], "cnn_n_eval": 64, "cnn_n_masks": 4, "cnn_k_samples": 50,
+        },
+    },
+    "magnitude_mlp": {
         # MNIST at the paper's settings (AutoAttack on its own page, autoattack_mlp, with the same
         # models). The paper's CIFAR-10 MLP for MLP_CIFAR_CPU_EPOCHS epochs on all 50k images, one
         # seed, 2,000 test images, 12 keeps. Its unit (~1.5 CPU hours) comes first and runs on one
         # core while the five MNIST units share the other (scheduler local:2).
-        p.update(scheduler="local:2", datasets=["cifar10", "mnist"],
-                 models={"mnist": "mlp", "cifar10": "mlp_cifar"},
-                 epochs={"mnist": m["epochs"], "cifar10": MLP_CIFAR_CPU_EPOCHS},
-                 train_subset={"mnist": None, "cifar10": None}, n_eval={"mnist": 10000, "cifar10": 2000},
-                 keeps={"mnist": PAPER_KEEPS, "cifar10": CPU_KEEPS},
-                 seeds={"mnist": CPU_SEEDS, "cifar10": [0]},
-                 subset_keeps=[], curve_epochs=MLP_CIFAR_CPU_EPOCHS)
-    elif profile == "paper":
-        p.update(models={"mnist": "mlp", "cifar10": "mlp_cifar"}, epochs={"mnist": 30, "cifar10": 100},
-                 train_subset={"mnist": None, "cifar10": None}, n_eval={"mnist": 10000, "cifar10": 10000},
-                 attacks={"mnist": ["fgsm", "pgd", "cw"], "cifar10": ["fgsm", "pgd", "cw"]},
-                 keeps=PAPER_KEEPS, seeds={"mnist": SEEDS, "cifar10": SEEDS},
-                 subset_datasets=["cifar10"], subset_n=1000, subset_keeps=PAPER_KEEPS,
-                 subset_seeds=SEEDS, curve_epochs=100)
-    return p
-
-
-def _autoattack_mlp(profile: str) -> dict[str, Any]:
-    m = _MLP_MNIST[profile]
-    p = {
-        "scheduler": None,
-        "dataset": "mnist",
-        "model": "mlp",
-        "epochs": m["epochs"],
-        "train_subset": m["train_subset"],
-        "seeds": [0],
-        "method": "magnitude",
-        "keeps": [1.0, 0.9],
-        "attacks": ["fgsm", "pgd", "cw", "autoattack"],
-        "eps": EPS,
-        "n_eval": 10,
-    }
-    if profile == "cpu":
+        "cpu": {
+            "scheduler": "local:2", "datasets": ["cifar10", "mnist"],
+            "models": {"mnist": "mlp", "cifar10": "mlp_cifar"},
+            "epochs": {"mnist": _MLP_MNIST["cpu"]["epochs"], "cifar10": MLP_CIFAR_CPU_EPOCHS},
+            "train_subset": {"mnist": None, "cifar10": None}, "n_eval": {"mnist": 10000, "cifar10": 2000},
+            "keeps": {"mnist": PAPER_KEEPS, "cifar10": CPU_KEEPS},
+            "seeds": {"mnist": CPU_SEEDS, "cifar10": [0]},
+            "curve_epochs": MLP_CIFAR_CPU_EPOCHS,
+        },
+        "paper": {
+            "models": {"mnist": "mlp", "cifar10": "mlp_cifar"}, "epochs": {"mnist": 30, "cifar10": 100},
+            "train_subset": {"mnist": None, "cifar10": None}, "n_eval": {"mnist": 10000, "cifar10": 10000},
+            "attacks": {"mnist": ["fgsm", "pgd", "cw"], "cifar10": ["fgsm", "pgd", "cw"]},
+            "keeps": PAPER_KEEPS, "seeds": {"mnist": SEEDS, "cifar10": SEEDS},
+            "subset_datasets": ["cifar10"], "subset_n": 1000, "subset_keeps": PAPER_KEEPS,
+            "subset_seeds": SEEDS,
+            "curve_epochs": 100,
+        },
+    },
+    "autoattack_mlp": {
         # ~4 CPU minutes per keep ratio per seed on 1,000 images: 8 keeps x 3 seeds ~ 1.6 CPU hours
         # (-p scheduler local:2 runs the seeds on both cores)
-        p.update(seeds=SEEDS, keeps=AA_KEEPS, n_eval=1000)
-    elif profile == "paper":
-        p.update(seeds=SEEDS, keeps=PAPER_KEEPS, n_eval=1000)
-    return p
-
-
-def _magnitude_cnn(profile: str) -> dict[str, Any]:
-    c = _CNN[profile]
-    p = {
-        "datasets": ["cifar10"],
-        "model": "cnn4",
-        "epochs": {"cifar10": c["epochs"], "cifar100": c["epochs"]},
-        "train_subset": {"cifar10": c["train_subset"], "cifar100": c["train_subset"]},
-        "seeds": [0, 1],
-        "methods": ["magnitude", "random"],
-        "keeps": [1.0, 0.7, 0.4],
-        "attacks": ["fgsm", "pgd"],
-        "eps": EPS,
-        "n_eval": 200,
-        "curve_epochs": 2,
-    }
-    if profile == "cpu":
-        p.update(seeds=[0], keeps=CPU_KEEPS, n_eval=2000, curve_epochs=CNN_CURVE_EPOCHS)
-    elif profile == "paper":
+        # (the MNIST MLP of the other pages, seeds of its own)
+        "cpu": {**_MLP_MNIST["cpu"], "seeds": SEEDS, "keeps": AA_KEEPS, "n_eval": 1000},
+        "paper": {**_MLP_MNIST["paper"], "seeds": SEEDS, "keeps": PAPER_KEEPS, "n_eval": 1000},
+    },
+    "magnitude_cnn": {
+        "cpu": {"epochs": dict.fromkeys(_CIFAR, _CNN["cpu"]["epochs"]),
+                "train_subset": dict.fromkeys(_CIFAR, _CNN["cpu"]["train_subset"]),
+                "seeds": [0], "keeps": CPU_KEEPS, "n_eval": 2000, "curve_epochs": CNN_CURVE_EPOCHS},
         # CIFAR-100 is not available offline; the notebook says so and skips it when missing.
-        p.update(datasets=["cifar10", "cifar100"], seeds=SEEDS, keeps=PAPER_KEEPS, n_eval=10000,
-                 curve_epochs=c["epochs"])
-    return p
-
-
-def _score_vit(profile: str) -> dict[str, Any]:
-    p = {
-        # pretrained ViT weights are not available offline: vit_small is trained from scratch
-        "model": "vit_small",
-        "datasets": ["cifar10", "imagenette"],
-        "image_size": {"cifar10": None, "cifar100": None, "imagenet100": 64, "imagenette": 64},
-        "epochs": {"cifar10": 1, "cifar100": 1, "imagenet100": 1, "imagenette": 1},
-        "train_subset": {"cifar10": 500, "cifar100": 500, "imagenet100": 500, "imagenette": 500},
-        "seeds": [0],
-        "methods": ["taylor", "random"],
-        # Taylor scores (App. I: 20 batches of training images) from at most this many images
-        "score_examples": 256,
-        "keeps": [1.0, 0.5],
-        "attacks": ["fgsm", "pgd"],
-        "eps": EPS,
-        "fgsm_extra_eps": ["8/255"],
-        "n_eval": 50,
-        "subset_attacks": [],
-        "subset_n": 50,
-        "subset_keeps": [1.0, 0.5],
-        "subset_seeds": [0],
-    }
-    if profile == "cpu":
+        "paper": {"datasets": list(_CIFAR), "epochs": dict.fromkeys(_CIFAR, _CNN["paper"]["epochs"]),
+                  "train_subset": dict.fromkeys(_CIFAR, _CNN["paper"]["train_subset"]),
+                  "seeds": SEEDS, "keeps": PAPER_KEEPS, "n_eval": 10000,
+                  "curve_epochs": _CNN["paper"]["epochs"]},
+    },
+    "score_vit": {
         # a 1.8M-parameter ViT trains at ~50 images/s on one CPU core: small budgets throughout
-        p.update(seeds=SEEDS, train_subset={k: 1000 for k in p["train_subset"]}, score_examples=384,
-                 epochs={k: 2 for k in p["epochs"]}, keeps=[1.0, 0.75, 0.5, 0.25], n_eval=64,
-                 subset_attacks=["cw"], subset_n=50, subset_keeps=[1.0, 0.6, 0.2], subset_seeds=[0])
-    elif profile == "paper":
+        "cpu": {"seeds": SEEDS, "train_subset": dict.fromkeys(_VIT_DATASETS, 1000), "score_examples": 384,
+                "epochs": dict.fromkeys(_VIT_DATASETS, 2), "keeps": [1.0, 0.75, 0.5, 0.25], "n_eval": 64,
+                "subset_attacks": ["cw"], "subset_keeps": [1.0, 0.6, 0.2]},
         # App. I fine-tunes an ImageNet-pretrained ViT for 10 epochs; offline it is trained from
         # scratch. CIFAR-100 and ImageNet-100 are used when available (else skipped, with a note);
         # Imagenette at 64 px is the offline stand-in for the ImageNet subset.
-        p.update(datasets=["cifar10", "cifar100", "imagenet100", "imagenette"],
-                 epochs={k: 10 for k in p["epochs"]}, train_subset={k: None for k in p["train_subset"]},
-                 seeds=SEEDS, keeps=PAPER_KEEPS, attacks=["fgsm", "pgd", "cw"], n_eval=10000,
-                 score_examples=None,
-                 subset_attacks=["autoattack"], subset_n=1000, subset_keeps=PAPER_KEEPS, subset_seeds=SEEDS)
-    return p
-
-
-def _depth(profile: str) -> dict[str, Any]:
-    p = {
-        "models": ["mlp", "mlp3", "mlp4"],
-        "dataset": "mnist",
-        **_mnist(profile),
-        "methods": ["magnitude", "random"],
-        "keeps": QUICK_KEEPS,
-        "attacks": ["fgsm", "pgd"],
-        "eps": EPS,
-        "n_eval": 1000,
-    }
-    if profile == "cpu":
+        "paper": {"datasets": list(_VIT_DATASETS), "epochs": dict.fromkeys(_VIT_DATASETS, 10),
+                  "train_subset": dict.fromkeys(_VIT_DATASETS), "seeds": SEEDS, "keeps": PAPER_KEEPS,
+                  "attacks": ["fgsm", "pgd", "cw"], "n_eval": 10000, "score_examples": None,
+                  "subset_attacks": ["autoattack"], "subset_n": 1000, "subset_keeps": PAPER_KEEPS,
+                  "subset_seeds": SEEDS},
+    },
+    "depth": {
         # magnitude only at the paper's settings (random doubles the cost; it is in magnitude_mlp)
-        p.update(keeps=PAPER_KEEPS, n_eval=10000, methods=["magnitude"])
-    elif profile == "paper":
-        p.update(keeps=PAPER_KEEPS, n_eval=10000)
-    return p
-
-
-def _algorithm1(profile: str) -> dict[str, Any]:
-    p = {
-        "model": "mlp",
-        "dataset": "mnist",
-        **_mnist(profile),
-        "lambdas": [0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0],
-        "modes": ["uniform", "layerwise"],
-        "p0": 0.5,
-        "tol": 1e-8,
-        "max_iter": 50,
-        "attacks": ["fgsm", "pgd"],
-        "eps": EPS,
-        "n_eval": 1000,
-        "grid_keeps": QUICK_KEEPS,
-    }
-    if profile == "cpu":
+        "cpu": {**_MLP_MNIST["cpu"], "keeps": PAPER_KEEPS, "n_eval": 10000, "methods": ["magnitude"]},
+        "paper": {**_MLP_MNIST["paper"], "keeps": PAPER_KEEPS, "n_eval": 10000},
+    },
+    "algorithm1": {
         # all 10,000 test images and five seeds; 11 lambdas and 12 grid keep ratios: about 20 CPU minutes
-        p.update(lambdas=[round(0.1 * i, 1) for i in range(11)], n_eval=10000, grid_keeps=CPU_KEEPS)
-    elif profile == "paper":
-        p.update(lambdas=PAPER_LAMBDAS, n_eval=10000, grid_keeps=PAPER_KEEPS)
-    return p
-
-
-def _pareto(profile: str) -> dict[str, Any]:
-    return {
-        # result tables of the sibling notebooks (relative to the executed notebook's folder)
-        "mlp_table": "results/magnitude_mlp/sweep.csv",
-        "vit_table": "results/score_vit/sweep.csv",
-        "mlp_attacks": ["fgsm", "pgd", "cw"],
-        "vit_attack": "fgsm",
-        "eps": EPS,
-        # bound-space front of Lemma 2 for the MNIST MLP
-        "model": "mlp",
-        "dataset": "mnist",
-        **_mnist(profile),
-        "n_front": 101,
-    }
-
-
-def _own_model(profile: str) -> dict[str, Any]:
-    p = {
-        "width": 16,
-        "dataset": "mnist",
-        "epochs": 1,
-        "train_subset": 5000,
-        "seeds": [0],
-        "methods": ["magnitude", "random"],
-        "keeps": [1.0, 0.8, 0.6, 0.4, 0.2],
-        "attacks": ["fgsm", "pgd"],
-        "eps": EPS,
-        "n_eval": 500,
-    }
-    if profile == "cpu":
-        p.update(epochs=2, train_subset=20000, seeds=SEEDS, n_eval=1000)
-    elif profile == "paper":
-        p.update(epochs=5, train_subset=None, seeds=SEEDS, keeps=PAPER_KEEPS, n_eval=10000)
-    return p
-
-
-def _sweet_spot(profile: str) -> dict[str, Any]:
-    # cpu: about 32-43 min on one core (measured per piece on a loaded 2-core machine): main grid
-    # 5 seeds x 10 keeps x 8 eps x FGSM+PGD-5 on 2,000 images ~6-9 min; rules ~2 min; training/width
-    # ~3 min + ~3 min training the 128-wide MLPs; PGD-50x5 + transfer, 2 cells x 3 seeds on 1,000
-    # images ~5-8 min; AutoAttack, 1 cell + keep 1.0 x 3 seeds on 1,000 images, up to ~16 min;
-    # pitfalls (FGSM) ~2 min; mechanism < 1 min. The 30- and 3-epoch 512-wide MLPs are the cached
-    # TrainConfig.paper("mlp", "mnist", epochs=e, seed=s) models. Measured whole page: 1,738 s with
-    # 3 training seeds and 1 CNN4 seed (2 jobs on 2 cores); the training axis now has 5 seeds and the
-    # CNN part 3 (the CNN4s of magnitude_cnn's config, ~20 CPU minutes each to train). The strong
-    # attacks stay at 3 seeds: AutoAttack costs ~4 CPU minutes per keep ratio per seed on 1,000 images.
-    p = {
-        "seeds": [0, 1], "epochs": 2, "train_subset": 10000, "n_eval": 500,
-        "keeps": [1.0, 0.9, 0.7, 0.5],
-        "eps_grid": ["0", "4/255", "8/255", "0.05", "0.1", "0.15", "0.2", "0.3"],
-        "attacks": ["fgsm", "pgd"],
-        "rules": ["magnitude_global", "random", "bernoulli_uniform", "taylor"],
-        "rule_eps": ["4/255", "0.1"], "rule_attacks": ["fgsm"], "rule_n": 300, "mask_draws": 2,
-        "train_epochs": [1, 2], "widths": [128, 512], "train_seeds": [0, 1], "train_eps": ["4/255", "0.1"],
-        "train_n": 300,
-        "strong_cells": 2, "strong_n": 200, "strong_seeds": [0, 1],
-        "aa_cells": 1, "aa_n": 32, "aa_seeds": [0],
-        "pitfall_attacks": ["fgsm"], "pitfall_n": 500,
-        "mech_n": 500, "mech_eps": "4/255",
-        "run_cnn": True, "cnn_epochs": 1, "cnn_train_subset": 2000, "cnn_seeds": [0], "cnn_n": 100,
-        "cnn_eps": ["4/255", "8/255"], "cnn_keeps": [1.0, 0.8, 0.6],
-    }
-    if profile == "cpu":
-        p.update(seeds=[0, 1, 2, 3, 4], epochs=30, train_subset=None, n_eval=2000,
-                 keeps=[1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2],
-                 rule_eps=["4/255", "0.1"], rule_attacks=["fgsm"], rule_n=1000, mask_draws=3,
-                 train_epochs=[3, 30], widths=[128, 512], train_seeds=[0, 1, 2, 3, 4], train_n=1000,
-                 strong_cells=2, strong_n=1000, strong_seeds=[0, 1, 2],
-                 aa_cells=1, aa_n=1000, aa_seeds=[0, 1, 2],
-                 pitfall_attacks=["fgsm"], pitfall_n=2000, mech_n=2000,
-                 cnn_seeds=[0, 1, 2], cnn_n=200, cnn_keeps=[1.0, 0.9, 0.8, 0.6])
-    elif profile == "paper":
-        p.update(seeds=[0, 1, 2, 3, 4], epochs=30, train_subset=None, n_eval=10000, keeps=PAPER_KEEPS,
-                 rule_eps=["4/255", "8/255", "0.05", "0.1", "0.2"], rule_attacks=["fgsm", "pgd"],
-                 rule_n=10000, mask_draws=5, train_epochs=[3, 30], widths=[128, 512, 1024],
-                 train_seeds=[0, 1, 2, 3, 4], train_eps=["4/255", "0.05", "0.1", "0.2"], train_n=10000,
-                 strong_cells=6, strong_n=10000, strong_seeds=[0, 1, 2, 3, 4],
-                 aa_cells=3, aa_n=1000, aa_seeds=[0, 1, 2, 3, 4],
-                 pitfall_attacks=["fgsm", "pgd"], pitfall_n=10000, mech_n=10000,
-                 cnn_seeds=[0, 1, 2], cnn_n=10000, cnn_eps=["4/255", "8/255", "0.05"], cnn_keeps=PAPER_KEEPS)
-    # the CNN4 of magnitude_cnn (same config, so its cached checkpoints are reused)
-    p.update(cnn_epochs=_CNN[profile]["epochs"], cnn_train_subset=_CNN[profile]["train_subset"])
-    return p
-
-
-_BUILDERS = {
-    "risk_vs_keep": _risk_vs_keep,
-    "magnitude_mlp": _magnitude_mlp,
-    "autoattack_mlp": _autoattack_mlp,
-    "magnitude_cnn": _magnitude_cnn,
-    "score_vit": _score_vit,
-    "depth": _depth,
-    "algorithm1": _algorithm1,
-    "pareto": _pareto,
-    "own_model": _own_model,
-    "sweet_spot": _sweet_spot,
+        "cpu": {**_MLP_MNIST["cpu"], "lambdas": [round(0.1 * i, 1) for i in range(11)], "n_eval": 10000,
+                "grid_keeps": CPU_KEEPS},
+        "paper": {**_MLP_MNIST["paper"], "lambdas": PAPER_LAMBDAS, "n_eval": 10000,
+                  "grid_keeps": PAPER_KEEPS},
+    },
+    "pareto": {
+        # the bound-space front of Lemma 2 uses the MNIST MLP of the other pages
+        "cpu": {**_MLP_MNIST["cpu"]},
+        "paper": {**_MLP_MNIST["paper"]},
+    },
+    "own_model": {
+        "cpu": {"epochs": 2, "train_subset": 20000, "seeds": SEEDS, "n_eval": 1000},
+        "paper": {"epochs": 5, "train_subset": None, "seeds": SEEDS, "keeps": PAPER_KEEPS, "n_eval": 10000},
+    },
+    "sweet_spot": {
+        # cpu: about 32-43 min on one core (measured per piece on a loaded 2-core machine): main grid
+        # 5 seeds x 10 keeps x 8 eps x FGSM+PGD-5 on 2,000 images ~6-9 min; rules ~2 min; training/width
+        # ~3 min + ~3 min training the 128-wide MLPs; PGD-50x5 + transfer, 2 cells x 3 seeds on 1,000
+        # images ~5-8 min; AutoAttack, 1 cell + keep 1.0 x 3 seeds on 1,000 images, up to ~16 min;
+        # pitfalls (FGSM) ~2 min; mechanism < 1 min. The 30- and 3-epoch 512-wide MLPs are the cached
+        # TrainConfig.paper("mlp", "mnist", epochs=e, seed=s) models. Measured whole page: 1,738 s with
+        # 3 training seeds and 1 CNN4 seed (2 jobs on 2 cores); the training axis now has 5 seeds and the
+        # CNN part 3 (the CNN4s of magnitude_cnn's config, ~20 CPU minutes each to train). The strong
+        # attacks stay at 3 seeds: AutoAttack costs ~4 CPU minutes per keep ratio per seed on 1,000 images.
+        # cnn_epochs / cnn_train_subset: the CNN4 of magnitude_cnn (same config, so its cached
+        # checkpoints are reused).
+        "cpu": {
+            "seeds": [0, 1, 2, 3, 4], "epochs": 30, "train_subset": None, "n_eval": 2000,
+            "keeps": [1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2],
+            "rule_n": 1000, "mask_draws": 3,
+            "train_epochs": [3, 30], "train_seeds": [0, 1, 2, 3, 4], "train_n": 1000,
+            "strong_n": 1000, "strong_seeds": [0, 1, 2], "aa_n": 1000, "aa_seeds": [0, 1, 2],
+            "pitfall_n": 2000, "mech_n": 2000,
+            **_CNN_PREFIXED["cpu"], "cnn_seeds": [0, 1, 2], "cnn_n": 200, "cnn_keeps": [1.0, 0.9, 0.8, 0.6],
+        },
+        "paper": {
+            "seeds": [0, 1, 2, 3, 4], "epochs": 30, "train_subset": None, "n_eval": 10000,
+            "keeps": PAPER_KEEPS,
+            "rule_eps": ["4/255", "8/255", "0.05", "0.1", "0.2"], "rule_attacks": ["fgsm", "pgd"],
+            "rule_n": 10000, "mask_draws": 5, "train_epochs": [3, 30], "widths": [128, 512, 1024],
+            "train_seeds": [0, 1, 2, 3, 4], "train_eps": ["4/255", "0.05", "0.1", "0.2"], "train_n": 10000,
+            "strong_cells": 6, "strong_n": 10000, "strong_seeds": [0, 1, 2, 3, 4],
+            "aa_cells": 3, "aa_n": 1000, "aa_seeds": [0, 1, 2, 3, 4],
+            "pitfall_attacks": ["fgsm", "pgd"], "pitfall_n": 10000, "mech_n": 10000,
+            **_CNN_PREFIXED["paper"], "cnn_seeds": [0, 1, 2], "cnn_n": 10000,
+            "cnn_eps": ["4/255", "8/255", "0.05"], "cnn_keeps": PAPER_KEEPS,
+        },
+    },
 }
 
 
-def parameters(notebook: str, profile: str = "quick") -> dict[str, Any]:
-    """The full parameter dict of ``notebook`` for ``profile`` (a fresh copy each call).
+def notebook_defaults(notebook: str) -> dict[str, Any]:
+    """The parameters cell of ``NOTEBOOKS_DIR/<notebook>.py`` as a dict (the ``quick`` profile; a
+    fresh copy each call). Raises ConfigError when the source is missing or a default is not a
+    Python literal (papermill injects plain literals)."""
+    path = NOTEBOOKS_DIR / f"{notebook}.py"
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"notebook source {path} does not exist (notebook={notebook!r}); the profiles "
+                          "read their defaults from the notebooks' parameters cells (a checkout)") from None
+    return copy.deepcopy(_parsed_defaults(str(path), stat.st_mtime_ns, stat.st_size))
 
-    Raises ConfigError for an unknown notebook or profile.
+
+@lru_cache(maxsize=64)
+def _parsed_defaults(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    """Parsed once per version of the file (the stat values are part of the cache key)."""
+    defaults = notebook_parameter_defaults(path)
+    for key, value in defaults.items():
+        if isinstance(value, Expression):
+            raise ConfigError(f"{path}: the default of parameter {key!r} is {value!s}, not a Python literal; "
+                              "write a literal value in the parameters cell")
+    return defaults
+
+
+def parameters(notebook: str, profile: str = "quick") -> dict[str, Any]:
+    """The full parameter dict of ``notebook`` for ``profile`` (a fresh copy each call): the
+    notebook's parameters cell updated with :data:`COMMON_VALUES` and :data:`PROFILE_VALUES` of
+    the profile (``quick``: the cell as written) and ``profile=profile``.
+
+    Raises ConfigError for an unknown notebook or profile, or a profile value for a parameter
+    that the notebook's parameters cell does not declare.
     """
     if notebook not in NOTEBOOKS:
         raise ConfigError(f"notebook={notebook!r} is not known; available notebooks: {', '.join(NOTEBOOKS)}")
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r} is not supported; allowed values: {', '.join(PROFILES)}")
-    params = _base(notebook, profile)
-    params.update(_BUILDERS[notebook](profile))
-    return copy.deepcopy(params)
+    params = notebook_defaults(notebook)
+    changes = {**COMMON_VALUES.get(profile, {}), **PROFILE_VALUES.get(notebook, {}).get(profile, {}),
+               "profile": profile}
+    unknown = [k for k in changes if k not in params]
+    if unknown:
+        raise ConfigError(f"profile {profile!r} sets {', '.join(unknown)} for {notebook}, which its "
+                          f"parameters cell does not declare; declared: {', '.join(params)}")
+    params.update(copy.deepcopy(changes))
+    return params
