@@ -178,7 +178,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if len(groups) > 1 or args.profile is None:
         status = 0
         for prof, names in groups.items():
-            sub = argparse.Namespace(**{**vars(args), "profile": prof, "names": names})
+            sub = argparse.Namespace(**{**vars(args), "profile": prof, "names": names,
+                                        "show_parameters": bool(args.names)})
             status = max(status, _cmd_reproduce_one(sub, overrides, output_dir))
         return status
     (args.profile,) = groups
@@ -200,7 +201,7 @@ def _cmd_reproduce_one(args: argparse.Namespace, overrides: dict[str, Any], outp
             print(f"{r['name']:<14} [{r['status']}]{dep}{last}\n    {r['description']}")
             if r.get("recovery"):
                 print(f"    left by a killed run: {r['recovery']}")
-        if args.names:
+        if args.names and getattr(args, "show_parameters", True):
             for p in plan(args.names, args.profile, overrides, args.notebooks_dir):
                 print(f"\nparameters of {p.name} (--profile {args.profile}):")
                 for k, v in p.params.items():

@@ -66,7 +66,8 @@ NOTEBOOKS: dict[str, str] = {
 #: stamp hashes only the code that renders them (registry entry modules excluded), and a change to
 #: the code of a unit shows as compute-stale units instead (``prunerob reproduce --list``). The
 #: other pages still compute in the kernel, so their stamp hashes their whole import closure.
-STORE_BACKED = ("magnitude_mlp", "magnitude_cnn", "depth", "autoattack_mlp", "score_vit")
+STORE_BACKED = ("magnitude_mlp", "magnitude_cnn", "depth", "autoattack_mlp", "score_vit", "risk_vs_keep",
+                "algorithm1", "pareto", "sweet_spot")
 DEPENDS: dict[str, list[str]] = {name: [] for name in NOTEBOOKS}
 DEPENDS["pareto"] = ["magnitude_mlp", "score_vit"]
 
