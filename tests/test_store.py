@@ -130,9 +130,11 @@ def test_adding_a_seed_or_a_keep_computes_only_the_new_units(tmp_store):
 def test_units_json_lists_what_a_page_used(tmp_store, tmp_path):
     run_experiment(_spec())
     path = store.get_store().log.write(tmp_path)
-    units = json.loads(path.read_text())["units"]
-    assert {u["kind"] for u in units} == {"train", "cell"}
-    assert {tuple(u["uses"]) for u in units if u["kind"] == "cell"} >= {("attack:fgsm", "method:magnitude")}
+    data = json.loads(path.read_text())
+    assert {u["kind"] for u in data["units"]} == {"train", "cell"}
+    assert {tuple(g["uses"]) for g in data["groups"].values()} >= {("attack:fgsm", "method:magnitude")}
+    files = next(g["files"] for g in data["groups"].values() if "method:magnitude" in g["uses"])
+    assert "core/pruning/magnitude.py" in files and "core/pruning/random.py" not in files
 
 
 # ---- staleness at the grain of the code -----------------------------------------------------------
@@ -191,11 +193,11 @@ def test_compute_stale_units_are_counted_from_units_json(tmp_store, tmp_path):
     out = tmp_path / "page"
     store.get_store().log.write(out)
     assert unit_staleness(out)[:2] == (9, 0)
-    units = json.loads((out / "units.json").read_text())
-    for u in units["units"]:
-        if "method:random" in u["uses"]:
-            u["code"] = "0" * 64  # as if random.py had changed since the page ran
-    (out / "units.json").write_text(json.dumps(units))
+    data = json.loads((out / "units.json").read_text())
+    for g in data["groups"].values():
+        if "method:random" in g["uses"]:
+            g["code"] = "0" * 64  # as if random.py had changed since the page ran
+    (out / "units.json").write_text(json.dumps(data))
     assert unit_staleness(out)[:2] == (9, 4)
 
 
@@ -206,17 +208,22 @@ def test_verify_recomputes_a_sample_bit_for_bit_and_reports_a_difference(tmp_sto
     st = store.get_store()
     out = tmp_path / "page"
     st.log.write(out)
-    units = json.loads((out / "units.json").read_text())
-    for u in units["units"]:
-        if u["kind"] == "cell" and "method:magnitude" in u["uses"]:
-            u["code"] = "0" * 64  # a refactor of magnitude.py since the page ran
-    (out / "units.json").write_text(json.dumps(units))
+    data = json.loads((out / "units.json").read_text())
+    for g in data["groups"].values():  # as if magnitude.py had been refactored since the page ran
+        if "method:magnitude" in g["uses"]:
+            g["code"] = "0" * 64
+            g["files"]["core/pruning/magnitude.py"] = "0" * 16
+    (out / "units.json").write_text(json.dumps(data))
+    stale = verify.stale_units([out], st)
+    assert list(stale) == [frozenset({"core/pruning/magnitude.py"})]
+    assert len(stale[frozenset({"core/pruning/magnitude.py"})]) == 4  # 2 keeps x 2 attacks
     reps = verify.verify_and_rekey([out], st, sample=2, dry_run=True)
-    assert [(r.sampled, r.identical, r.differences) for r in reps] == [(2, 2, []), (2, 2, [])]
-    # a stored cell whose bits were not what the code computes is caught
-    e = next(e for e in st.entries() if e.key.kind == "cell" and e.key.spec["method"] == "magnitude")
-    vals = dict(zip(e.value["cols"], e.value["vals"], strict=True))
-    vals["adv_correct"] = -1
-    e.value["vals"] = [vals[c] for c in e.value["cols"]]
-    reps = verify.verify_and_rekey([out], st, sample=4, dry_run=True)
+    assert [(r.sampled, r.identical, r.differences) for r in reps] == [(2, 2, [])]
+    # a stored cell whose bits are not what the code computes is caught, and nothing is re-keyed
+    for e, _ in stale[frozenset({"core/pruning/magnitude.py"})]:
+        vals = dict(zip(e.value["cols"], e.value["vals"], strict=True))
+        vals["adv_correct"] = -1
+        e.value["vals"] = [vals[c] for c in e.value["cols"]]
+    reps = verify.verify_and_rekey([out], st, sample=2)
     assert any("differs in adv_correct" in d for r in reps for d in r.differences)
+    assert all(r.rekeyed == 0 for r in reps)

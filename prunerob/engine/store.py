@@ -169,8 +169,11 @@ class Entry:
 
 @dataclass
 class UnitLog:
-    """The units a page used (written to ``units.json`` beside its tables; read by
-    ``prunerob reproduce --list`` to tell compute-stale pages from render-stale ones)."""
+    """The units a page used, written to ``units.json`` beside its tables: one entry per *code
+    group* (the modules and registry entries its units run, with the hash of every file of that
+    code, :func:`group_files`) and one row per unit naming its group. ``prunerob reproduce --list``
+    reads it to tell compute-stale pages from render-stale ones, and ``prunerob store verify``
+    to see which files changed since a unit was computed."""
 
     units: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -185,10 +188,35 @@ class UnitLog:
         return out
 
     def write(self, out_dir: str | os.PathLike) -> Path:
-        rows = [{"digest": d, **{k: v for k, v in u.items() if k != "computed"}}
-                for d, u in sorted(self.units.items())]
-        return atomic_write_text(Path(out_dir) / "units.json", json.dumps({"format": STORE_FORMAT,
-                                                                            "units": rows}, indent=0) + "\n")
+        groups: dict[str, dict[str, Any]] = {}
+        rows = []
+        for d, u in sorted(self.units.items()):
+            gid = _sha(_canonical([u["seeds"], u["uses"], u["code"]]))[:12]
+            if gid not in groups:
+                groups[gid] = {"seeds": u["seeds"], "uses": u["uses"], "code": u["code"],
+                               "files": group_files(u["seeds"], u["uses"])}
+            rows.append({"digest": d, "kind": u["kind"], "group": gid, "seconds": u["seconds"],
+                         "device_class": u["device_class"]})
+        text = json.dumps({"format": STORE_FORMAT + 1, "groups": groups, "units": rows}, indent=0)
+        return atomic_write_text(Path(out_dir) / "units.json", text + "\n")
+
+
+def read_units(out_dir: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """``(groups, units)`` of a page's ``units.json`` (empty when it is missing or unreadable)."""
+    try:
+        data = json.loads((Path(out_dir) / "units.json").read_text())
+        return dict(data["groups"]), list(data["units"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}, []
+
+
+def group_files(seeds: Iterable[str], uses: Iterable[str] = ()) -> dict[str, str]:
+    """Package-relative path -> sha256 (16 hex) of every file of a code group's closure."""
+    from prunerob.engine import codehash
+
+    files = codehash.unit_files([s.split(".")[1:] for s in seeds], uses, codehash.PACKAGE_DIR)
+    return {f.relative_to(codehash.PACKAGE_DIR).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+            for f in files if f != codehash.PACKAGE_DIR / "__init__.py"}
 
 
 class Store:

@@ -2,17 +2,18 @@
 
 A change to the code a unit runs gives its units new keys (:mod:`prunerob.engine.codehash`), so
 they become *compute-stale*. When the change is a refactor that should not move a single bit,
-recomputing hours of units is waste; :func:`verify_and_rekey` recomputes a random sample of the
-stale evaluation cells of each code group with the current code and compares them bit for bit
-(clean and adversarial per-example bits, counts, achieved keep ratio; for a trained model, its
-test accuracy after retraining). When every sampled cell is
-identical, every stale unit of that group is stored again under its new key with the same value
-(and a ``verified`` note: sample size and the code hash it was proven against); when one
-differs, nothing of that group is re-keyed and the differences are reported.
+recomputing hours of units is waste. ``units.json`` records the hash of every file each code group
+ran, so the stale units can be grouped by *the set of files that changed*. For each such set,
+:func:`verify_and_rekey` recomputes a sample of the cheapest stale evaluation cells and trained
+models it touches with the current code and compares them bit for bit (clean and adversarial
+per-example bits, counts, achieved keep ratio; for a model, its test accuracy after retraining).
+When every sample is identical, every stale unit whose only changed code is that set (cells,
+models, curves and page-study tables) is stored again under its new key with the same value and a
+``verified`` note (sample size, changed files, old code hash); when one differs, nothing is
+re-keyed and the differences are reported: those pages must be recomputed.
 """
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ COMPARED = ("clean_bits", "adv_bits", "clean_correct", "adv_correct", "n", "achi
 class GroupReport:
     """Outcome for one code group (the modules and registry entries its units run)."""
 
-    seeds: tuple[str, ...]
+    seeds: tuple[str, ...]  # the changed files
     uses: tuple[str, ...]
     stale: int
     sampled: int = 0
@@ -38,7 +39,7 @@ class GroupReport:
     differences: list[str] = field(default_factory=list)
 
     def line(self) -> str:
-        what = ", ".join(self.uses) or ", ".join(self.seeds)
+        what = "changed " + ", ".join(self.seeds)
         if self.differences:
             return (f"{what}: {self.stale} stale; {self.identical} of {self.sampled} sampled cells "
                     f"identical; NOT re-keyed ({self.differences[0]})")
@@ -46,23 +47,31 @@ class GroupReport:
                 f"identical; {self.rekeyed} re-keyed")
 
 
-def stale_units(results_dirs: Iterable[Path], st: store_mod.Store) -> dict[tuple, list[store_mod.Entry]]:
-    """Stale stored units of the pages in ``results_dirs`` (from their ``units.json``), by code group."""
-    groups: dict[tuple, list[store_mod.Entry]] = {}
-    codes: dict[tuple, str] = {}
+def stale_units(results_dirs: Iterable[Path], st: store_mod.Store
+                ) -> dict[frozenset[str], list[tuple[store_mod.Entry, str]]]:
+    """Stale stored units of the pages in ``results_dirs`` (their ``units.json``), grouped by the
+    set of files that changed since they were computed; each with its code group's current hash."""
+    out: dict[frozenset[str], list[tuple[store_mod.Entry, str]]] = {}
     for d in results_dirs:
-        try:
-            units = json.loads((Path(d) / "units.json").read_text())["units"]
-        except (OSError, ValueError, KeyError):
-            continue
+        groups, units = store_mod.read_units(d)
+        now: dict[str, tuple[str, frozenset[str]]] = {}
+        for gid, g in groups.items():
+            try:
+                files = store_mod.group_files(g["seeds"], g["uses"])
+                code = store_mod.code_hash(g["seeds"], g["uses"])
+            except KeyError:  # a method or attack no longer registered: nothing to prove
+                continue
+            old = g.get("files", {})
+            changed = frozenset(f for f in set(files) | set(old) if files.get(f) != old.get(f))
+            if code != g["code"] and changed:
+                now[gid] = (code, changed)
         for u in units:
-            g = (tuple(u["seeds"]), tuple(u["uses"]))
-            if g not in codes:
-                codes[g] = store_mod.code_hash(*g)
-            e = st.entry(u["digest"])
-            if e is not None and codes[g] != u["code"]:
-                groups.setdefault(g, []).append(e)
-    return groups
+            if u.get("group") in now:
+                e = st.entry(u["digest"])
+                code, changed = now[u["group"]]
+                if e is not None:
+                    out.setdefault(changed, []).append((e, code))
+    return out
 
 
 def recompute_cell(entry: store_mod.Entry, st: store_mod.Store, device: str = "cpu") -> dict[str, Any]:
@@ -137,16 +146,18 @@ def train_seconds(entry: store_mod.Entry, st: store_mod.Store) -> float:
 
 def verify_and_rekey(results_dirs: Iterable[Path], st: store_mod.Store, *, sample: int = 3, seed: int = 0,
                      dry_run: bool = False, max_train_seconds: float = 600.0) -> list[GroupReport]:
-    """Recompute ``sample`` stale cells per code group, drawn at random among the cells of the
-    group's cheapest model (recorded training time, at most ``max_train_seconds``: rebuilding a
-    CIFAR model for a proof costs hours); re-key the group's units when all sampled cells match."""
+    """For every set of changed files: recompute ``sample`` of the stale trained models and ``sample``
+    of the stale evaluation cells that this change touches, the cheapest ones (recorded training time
+    at most ``max_train_seconds``: rebuilding a CIFAR model for a proof costs hours), and compare
+    them bit for bit; when all match, every stale unit whose only changed code is that set (cells,
+    models, curves and page-study tables alike) is stored again under its new key. The proof is
+    a sample, stated as such in each re-keyed unit's ``verified`` note."""
     reports = []
     rng = random.Random(seed)
-    for (seeds, uses), entries in sorted(stale_units(results_dirs, st).items()):
-        rep = GroupReport(seeds, uses, len(entries))
+    for changed, items in sorted(stale_units(results_dirs, st).items(), key=lambda kv: sorted(kv[0])):
+        entries = [e for e, _ in items]
+        rep = GroupReport(tuple(sorted(changed)), (), len({e.key.digest for e in entries}))
         cells = [e for e in entries if e.key.kind == "cell" and train_seconds(e, st) <= max_train_seconds]
-        # the sample comes from the cheapest model that has cells in the group (one model to rebuild
-        # per group, and the same few models across groups), drawn at random among its cells
         cheapest = min((train_seconds(e, st), e.key.spec["model"]) for e in cells)[1] if cells else None
         cells = [e for e in cells if e.key.spec["model"] == cheapest]
         for e in rng.sample(cells, min(sample, len(cells))):
@@ -178,15 +189,19 @@ def verify_and_rekey(results_dirs: Iterable[Path], st: store_mod.Store, *, sampl
             else:
                 rep.identical += 1
         if not rep.sampled and not rep.differences:
-            rep.differences.append(f"no cell whose model trains in <= {max_train_seconds:.0f} s to sample")
+            rep.differences.append("no stale model or cell cheap enough to recompute touches these files "
+                                   f"(<= {max_train_seconds:.0f} s of training); recompute the pages")
         if rep.sampled and not rep.differences and not dry_run:
-            new_code = store_mod.code_hash(seeds, uses)
-            batch = []
-            for e in entries:
-                k = store_mod.Key.from_dict({**e.key.as_dict(), "code": new_code})
-                batch.append((k, {**e.value, "verified": {"sample": rep.sampled, "from_code": e.key.code}},
-                              e.seconds))
-            st.put(batch)
+            batch, seen = [], set()
+            for e, code in items:
+                if e.key.digest in seen:
+                    continue
+                seen.add(e.key.digest)
+                k = store_mod.Key.from_dict({**e.key.as_dict(), "code": code})
+                note = {"sample": rep.sampled, "changed": sorted(changed), "from_code": e.key.code}
+                batch.append((k, {**e.value, "verified": note}, e.seconds))
+            for kind in sorted({k.kind for k, _, _ in batch}):
+                st.put([b for b in batch if b[0].kind == kind])
             rep.rekeyed = len(batch)
         reports.append(rep)
     return reports

@@ -60,28 +60,23 @@ def status_table(profile: str = "quick", names: Iterable[str] | None = None,
 
 def unit_staleness(results_dir: Path) -> tuple[int, int, float]:
     """``(units, stale, seconds)`` of the result-store units a page used (its ``units.json``):
-    a unit is stale when the code it runs changed since (its code hash,
+    a unit is stale when the code it runs changed since (its group's code hash,
     :func:`prunerob.engine.store.code_hash`) or it is missing from the store; ``seconds`` is the
     recorded compute time of the stale ones (the cost of recomputing them)."""
-    import json
-
     from prunerob.engine import store
 
-    try:
-        units = json.loads((Path(results_dir) / "units.json").read_text())["units"]
-    except (OSError, ValueError, KeyError):
-        return 0, 0, 0.0
+    groups, units = store.read_units(results_dir)
     st = store.get_store()
-    codes: dict[tuple, str] = {}
+    now: dict[str, str] = {}
+    for gid, g in groups.items():
+        try:
+            now[gid] = store.code_hash(g["seeds"], g["uses"])
+        except KeyError:  # a method or attack that is no longer registered
+            now[gid] = ""
     stale, secs = 0, 0.0
     for u in units:
-        group = (tuple(u["seeds"]), tuple(u["uses"]))
-        if group not in codes:
-            try:
-                codes[group] = store.code_hash(*group)
-            except KeyError:  # a method or attack that is no longer registered
-                codes[group] = ""
-        if codes[group] != u["code"] or st is None or not st.has(u["digest"]):
+        g = groups.get(u.get("group"), {})
+        if now.get(u.get("group"), "") != g.get("code") or st is None or not st.has(u["digest"]):
             stale += 1
             secs += float(u.get("seconds", 0.0))
     return len(units), stale, secs
