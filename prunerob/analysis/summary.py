@@ -2,9 +2,9 @@
 formal result of the paper, each with the executed notebooks that test it), the verdict box that
 ends each chapter, fixed-notation tables and the environment line every page states.
 
-Nothing here decides a verdict. The experiment verdicts come from :func:`prunerob.analysis.verdicts.claims`
-(the committed result tables, decided by :data:`prunerob.analysis.verdicts.RULE`) and the theory verdicts
-from :func:`prunerob.analysis.verdicts.theory_claims` (``book/theory/errata.md``); this module only counts,
+Nothing here decides a verdict. The experiment verdicts come from
+:func:`prunerob.analysis.verdicts.claims` (the committed result tables, decided by the rule of
+:mod:`prunerob.analysis.verdict_rule`) and the theory verdicts from :func:`prunerob.analysis.verdicts.theory_claims` (``book/theory/errata.md``); this module only counts,
 groups and words them, so a sentence of the book cannot drift from the tables. pandas only (no
 torch), so that the intro and the chapter pages stay fast to build.
 

@@ -20,11 +20,12 @@ Units live in ``book/experiments/store/`` (``$PRUNEROB_STORE`` overrides it; ``o
 store) as JSON-lines batch files, one per batch of units computed together: a header line (format,
 kind, unit count, sha256 of the body) and one line per unit (its key, digest, value and compute
 seconds). A batch is written atomically under a name derived from its units' digests, so two
-processes writing at once never corrupt each other; :meth:`Store.load` validates every file
-(header, body hash, each unit's digest recomputed from its key, the required value fields) and
+processes writing at once never corrupt each other; the store validates every file on load
+(header, body hash, each unit's digest recomputed from its key, the required value fields,
+:func:`read_batch`) and
 skips a bad file with a warning naming it. ``MANIFEST.tsv`` lists the batches (path, kind, units,
 sha256); ``prunerob store`` rebuilds it, merges a store computed elsewhere and proves a refactor
-left results identical on a sample of units (:func:`verify_sample`).
+left results identical on a sample of units (:func:`prunerob.engine.verify.verify_and_rekey`).
 """
 from __future__ import annotations
 
