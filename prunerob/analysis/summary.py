@@ -4,8 +4,9 @@ ends each chapter, fixed-notation tables and the environment line every page sta
 
 Nothing here decides a verdict. The experiment verdicts come from
 :func:`prunerob.analysis.verdicts.claims` (the committed result tables, decided by the rule of
-:mod:`prunerob.analysis.verdict_rule`) and the theory verdicts from :func:`prunerob.analysis.verdicts.theory_claims` (``book/theory/errata.md``); this module only counts,
-groups and words them, so a sentence of the book cannot drift from the tables. pandas only (no
+:mod:`prunerob.analysis.verdict_rule`) and the theory verdicts from
+:func:`prunerob.analysis.verdicts.theory_claims` (``book/theory/errata.md``); this module only
+counts, groups and words them, so a sentence of the book cannot drift from the tables. pandas only (no
 torch), so that the intro and the chapter pages stay fast to build.
 
 The errata table of ``book/theory/errata.md`` has a last column *Severity*, one of
