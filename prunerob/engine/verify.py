@@ -75,7 +75,8 @@ def stale_units(results_dirs: Iterable[Path], st: store_mod.Store
 
 
 def recompute_cell(entry: store_mod.Entry, st: store_mod.Store, device: str = "cpu") -> dict[str, Any]:
-    """Recompute one evaluation cell from its key with the current code; returns its row."""
+    """Recompute one evaluation cell from its key with the current code (its model retrained in a
+    temporary cache, so the proof covers the training code too); returns its row."""
     from prunerob.core.data import load_dataset
     from prunerob.core.pruning import get_method
     from prunerob.core.subsets import as_examples
@@ -95,7 +96,10 @@ def recompute_cell(entry: store_mod.Entry, st: store_mod.Store, device: str = "c
     test = load_dataset(spec["dataset"], "test", image_size=image_size)
     if store_mod.data_identity(test) != entry.key.data:
         raise LookupError("the test data here differ from the data it was computed on")
-    model, _ = train_model(cfg, device=device)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # retrained with the current code, not loaded
+        model, _ = train_model(cfg, device=device, cache_dir=tmp, progress=False)
     args = validate_sweep_args(methods=[spec["method"]], keeps=[spec["keep"]], attacks=[spec["attack"]],
                                eps=[spec["eps"]], seed=spec["seed"], n=spec["n"],
                                batch_size=spec["batch_size"], batched=spec["batched"],
