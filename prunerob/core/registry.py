@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from prunerob.config import ConfigError
 
-__all__ = ["Registry", "import_submodules", "label_of", "registered"]
+__all__ = ["Registry", "import_submodules"]
 
 T = TypeVar("T")
 

@@ -54,7 +54,7 @@ METHOD_COLORS = {
 def method_label(name: str) -> str:
     """Legend name of a pruning method: the ``label`` of its entry in the :mod:`prunerob.core.pruning`
     registry; a name that is not a registered method (e.g. ``algorithm1``) is returned as is.
-    Read through the torch-free :func:`prunerob.core.registry.label_of`."""
+    Read through the torch-free ``prunerob.core.registry.label_of``."""
     return label_of("method", name)
 
 
