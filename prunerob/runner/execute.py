@@ -102,8 +102,22 @@ def _rerun_command(name: str, profile: str, overrides: Mapping[str, Any]) -> str
     return " ".join(shlex.quote(str(x)) for x in parts)
 
 
+def _units_sentence(results: Path) -> str:
+    """What the page read from the result store, from its ``units.json`` (empty without one)."""
+    from prunerob.engine.store import read_units
+
+    _groups, units = read_units(results)
+    if not units:
+        return ""
+    secs = sum(float(u.get("seconds", 0.0)) for u in units)
+    devices = ", ".join(sorted({str(u.get("device_class")) for u in units}))
+    return (f" Its {len(units)} result-store units (models, evaluation cells, study tables; computed on "
+            f"{devices}) took about {secs / 3600:.1f} CPU hours when they were computed; the time above "
+            "is this execution, which read the stored ones.")
+
+
 def _postprocess(nb, name: str, profile: str, overrides: Mapping[str, Any], seconds: float, output: Path,
-                 injected_all: bool = True) -> None:
+                 injected_all: bool = True, units: str = "") -> None:
     """Collapse the injected parameters, insert the run note, fix papermill's recorded output path.
 
     The notebook's own ``parameters`` cell is collapsed too, or, when ``injected_all`` (papermill
@@ -128,7 +142,7 @@ def _postprocess(nb, name: str, profile: str, overrides: Mapping[str, Any], seco
     text = (
         "```{admonition} How this page was produced\n:class: note\n"
         f"Executed by `prunerob reproduce` with profile **{profile}** "
-        f"(overrides: {over}) on {when} in {seconds:.0f} s (prunerob {__version__}). "
+        f"(overrides: {over}) on {when} in {seconds:.0f} s (prunerob {__version__}).{units} "
         "The parameters it ran with are in the collapsed cell below. Rerun with\n"
         f"`{_rerun_command(name, profile, overrides)}` (add `-p KEY VALUE` to change a parameter).\n```"
     )
@@ -198,7 +212,8 @@ def _run_one(p: _Plan, key: str, profile: str, output_dir: Path, kernel: str | N
                           failed if failed.exists() else None)
         executed = nbformat.read(staged_nb, as_version=4)
         _postprocess(executed, p.name, profile, p.overrides, seconds, output,
-                     injected_all=set(p.names_declared) <= set(p.params))
+                     injected_all=set(p.names_declared) <= set(p.params),
+                     units=_units_sentence(work / out_rel))
         final_nb = staging / "final.ipynb"
         final_nb.write_text(nbformat.writes(executed) + "\n")
         staged_results = work / out_rel
