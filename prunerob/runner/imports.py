@@ -23,18 +23,15 @@ import ast
 import hashlib
 from pathlib import Path
 
+from prunerob.engine import codehash
+
 _DYNAMIC = "import_submodules"
 _ALWAYS: tuple[str, ...] = ()  # sub-packages every notebook depends on
 
 
 def _module_file(package_dir: Path, dotted: list[str]) -> Path | None:
-    """``package_dir``-relative file of the module ``dotted`` (parts after the package name)."""
-    base = package_dir.joinpath(*dotted) if dotted else package_dir
-    if (base / "__init__.py").is_file():
-        return base / "__init__.py"
-    if dotted and base.with_suffix(".py").is_file():
-        return base.with_suffix(".py")
-    return None
+    """``package_dir``-relative file of the module ``dotted`` (``codehash.module_file``)."""
+    return codehash.module_file(package_dir, dotted)
 
 
 def _parents(package_dir: Path, dotted: list[str]) -> list[Path]:
@@ -42,33 +39,14 @@ def _parents(package_dir: Path, dotted: list[str]) -> list[Path]:
 
 
 def _imports(tree: ast.AST, pkg: str, here: list[str]) -> tuple[list[list[str]], bool]:
-    """Dotted package-relative names imported in ``tree`` and whether it calls ``import_submodules``.
+    """Dotted package-relative names imported in ``tree`` (:func:`prunerob.engine.codehash.imports_of`)
+    and whether it calls ``import_submodules``."""
+    def called(node: ast.AST) -> str | None:
+        f = node.func  # type: ignore[attr-defined]
+        return f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
 
-    ``here`` is the package-relative path of the package that holds the module (``[]`` for the
-    top level), the anchor of its relative imports."""
-    found: list[list[str]] = []
-    dynamic = False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                parts = a.name.split(".")
-                if parts[0] == pkg:
-                    found.append(parts[1:])
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                anchor = here[: max(len(here) - (node.level - 1), 0)]
-                mod = anchor + (node.module.split(".") if node.module else [])
-            elif node.module and node.module.split(".")[0] == pkg:
-                mod = node.module.split(".")[1:]
-            else:
-                continue
-            found.append(mod)
-            found.extend(mod + [a.name] for a in node.names)  # "from pkg import module" form
-        elif isinstance(node, ast.Call):
-            f = node.func
-            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
-            dynamic = dynamic or name == _DYNAMIC
-    return found, dynamic
+    dynamic = any(isinstance(node, ast.Call) and called(node) == _DYNAMIC for node in ast.walk(tree))
+    return codehash.imports_of(tree, pkg, here), dynamic
 
 
 def render_files(source: str, package_dir: Path) -> list[Path]:
@@ -76,8 +54,6 @@ def render_files(source: str, package_dir: Path) -> list[Path]:
     registries' entry modules and without ``import_submodules`` (their code is in the unit keys,
     :mod:`prunerob.engine.codehash`), so a new method file or an edit of one method leaves the
     page's rendering current."""
-    from prunerob.engine import codehash
-
     package_dir = Path(package_dir)
     try:
         seeds = imports_of(ast.parse(source), package_dir.name, [])
@@ -88,8 +64,6 @@ def render_files(source: str, package_dir: Path) -> list[Path]:
 
 def render_hash(source: str, package_dir: Path) -> str:
     """sha256 over the relative path and bytes of every file of :func:`render_files`."""
-    from prunerob.engine import codehash
-
     return codehash.files_hash(render_files(source, Path(package_dir)), Path(package_dir))
 
 
