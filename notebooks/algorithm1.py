@@ -75,7 +75,7 @@ alg, mini = chosen[chosen.method == "algorithm1"], chosen[chosen.method == "mini
 comp = pages.competence_of(res.models)
 vecs = layer_choices.vertices(ch)
 pages.say(
-    f"**This run** (profile `{profile}`, {len(seeds)} seed(s), device {P.devices(res.sweep)}; "
+    f"**This run** (profile `{profile}`, {len(seeds)} seed(s), device {pages.devices(res.sweep)}; "
     f"{comp.loc[(model, dataset), 'competence_label']}):",
     f"- Layer-wise, Algorithm 1 keeps fewer weights in layer 2 than in layer 1 in "
     f"{stats.pct(stats.second_layer_share(ch), 0)} of the (seed, λ) runs with 0 < λ < 1.",
@@ -105,7 +105,8 @@ pages.say(
 
 # %% tags=["remove-input"]
 cap = dict(profile=profile, data=test, epochs=P.training_text(epochs, train_subset), seeds=seeds,
-           n_eval=n_eval, device=P.devices(res.sweep), attacks=res.sweep[res.sweep.method == "magnitude"])
+           n_eval=n_eval, device=pages.devices(res.sweep),
+           attacks=res.sweep[res.sweep.method == "magnitude"])
 acc_cols = {"clean_acc": "clean", **{f"adv_acc_{a}": a.upper() for a in attacks}}
 fig = TF.choices_figure(ch, modes, layer_choices.keep_columns(ch), acc_cols)
 shown = P.figure(fig, "fig-algorithm1-choices", P.caption(

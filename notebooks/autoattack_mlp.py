@@ -71,7 +71,7 @@ shown = P.figure(P.accuracy_grid(res.sweep, grid, ncols=2), "fig-autoattack_mlp-
     "Magnitude-pruned MLP under FGSM, PGD, CW and AutoAttack on one fixed subset (paper Fig. 12, right)",
     profile=profile, data=res.sources[dataset], epochs=P.training_text(epochs, train_subset), seeds=seeds,
     n_eval=f"{n_eval} fixed images (the same for every attack, keep ratio and seed)",
-    device=P.devices(res.sweep), attacks=res.sweep), run.out)
+    device=pages.devices(res.sweep), attacks=res.sweep), run.out)
 
 # %% [markdown]
 # ## Is each attack at least as strong as the weaker ones?

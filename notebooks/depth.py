@@ -56,8 +56,9 @@ trend = stats.depth_trend(res.sweep, order=models)
 # %% tags=["remove-input"]
 lines = pages.depth_findings(trend, comp, models, dataset)
 pages.say(
-    f"**This run** (profile `{profile}`, {len(seeds)} seed(s), device {P.devices(res.sweep)}): the best keep "
-    "ratio (highest mean attacked accuracy, paired gain over the unpruned model in brackets) per depth:",
+    f"**This run** (profile `{profile}`, {len(seeds)} seed(s), device {pages.devices(res.sweep)}): "
+    "the best keep ratio (highest mean attacked accuracy, paired gain over the unpruned model in brackets) "
+    "per depth:",
     "\n".join(lines),
 )
 
@@ -85,7 +86,7 @@ shown = P.figure(
         f"Effect of depth: MLPs with 2, 3 and 4 weight matrices, {' vs '.join(methods)} pruning "
         "(paper Fig. 4)",
         profile=profile, data=res.sources[dataset], epochs=P.training_text(epochs, train_subset), seeds=seeds,
-        n_eval=n_eval, device=P.devices(res.sweep), attacks=res.sweep),
+        n_eval=n_eval, device=pages.devices(res.sweep), attacks=res.sweep),
     run.out,
 )
 

@@ -48,6 +48,7 @@ subset_attacks: list = []  # attacks run only on a fixed test subset (CW, AutoAt
 subset_n: int = 50  # images in the fixed subset
 subset_keeps: list = [1.0, 0.5]  # keep ratios of the subset attacks
 subset_seeds: list = [0]  # seeds of the subset attacks
+precision: "str or dict" = "fp32"  # training precision: fp32, or bf16 (autocast); or one per data set
 
 # %% tags=["remove-input", "remove-stderr"]
 import warnings
@@ -65,7 +66,7 @@ extra = [SubsetSpec(attacks=["fgsm"], eps=fgsm_extra_eps, keeps=keeps if fgsm_ex
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=datasets, models={ds: model for ds in datasets}, methods=methods, keeps=keeps, attacks=attacks,
     eps=eps, seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, image_size=image_size,
-    subset=extra, score_examples=score_examples, data_root=data_root, download=download))
+    precision=precision, subset=extra, score_examples=score_examples, data_root=data_root, download=download))
 main = res.sweep[(res.sweep.attack == attacks[0]) & (res.sweep.part == "main")]
 drops = stats.keep_at_drop(main, drop=0.02)
 pages.report(run, res, "taylor", "(data set, attack, budget)", seeds, [
@@ -91,7 +92,7 @@ shown = P.figure(P.accuracy_grid(res.sweep, grid, ncols=2), "fig-score_vit-attac
     profile=profile, data=list(res.sources.values()),
     epochs=P.training_text(epochs, train_subset, list(res.sources)), seeds=seeds,
     n_eval=f"{n_eval}" + f"; subset attacks {subset_attacks}: {subset_n} fixed images" * bool(subset_attacks),
-    device=P.devices(res.sweep),
+    device=pages.devices(res.sweep),
     attacks=res.sweep, extra=f"Main budget {format_eps(parse_eps(eps))}; Taylor scores from "
     f"{score_examples} training images."), run.out)
 

@@ -123,7 +123,7 @@ for name, t in dict(models=models_t, models_training=models_tr, run_info=run_inf
 # %% tags=["remove-input"]
 all_g = grid.combine(main_g, rule_g, train_g)
 pages.say(f"**This run**: profile `{profile}`, MNIST MLP {epochs} epochs, seeds {seeds}, device "
-          f"{P.devices(main_rows)}.",
+          f"{pages.devices(main_rows)}.",
           verdict.verdict(all_g, labels, shapes, corr, main={"train_epochs": epochs, "width": 512},
                           notes=(f"**CIFAR-10.** {cnn_note}",), models=models_t))
 
@@ -137,7 +137,7 @@ pages.say(f"**This run**: profile `{profile}`, MNIST MLP {epochs} epochs, seeds 
 # ```
 
 # %% tags=["remove-input"]
-cap = dict(profile=profile, data=[test], seeds=seeds, device=P.devices(main_rows),
+cap = dict(profile=profile, data=[test], seeds=seeds, device=pages.devices(main_rows),
            epochs=P.training_text(epochs, train_subset))
 shown = P.figure(figures.heatmap(main_g, attacks), "fig-sweet_spot-heatmap",
                  P.caption("Paired gain of magnitude pruning of the MNIST MLP over keep ratio x eps", **cap,
@@ -159,7 +159,7 @@ shown = P.figure(figures.heatmap(main_g, attacks), "fig-sweet_spot-heatmap",
 
 # %% tags=["remove-input"]
 pages.say(f"Cells: {len(cells)}; PGD-50x5 and transfer on {strong_n} images, seeds {strong_seeds}; "
-          f"AutoAttack on {aa_n} images, seeds {aa_seeds}; device {P.devices(strong_raw)}; "
+          f"AutoAttack on {aa_n} images, seeds {aa_seeds}; device {pages.devices(strong_raw)}; "
           f"profile `{profile}`.")
 pages.table(cells, run, "strong_cells", rows=20)
 pages.table(labels, run, "strong_labels", ["method", "keep_ratio", "eps_label", "fgsm_gain", "pgd_gain",
@@ -250,7 +250,7 @@ pages.table(corr, run, "mechanism_correlation", rows=10)
 pages.say(cnn_note)
 if cnn_rows is not None and not cnn_rows.empty:
     pages.say(f"Paired gain of magnitude pruning, seeds {cnn_seeds}, {cnn_n} test images; attacks: "
-              f"{figures.attack_grid_text(cnn_rows)}; device {P.devices(cnn_rows)}; profile `{profile}`. "
+              f"{figures.attack_grid_text(cnn_rows)}; device {pages.devices(cnn_rows)}; profile `{profile}`. "
               "Interval: paired bootstrap over the test examples with one seed, 95% t-interval across "
               "seeds otherwise.")
     pages.table(grid.gains(cnn_rows).assign(eps=lambda d: d.eps.map(format_eps)), run, "gains_cnn",

@@ -7,7 +7,8 @@ work), then for
 every independent unit (architecture, data set, seed):
 
 1. trains the model with the paper's recipe (:meth:`prunerob.train.TrainConfig.paper`, App. I,
-   with the spec's ``epochs`` / ``train_subset`` / ``image_size``) or loads it from the cache;
+   with the spec's ``epochs`` / ``train_subset`` / ``image_size`` / ``precision``) or loads it
+   from the cache;
 2. sweeps it (:func:`prunerob.sweep.sweep_validated`: keep ratios x methods x attacks x eps on
    the first ``n`` examples of a fixed permutation of the test split);
 3. runs the extra sweeps of ``spec.subset`` (e.g. AutoAttack on a fixed subset of examples,
@@ -91,6 +92,8 @@ class ExperimentSpec:
     :param epochs: training override (None: the paper's recipe, App. I).
     :param train_subset: training override (None: the paper's recipe, App. I).
     :param image_size: training override (None: the paper's recipe, App. I).
+    :param precision: training precision (:mod:`prunerob.precision`: ``fp32``, the paper's, or
+        ``bf16`` autocast with fp32 weights); the sweeps always evaluate in fp32.
     :param subset: extra sweeps (:class:`SubsetSpec` or a list of them).
     :param score_examples: training examples for data-based methods' scores (Taylor, App. I;
         a seeded subset per seed; None: the whole training split).
@@ -116,6 +119,7 @@ class ExperimentSpec:
     epochs: int | None | Mapping[str, int | None] = None
     train_subset: int | None | Mapping[str, int | None] = None
     image_size: int | None | Mapping[str, int | None] = None
+    precision: str | Mapping[str, str] = "fp32"
     subset: SubsetSpec | Sequence[SubsetSpec] | None = None
     score_examples: int | None = None
     device: str = "auto"
@@ -178,8 +182,9 @@ class ExperimentResult:
 
 def train_summary(infos: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per trained model from ``train_model``'s info dicts (arch, dataset, seed, epochs,
-    train subset, image size, n_train, test accuracy, training seconds, cached flag, device,
-    data source, config hash)."""
+    train subset, image size, training precision, n_train, test accuracy, training seconds,
+    cached flag, device, data source, config hash). A config without ``precision`` (made before
+    the option existed) was trained in fp32."""
     rows = []
     for info in infos:
         cfg = info.get("config", {})
@@ -187,7 +192,8 @@ def train_summary(infos: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "arch": cfg.get("arch", info.get("arch")), "dataset": cfg.get("dataset", info.get("dataset")),
             "seed": cfg.get("seed", info.get("seed")), "epochs": cfg.get("epochs", info.get("epochs")),
             "train_subset": cfg.get("train_subset", info.get("train_subset")),
-            "image_size": cfg.get("image_size"), "n_train": info.get("n_train"),
+            "image_size": cfg.get("image_size"), "precision": cfg.get("precision", "fp32"),
+            "n_train": info.get("n_train"),
             "test_acc": info.get("test_acc"), "train_seconds": float(sum(info.get("epoch_times_s") or [])),
             "cached": bool(info.get("cached", False)),
             "device": info.get("device"), "data_source": info.get("data_source"), "hash": info.get("hash"),
@@ -262,7 +268,8 @@ def plan_units(spec: ExperimentSpec) -> list[Unit]:
         _config.check_dir(spec.data_root, "data_root")
     models = _per_dataset("models", spec.models, datasets)
     fields = {k: _per_dataset(k, getattr(spec, k), datasets)
-              for k in ("methods", "keeps", "attacks", "eps", "n", "epochs", "train_subset", "image_size")}
+              for k in ("methods", "keeps", "attacks", "eps", "n", "epochs", "train_subset", "image_size",
+                        "precision")}
     subs = _subsets(spec)
     units: list[Unit] = []
     for d in datasets:
@@ -302,10 +309,10 @@ def plan_units(spec: ExperimentSpec) -> list[Unit]:
         for a in archs:
             for seed in seeds:
                 over: dict[str, Any] = {"seed": seed}
-                for k in ("epochs", "train_subset", "image_size"):
+                for k in ("epochs", "train_subset", "image_size", "precision"):
                     if fields[k][d] is not None:
                         over[k] = fields[k][d]
-                cfg = TrainConfig.paper(a, d, **over)  # validates epochs / train_subset / image_size
+                cfg = TrainConfig.paper(a, d, **over)  # validates epochs / ... / precision
                 sweeps = [(MAIN_PART, main.with_seed(seed))]
                 sweeps += [(s.name, sa.with_seed(seed)) for s, sa in sub_args
                            if sa is not None and (s.seeds is None or seed in s.seeds)]
@@ -349,7 +356,8 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
     tables = []
     for part, args in unit.sweeps:
         extra = {"part": part, "train_config_hash": unit.train.hash(), "train_epochs": unit.train.epochs,
-                 "train_subset": unit.train.train_subset, "model_test_acc": info.get("test_acc"),
+                 "train_subset": unit.train.train_subset, "train_precision": unit.train.precision,
+                 "model_test_acc": info.get("test_acc"),
                  **dict(spec.extra_columns or {})}
         partial = None if resume_dir is None else partial_path(resume_dir, unit, part)
         tables.append(sweep_validated(model, examples, args, model_name=unit.arch, dataset_name=unit.dataset,

@@ -23,11 +23,13 @@ from IPython.display import Markdown, display
 from . import competence, stats
 from .config import device_name, resolve_device
 from .experiment import run_experiment
-from .plotting import devices, save_table
+from .plotting import devices as _devices
+from .plotting import save_table
+from .precision import precision_label
 from .train import TrainConfig, train_model
 from .train import training_curve as train_curve
 
-__all__ = ["Run", "setup", "say", "table", "competence_of", "panel_title", "findings", "report"]
+__all__ = ["Run", "setup", "say", "table", "competence_of", "panel_title", "findings", "report", "devices"]
 
 
 @dataclass
@@ -61,6 +63,24 @@ def setup(
     out = Path(out_dir or f"results/{name}")
     out.mkdir(parents=True, exist_ok=True)
     return Run(name=name, profile=profile, device=resolve_device(device), out=out)
+
+
+def devices(df: pd.DataFrame | None) -> str:
+    """The device(s) of a result table (:func:`prunerob.plotting.devices`) and the training
+    precision of its models, for captions: ``cpu (1 threads); training precision: fp32``, or per
+    model and data set when they differ. Rows without a ``train_precision`` column come from
+    models trained in fp32, the only precision before :mod:`prunerob.precision` existed."""
+    text = _devices(df)
+    if df is None or "train_precision" not in getattr(df, "columns", ()):
+        return f"{text}; training precision: {precision_label('fp32')}"
+    cols = [c for c in ("model", "dataset") if c in df.columns]
+    pairs = df[cols + ["train_precision"]].fillna({"train_precision": "fp32"}).drop_duplicates()
+    if pairs["train_precision"].nunique() <= 1 or not cols:
+        names = sorted(pairs["train_precision"].unique()) or ["fp32"]
+        return f"{text}; training precision: {', '.join(precision_label(p) for p in names)}"
+    per = "; ".join(f"{' on '.join(str(r[c]) for c in cols)}: {precision_label(r['train_precision'])}"
+                    for _, r in pairs.iterrows())
+    return f"{text}; training precision: {per}"
 
 
 def say(*paragraphs: str) -> None:
@@ -108,9 +128,11 @@ def gpu_note(models: pd.DataFrame, comp: pd.DataFrame, ran_autoattack: bool) -> 
         n_train = ", ".join(f"{int(v):,}" for v in sorted(g.n_train.unique()))
         epochs = ", ".join(str(int(v)) for v in sorted(g.epochs.unique()))
         secs = float(g.train_seconds.astype(float).mean())
+        precs = sorted(g.precision.fillna("fp32").unique()) if "precision" in g.columns else ["fp32"]
         lines.append(f"- {m} on {d}: {comp.loc[(m, d), 'competence_label']} after {epochs} epoch(s) on "
                      f"{n_train} training images, {secs:.0f} s of training per model on "
-                     f"{', '.join(sorted(g.device.astype(str).unique()))} ({len(g)} model(s)).")
+                     f"{', '.join(sorted(g.device.astype(str).unique()))} in "
+                     f"{', '.join(precision_label(p) for p in precs)} ({len(g)} model(s)).")
     ok = bool(comp.competent.all()) if len(comp) else False
     head = ("**Competent on this budget**: the curves above are evidence." if ok else
             "**Needs a GPU**: no verdict from these models.")
@@ -211,19 +233,25 @@ def trained_model(
     epochs: int | None,
     train_subset: int | None,
     data_root: str | None = None,
+    precision: str = "fp32",
 ) -> tuple[torch.nn.Module, dict]:
     """The paper-recipe model of :func:`prunerob.train.train_model` (trained once, then loaded from
-    the checkpoint cache that :func:`prunerob.experiment.run_experiment` shares) on ``run.device``."""
-    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed)
+    the checkpoint cache that :func:`prunerob.experiment.run_experiment` shares) on ``run.device``,
+    trained in ``precision`` (:mod:`prunerob.precision`)."""
+    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed,
+                            precision=precision)
     return train_model(cfg, device=run.device, data_root=data_root, progress=False)
 
 
 def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
-                   train_subset: int | None = None, data_root: str | None = None) -> pd.DataFrame:
-    """Test accuracy after every epoch of one paper-recipe run (on ``train_subset`` images): trains
-    ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the cache), so each shorter
-    run of the same seed is a cache entry too; the epoch count of a notebook is picked from it."""
-    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed)
+                   train_subset: int | None = None, data_root: str | None = None,
+                   precision: str = "fp32") -> pd.DataFrame:
+    """Test accuracy after every epoch of one paper-recipe run (on ``train_subset`` images, in
+    ``precision``): trains ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the
+    cache), so each shorter run of the same seed is a cache entry too; the epoch count of a
+    notebook is picked from it."""
+    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed,
+                            precision=precision)
     train_model(cfg, device=run.device, data_root=data_root, progress=False,
                 snapshot_epochs=range(1, epochs))
     return pd.DataFrame(train_curve(cfg)).assign(model=arch, dataset=dataset, seed=seed)
