@@ -65,6 +65,7 @@ def _train_config(args: argparse.Namespace, seed: int):
         over["epochs"] = args.epochs
     if args.train_subset is not None:
         over["train_subset"] = args.train_subset
+    over["precision"] = args.precision
     return TrainConfig.paper(args.model, args.dataset, **over)
 
 
@@ -76,6 +77,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the paper's, App. I)")
     p.add_argument("--train-subset", type=int, default=None, metavar="N",
                    help="train on a seeded random subset of N training examples (default: all)")
+    p.add_argument("--precision", default="fp32",
+                   help="training precision: fp32 (the paper's, default) or bf16 (autocast, fp32 weights; "
+                        "evaluation and attacks stay fp32)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
     p.add_argument("--data-root", default=None, metavar="PATH",
                    help="data folder, must exist (default $PRUNEROB_DATA)")
@@ -155,8 +159,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = ExperimentSpec(
         datasets=[args.dataset], models=args.model, methods=args.method, keeps=args.keep, attacks=args.attack,
         eps=args.eps, seeds=parse_list(args.seeds, int, "seeds"), n=args.n, epochs=args.epochs,
-        train_subset=args.train_subset, device=args.device, data_root=args.data_root,
-        download=getattr(args, "download", False), batch_size=args.batch_size, batched=args.batched,
+        train_subset=args.train_subset, precision=args.precision, device=args.device,
+        data_root=args.data_root, download=getattr(args, "download", False), batch_size=args.batch_size,
+        batched=args.batched,
         attack_overrides=_attack_overrides(args) or None, subset_seed=args.subset_seed)
     out = Path(args.out) if args.out else None
     if out is not None and out.is_dir():
@@ -310,6 +315,12 @@ def _datasets() -> Sequence[str]:
     return DATASETS
 
 
+def _precisions() -> Sequence[str]:
+    from prunerob.precision import precision_names
+
+    return precision_names()
+
+
 def _archs() -> Sequence[str]:
     from prunerob.models import arch_names
 
@@ -361,6 +372,7 @@ ARG_CHECKS: dict[str, Callable[[Any, str, argparse.Namespace], Any]] = {
     "x_norm": _x_norm,
     "random_mlp": _widths,
     "dataset": _choices(_datasets),
+    "precision": _choices(_precisions),
     "arch": _choices(_mlp_archs),
     "scope": _choices(lambda: ("layer", "global")),
     "mode": _choices(_modes),

@@ -36,8 +36,8 @@ __all__ = ["CHANNELS_LAST_ARCHS", "PRECISIONS", "Precision", "get_precision", "p
            "precision_names"]
 
 #: architectures whose bf16 training step is faster in ``channels_last`` on this project's CPU
-#: (``python benchmarks/precision.py``: CNN4 about 1.5x over bf16 NCHW; the ViTs' only conv is the
-#: stride-4 patch embedding, a matmul in disguise, and channels_last makes their step slower)
+#: (``python benchmarks/precision.py`` times CNN4's step in both layouts; the ViTs' only conv is
+#: the patch embedding, a matmul in disguise, and channels_last made their step slower)
 CHANNELS_LAST_ARCHS: frozenset[str] = frozenset({"cnn4"})
 
 
@@ -59,6 +59,14 @@ class Precision:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=self.autocast_dtype)
+
+    def check_device(self, device: torch.device) -> None:
+        """ConfigError (before any work) when ``device`` cannot run this precision: bf16 needs a
+        GPU with bfloat16 support (compute capability 8.0 or newer); every CPU runs it."""
+        if self.autocast_dtype is torch.bfloat16 and device.type == "cuda" \
+                and not torch.cuda.is_bf16_supported():
+            raise ConfigError(f"precision={self.name!r} needs a GPU with bfloat16 support; "
+                              f"{torch.cuda.get_device_name(device)} has none: use precision='fp32'")
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         """Extra keyword arguments of ``torch.optim.Adam``/``AdamW`` (none: torch's default)."""
@@ -92,10 +100,10 @@ def _attention_modules(model: nn.Module) -> Iterator[nn.Module]:
 
 PRECISIONS: Registry[Precision] = Registry("precision", "training precision")
 PRECISIONS.register("fp32")(Precision(
-    None, fast_layout=False, fused_optimizer=False, label="fp32",
+    None, fast_layout=False, fused_optimizer=False, label="fp32", name="fp32",
     help="float32 throughout (the paper's setting and the default)"))
 PRECISIONS.register("bf16")(Precision(
-    torch.bfloat16, fast_layout=True, fused_optimizer=True, label="bf16 autocast, fp32 weights",
+    torch.bfloat16, fast_layout=True, fused_optimizer=True, label="bf16 autocast, fp32 weights", name="bf16",
     help="forward pass in bfloat16 autocast, float32 weights, gradients and optimizer state"))
 
 

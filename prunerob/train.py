@@ -348,6 +348,7 @@ def train_model(
         except CorruptCacheError:
             pass  # moved aside with a warning; train it again below
     dev = resolve_device(device)
+    get_precision(cfg.precision).check_device(dev)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     paths["weights"].parent.mkdir(parents=True, exist_ok=True)
