@@ -67,11 +67,15 @@ ARCHS = [("mlp", "mnist", "adam"), ("mlp_cifar", "cifar10", "adam"), ("cnn4", "c
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class Variant:
-    """One way to run a training step: autocast or not, the memory layout, the attention kernel,
-    the optimizer implementation (``loop``: torch's default on the CPU, ``foreach``, ``fused``)."""
+    """One way to run a training step. ``recipe``: the name of a :mod:`prunerob.precision` entry
+    whose ``prepare``, optimizer arguments, input layout and autocast are used exactly as
+    ``train_model`` uses them; otherwise the flags say what to do: autocast or not, the memory
+    layout, the attention kernel, the optimizer implementation (``default``: torch's, the for-loop
+    on the CPU; ``foreach``; ``fused``)."""
 
     name: str
-    bf16: bool
+    recipe: str | None = None
+    bf16: bool = False
     channels_last: bool = False
     math_attention: bool = False
     optimizer: str = "default"
@@ -81,20 +85,17 @@ class Variant:
 def _variants(arch: str, quick: bool) -> list[Variant]:
     """``fp32`` (today's path, the baseline) first and ``bf16`` (the bf16 recipe) last; between
     them what each choice of the recipe contributes (fewer with ``quick``, except for CNN4)."""
-    bf16 = get_precision("bf16")
     conv, attn = arch in CHANNELS_LAST_ARCHS, arch.startswith("vit")
-    out = [Variant("fp32", False)]
+    out = [Variant("fp32", recipe="fp32")]
     if conv:
-        out.append(Variant("fp32 channels_last", False, channels_last=True))
-    out.append(Variant("bf16 autocast only", True))
+        out.append(Variant("fp32 channels_last", channels_last=True))
+    out.append(Variant("bf16 autocast only", bf16=True))
     if conv or (attn and not quick):
-        out.append(Variant("bf16 + fused Adam", True, optimizer="fused"))
+        out.append(Variant("bf16 + fused Adam", bf16=True, optimizer="fused"))
     if attn and not quick:  # the recipe's attention, but channels_last as for CNN4
-        out.append(Variant("bf16 + channels_last", True, channels_last=True, math_attention=True,
+        out.append(Variant("bf16 + channels_last", bf16=True, channels_last=True, math_attention=True,
                            optimizer="fused"))
-    out.append(Variant("bf16", True, channels_last=conv and bf16.fast_layout,
-                       math_attention=attn and bf16.fast_layout,
-                       optimizer="fused" if bf16.fused_optimizer else "default"))
+    out.append(Variant("bf16", recipe="bf16"))
     return out
 
 
@@ -109,23 +110,33 @@ class _Runner:
     """A model and optimizer set up as ``variant`` says; ``step(x, y)`` returns (fwd, bwd, opt) s."""
 
     def __init__(self, arch: str, info, opt_name: str, v: Variant):
+        cpu = torch.device("cpu")
         torch.manual_seed(0)
         self.model = build_model(arch, info).train()
-        if v.channels_last:
-            self.model.to(memory_format=torch.channels_last)
-        if v.math_attention:
-            for m in self.model.modules():
-                if isinstance(getattr(m, "fused_attn", None), bool):
-                    m.fused_attn = False
-        self.opt = _optimizer(v.optimizer, opt_name, self.model.parameters())
+        if v.recipe is not None:  # exactly what train_model does for this precision
+            prec = get_precision(v.recipe)
+            prec.prepare(self.model, arch, cpu)
+            cls = torch.optim.Adam if opt_name == "adam" else torch.optim.AdamW
+            self.opt = cls(self.model.parameters(), lr=1e-3, weight_decay=0.0 if opt_name == "adam" else 0.05,
+                           **prec.optimizer_kwargs())
+            self.layout, self.autocast = prec.input_layout(arch), lambda: prec.autocast(cpu)
+        else:
+            if v.channels_last:
+                self.model.to(memory_format=torch.channels_last)
+            if v.math_attention:
+                for m in self.model.modules():
+                    if isinstance(getattr(m, "fused_attn", None), bool):
+                        m.fused_attn = False
+            self.opt = _optimizer(v.optimizer, opt_name, self.model.parameters())
+            self.layout = ((lambda x: x.contiguous(memory_format=torch.channels_last)) if v.channels_last
+                           else (lambda x: x))
+            self.autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=v.bf16)
         self.v = v
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float]:
-        if self.v.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.v.bf16):
-            logits = self.model(x)
+        with self.autocast():
+            logits = self.model(self.layout(x))
         loss = F.cross_entropy(logits.float(), y)
         t1 = time.perf_counter()
         self.opt.zero_grad(set_to_none=True)
@@ -245,9 +256,7 @@ def time_attacks(arch: str, dataset: str, rounds: int, n: int) -> list[dict]:
 def _layout_worker(threads: int, steps: int, barrier, queue) -> None:
     torch.set_num_threads(threads)
     batches, info, _ = _batches("cifar10", 4)
-    bf16 = get_precision("bf16")
-    r = _Runner("cnn4", info, "adam", Variant("bf16", True, channels_last=True,
-                                              optimizer="fused" if bf16.fused_optimizer else "default"))
+    r = _Runner("cnn4", info, "adam", Variant("bf16", recipe="bf16"))
     for xb, yb in batches[:2]:
         r.step(xb, yb)
     barrier.wait()
