@@ -123,6 +123,9 @@ def _attack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         over.setdefault("cw", {})["steps"] = args.cw_steps
     if args.cw_kappa is not None:
         over.setdefault("cw", {})["kappa"] = args.cw_kappa
+    if args.attack_precision != "fp32":
+        for a in parse_list(args.attack, str, "attack"):
+            over.setdefault(a, {})["precision"] = args.attack_precision
     return over
 
 
@@ -217,6 +220,9 @@ def _add_sweep(sub) -> None:
     p.add_argument("--pgd-restarts", type=int, default=None, help="PGD restarts (default 1)")
     p.add_argument("--cw-steps", type=int, default=None, help="CW-Linf iterations (default 10, App. I)")
     p.add_argument("--cw-kappa", type=float, default=None, help="CW confidence margin (default 50, App. I)")
+    p.add_argument("--attack-precision", default="fp32",
+                   help="fp32 (default) or bf16: FGSM/PGD input gradients under bf16 autocast, adversarial "
+                        "examples judged in fp32 (book: experiments/precision)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the (model, seed) units on Dask: local:N (N local worker processes), "
                         "tcp://host:8786 (a running scheduler), slurm or pbs (dask-jobqueue; configured in "
@@ -373,6 +379,7 @@ ARG_CHECKS: dict[str, Callable[[Any, str, argparse.Namespace], Any]] = {
     "random_mlp": _widths,
     "dataset": _choices(_datasets),
     "precision": _choices(_precisions),
+    "attack_precision": _choices(_precisions),
     "arch": _choices(_mlp_archs),
     "scope": _choices(lambda: ("layer", "global")),
     "mode": _choices(_modes),

@@ -69,8 +69,12 @@ def devices(df: pd.DataFrame | None) -> str:
     """The device(s) of a result table (:func:`prunerob.plotting.devices`) and the training
     precision of its models, for captions: ``cpu (1 threads); training precision: fp32``, or per
     model and data set when they differ. Rows without a ``train_precision`` column come from
-    models trained in fp32, the only precision before :mod:`prunerob.precision` existed."""
+    models trained in fp32, the only precision before :mod:`prunerob.precision` existed. Attacks
+    run in bf16 (column ``attack_precision``, absent for fp32 attacks) are named too."""
     text = _devices(df)
+    if df is not None and "attack_precision" in df.columns and df["attack_precision"].notna().any():
+        names = ", ".join(sorted(df["attack_precision"].dropna().unique()))
+        text = f"{text}; attack gradients in {names} autocast for the rows so marked (judged in fp32)"
     if df is None or "train_precision" not in getattr(df, "columns", ()):
         return f"{text}; training precision: {precision_label('fp32')}"
     cols = [c for c in ("model", "dataset") if c in df.columns]

@@ -32,8 +32,8 @@ import torch.nn as nn
 from .config import ConfigError
 from .registry import Registry
 
-__all__ = ["CHANNELS_LAST_ARCHS", "PRECISIONS", "Precision", "get_precision", "precision_label",
-           "precision_names"]
+__all__ = ["BF16_ATTACKS", "CHANNELS_LAST_ARCHS", "PRECISIONS", "AutocastModel", "Precision",
+           "get_precision", "precision_label", "precision_names"]
 
 #: architectures whose bf16 training step is faster in ``channels_last`` on this project's CPU
 #: (``python benchmarks/precision.py`` times CNN4's step in both layouts; the ViTs' only conv is
@@ -105,6 +105,29 @@ PRECISIONS.register("fp32")(Precision(
 PRECISIONS.register("bf16")(Precision(
     torch.bfloat16, fast_layout=True, fused_optimizer=True, label="bf16 autocast, fp32 weights", name="bf16",
     help="forward pass in bfloat16 autocast, float32 weights, gradients and optimizer state"))
+
+
+#: attacks whose bf16 variant (``AttackSpec(precision="bf16")``: gradients under bf16 autocast,
+#: adversarial examples judged by the fp32 model) was measured against fp32 on 2,000 test images:
+#: ``python benchmarks/precision.py --numerics`` (book/experiments/precision.md). Attacks stay
+#: fp32 by default; CW and AutoAttack were not measured and have no bf16 option.
+BF16_ATTACKS: tuple[str, ...] = ("fgsm", "pgd")
+
+
+class AutocastModel(nn.Module):
+    """``model`` run under ``precision``'s autocast; returns float32 logits (attacks in bf16).
+
+    The weights are ``model``'s own (float32); only the forward pass, and so the input gradient,
+    is computed in the lower precision."""
+
+    def __init__(self, model: nn.Module, precision: str = "bf16"):
+        super().__init__()
+        self.inner = model
+        self.precision = get_precision(precision)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with self.precision.autocast(x.device):
+            return self.inner(x).float()
 
 
 def precision_names() -> tuple[str, ...]:

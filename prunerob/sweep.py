@@ -79,7 +79,7 @@ BASE_COLUMNS = (
 )
 BATCHED_CHOICES = ("auto", "yes", "no")
 #: AttackSpec fields a user may override per attack (``attack_overrides``).
-SPEC_FIELDS = ("steps", "alpha", "restarts", "seed", "kappa", "n_classes", "random_start")
+SPEC_FIELDS = ("steps", "alpha", "restarts", "seed", "kappa", "n_classes", "random_start", "precision")
 
 
 # --------------------------------------------------------------------------------------------
