@@ -17,7 +17,8 @@ the paired ratio (baseline round time / variant round time), so a change of the 
 during the run affects both sides of each ratio alike. Each step is split into forward (with the
 loss), backward and optimizer time; the optimizer implementations (for-loop, foreach, fused) are
 also timed alone on each model's parameters. Then one attack pass (FGSM and PGD-5, eps 4/255, on
-128 images with ``--quick``, else 256) in fp32 NCHW, fp32 channels_last (CNN4) and bf16.
+128 images with ``--quick``, else 256) in fp32 and in bf16 (``AttackSpec(precision="bf16")``),
+each also in channels_last for CNN4.
 The machine is shared: the load average is printed at the start and the end.
 
 **Numerics** (``--numerics``, hours of CPU; run it under ``nice``). Clean accuracy on the full test
@@ -27,8 +28,9 @@ default 4: the ``cpu`` profile's :data:`prunerob.profiles.CNN_CPU_EPOCHS`) and o
 checkpoint cache: a cached model is not retrained) -> ``training.csv``. Then FGSM and PGD-5 on the
 2,000 evaluation examples of the sweeps (``select_examples(test, 2000, subset_seed=0)``) of the
 seed-0 fp32 models, at keep 1.0 and 0.5 (magnitude pruning), with the attack run in fp32 and in
-bf16 autocast (and, for CNN4, in fp32 channels_last), every adversarial example judged by the
-fp32 model -> ``attacks.csv`` with the paired difference in percentage points.
+bf16 (``AttackSpec(precision="bf16")``: input gradients under bf16 autocast), each also in
+channels_last for CNN4, every adversarial example judged by the fp32 model -> ``attacks.csv``
+with the paired difference in examples and percentage points.
 """
 from __future__ import annotations
 
@@ -202,27 +204,18 @@ def time_optimizers(model: nn.Module, opt_name: str, rounds: int, steps: int) ->
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-class Autocast(nn.Module):
-    """``model`` run under bf16 autocast; returns float32 logits (for attacks in bf16)."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.inner = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16):
-            return self.inner(x).float()
-
-
-def _attack_models(model: nn.Module, conv: bool) -> dict[str, nn.Module]:
-    """The evaluation variants of one model: fp32 (today), fp32 channels_last (conv), bf16 autocast."""
+def _attack_variants(model: nn.Module, conv: bool) -> dict[str, tuple[nn.Module, dict]]:
+    """How one model can be attacked: ``name -> (model, make_attack keyword arguments)``: fp32 (today),
+    bf16 (``AttackSpec(precision="bf16")``, the option), each also in channels_last for conv models."""
     import copy
 
-    out = {"fp32": model.eval()}
-    if conv:
-        out["fp32 channels_last"] = copy.deepcopy(model).to(memory_format=torch.channels_last).eval()
-    out["bf16"] = Autocast(copy.deepcopy(model).to(memory_format=torch.channels_last) if conv
-                           else copy.deepcopy(model)).eval()
+    out: dict[str, tuple[nn.Module, dict]] = {"fp32": (model.eval(), {})}
+    cl = copy.deepcopy(model).to(memory_format=torch.channels_last).eval() if conv else None
+    if cl is not None:
+        out["fp32 channels_last"] = (cl, {})
+    out["bf16"] = (model, {"precision": "bf16"})
+    if cl is not None:
+        out["bf16 channels_last"] = (cl, {"precision": "bf16"})
     return out
 
 
@@ -233,19 +226,19 @@ def time_attacks(arch: str, dataset: str, rounds: int, n: int) -> list[dict]:
     test = load_dataset(dataset, "test")
     x, y = test.x[:n].float() / 255, test.y[:n]
     torch.manual_seed(0)
-    models = _attack_models(build_model(arch, test.info), arch in CHANNELS_LAST_ARCHS)
-    times: dict[str, list[float]] = {k: [] for k in models}
+    variants = _attack_variants(build_model(arch, test.info), arch in CHANNELS_LAST_ARCHS)
+    times: dict[str, list[float]] = {k: [] for k in variants}
 
-    def one(m: nn.Module) -> None:
+    def one(m: nn.Module, kw: dict) -> None:
         for name in ("fgsm", "pgd"):
-            attack_batches(make_attack(name, m), m, (x, y), batch_size=n, seed=0, return_adv=False)
+            attack_batches(make_attack(name, m, **kw), m, (x, y), batch_size=n, seed=0, return_adv=False)
 
-    for m in models.values():
-        one(m)
+    for m, kw in variants.values():
+        one(m, kw)
     for _ in range(rounds):
-        for k, m in models.items():
+        for k, (m, kw) in variants.items():
             t0 = time.perf_counter()
-            one(m)
+            one(m, kw)
             times[k].append(time.perf_counter() - t0)
     base = times["fp32"]
     return [dict(variant=k, seconds=statistics.median(v),
@@ -384,7 +377,8 @@ def numerics_training(cnn_epochs: int, mlp_epochs: int, seeds: list[int], out: P
 
 
 def numerics_attacks(cnn_epochs: int, mlp_epochs: int, n: int, keeps: list[float], out: Path) -> None:
-    """FGSM / PGD-5 with the attack in fp32, fp32 channels_last (CNN4) and bf16, judged in fp32."""
+    """FGSM / PGD-5 run in fp32 and in bf16 (``AttackSpec(precision="bf16")``), each also in
+    channels_last for CNN4, every adversarial example judged by the fp32 model -> ``attacks.csv``."""
     import pandas as pd
 
     from prunerob.attacks import attack_batches, make_attack
@@ -394,38 +388,39 @@ def numerics_attacks(cnn_epochs: int, mlp_epochs: int, n: int, keeps: list[float
 
     rows = []
     for arch, dataset, epochs in (("cnn4", "cifar10", cnn_epochs), ("mlp", "mnist", mlp_epochs)):
-        model, info = train_model(TrainConfig.paper(arch, dataset, epochs=epochs, seed=0), progress=False)
+        cfg = TrainConfig.paper(arch, dataset, epochs=epochs, seed=0)
+        model, info = train_model(cfg, progress=False)
         test = load_dataset(dataset, "test")
         x, y, desc = select_examples(test, n, 0)
         x = x.float() / 255
         for keep in keeps:
             base = apply_masks(model, make_masks("magnitude", model, keep, seed=0)).eval()
-            variants = _attack_models(base, arch in CHANNELS_LAST_ARCHS)
             with torch.no_grad():
-                clean = torch.cat([base(x[i:i + 500]).argmax(1) == y[i:i + 500] for i in range(0, n, 500)])
+                clean = int(sum(int((base(x[i:i + 500]).argmax(1) == y[i:i + 500]).sum())
+                                for i in range(0, n, 500)))
             for attack in ("fgsm", "pgd"):
                 judged = {}
-                for k, m in variants.items():
-                    t0 = time.perf_counter()
-                    x_adv, _, _ = attack_batches(make_attack(attack, m), m, (x, y), batch_size=500, seed=0)
-                    secs = time.perf_counter() - t0
+                for k, (m, kw) in _attack_variants(base, arch in CHANNELS_LAST_ARCHS).items():
+                    x_adv, _, _ = attack_batches(make_attack(attack, m, **kw), m, (x, y), batch_size=500,
+                                                 seed=0)
                     with torch.no_grad():  # every adversarial example is judged by the fp32 model
                         judged[k] = torch.cat([base(x_adv[i:i + 500]).argmax(1) == y[i:i + 500]
                                                for i in range(0, n, 500)])
-                    ref = judged["fp32"]
+                    ref, got = judged["fp32"], judged[k]
+                    diff = int(got.sum()) - int(ref.sum())  # paired difference in examples
                     rows.append(dict(
                         model=arch, dataset=dataset, epochs=epochs, seed=0, keep=keep, attack=attack,
-                        eps="4/255", attack_precision=k, n=n, clean_acc=float(clean.float().mean()),
-                        adv_acc=float(judged[k].float().mean()),
-                        diff_pp=100 * float(judged[k].float().mean() - ref.float().mean()),
-                        only_fp32_correct=int((ref & ~judged[k]).sum()),
-                        only_variant_correct=int((judged[k] & ~ref).sum()), seconds=round(secs, 2),
-                        examples=desc, model_test_acc=info["test_acc"],
+                        eps="4/255", attack_run_in=k, n=n, clean_correct=clean, adv_correct=int(got.sum()),
+                        adv_acc=int(got.sum()) / n, diff_examples=diff, diff_pp=100 * diff / n,
+                        only_fp32_correct=int((ref & ~got).sum()),
+                        only_variant_correct=int((got & ~ref).sum()),
+                        examples=desc, model_test_acc=info["test_acc"], model_hash=cfg.hash(),
                         device=device_name(torch.device("cpu"))))
                     r = rows[-1]
                     print(f"{arch} keep {keep} {attack} {k}: adv acc {r['adv_acc']:.4f} "
-                          f"({r['diff_pp']:+.2f} pp; {r['only_fp32_correct']} / {r['only_variant_correct']} "
-                          f"examples only fp32 / only this variant correct) {secs:.1f} s", flush=True)
+                          f"({diff:+d} examples = {r['diff_pp']:+.2f} pp; {r['only_fp32_correct']} / "
+                          f"{r['only_variant_correct']} examples only fp32 / only this run correct)",
+                          flush=True)
                     _write(pd.DataFrame(rows), out / "attacks.csv")
 
 
