@@ -74,7 +74,9 @@ AA_KEEPS = [1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5]
 #: (magnitude_cnn page; constant-lr Adam, so train_model(snapshot_epochs=...) gives every shorter run
 #: from one long one): the first epoch whose test accuracy passes the 0.70 competence threshold by at
 #: least 2 pp, so that other seeds pass it too. Measured on 2026-12-02: 61.3, 68.6, 70.8, 73.2% after
-#: epochs 1-4, 7-10 CPU minutes per epoch on the shared 2-core machine.
+#: epochs 1-4, 7-10 CPU minutes per epoch on the shared 2-core machine (fp32). In bf16, the cpu
+#: profile's precision since 2026-12-06, 4 epochs give 73.1, 72.6, 73.0% for seeds 0-2 (fp32: 72.8,
+#: 72.3, 73.0%; book/experiments/precision.md), so 4 epochs stay.
 CNN_CPU_EPOCHS = 4
 #: length of that curve in the cpu profile (stopped at CNN_CPU_EPOCHS: the CPU budget)
 CNN_CURVE_EPOCHS = 4
@@ -117,9 +119,13 @@ _CNN = {
 
 
 def _base(name: str, profile: str) -> dict[str, Any]:
-    # threads: torch CPU threads. 1 on the 2-core CPU profiles: with the cores shared by other
-    # processes, MKL/OpenMP with 2 threads can be several times slower (an SVD: 0.15 s -> 18 s);
-    # None (torch's default, all cores) for the GPU host of the paper profile.
+    # threads: torch CPU threads per job. 1 on the 2-core CPU profiles, the layout that
+    # benchmarks/precision.py measures best (1 job x 2 threads against 2 jobs x 1 thread, bf16
+    # CNN4 training steps per second of all jobs together: about equal on the idle machine, 2 x 1
+    # far ahead whenever other jobs share the cores): with the cores shared by other processes,
+    # MKL/OpenMP with 2 threads can be several times slower (an SVD: 0.15 s -> 18 s). Pages with
+    # several units run them as 2 jobs (scheduler local:2). None (torch's default, all cores) for
+    # the GPU host of the paper profile. Every table records it ("cpu (1 threads)").
     return {"profile": profile, "device": "auto", "threads": None if profile == "paper" else 1,
             "out_dir": f"results/{name}", "data_root": None, "download": profile == "paper"}
 
