@@ -1,4 +1,4 @@
-"""Training precision: ``fp32``, or ``bf16`` autocast with fp32 master weights (App. I recipe).
+"""Training precision: ``fp32`` (the paper's, App. I) or ``bf16`` autocast with fp32 master weights.
 
 The paper trains in float32 (App. I says nothing else); ``fp32`` is the default of
 :class:`prunerob.train.TrainConfig` and of every cached checkpoint made before this option existed.

@@ -130,7 +130,7 @@ class TrainConfig:
         ``precision`` enters only when it is not ``fp32``, in place of the field ``amp="none"``
         that it replaced: an ``fp32`` config hashes exactly as before the option existed, so the
         hashes in committed result tables and the cached checkpoints stay valid
-        (``tests/test_train.py`` pins them).
+        (``tests/test_precision.py`` pins them).
         """
         fields = asdict(self)
         precision = fields.pop("precision")
