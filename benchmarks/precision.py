@@ -8,13 +8,15 @@
 against 2 concurrent jobs with 1 thread each (steps per second of the bf16 CNN4 training step, all
 jobs together); everything after it is timed per job in the better layout (``--threads N`` skips
 this and times with N threads). For each architecture, a training step (batch 128, the App. I
-optimizer, real training batches) runs in several variants: ``fp32`` is the path of
-``train_model`` for ``precision="fp32"`` (today's code: NCHW, torch's default Adam), ``bf16`` the
-path for ``precision="bf16"`` (:mod:`prunerob.precision`: autocast, fused Adam, channels_last
-where listed, explicit attention on the CPU), and the variants in between show what each choice
-contributes. The variants run in interleaved rounds and every ratio is the median over rounds of
-the paired ratio (baseline round time / variant round time), so a change of the machine's load
-during the run affects both sides of each ratio alike. Each step is split into forward (with the
+optimizer, real training batches) runs in several variants. The baseline, ``fp32 before``, is
+the path of ``train_model`` before :mod:`prunerob.precision` existed (NCHW, torch's default
+for-loop Adam); ``fp32`` is the path for ``precision="fp32"`` now (the same arithmetic with the
+foreach Adam step), ``bf16`` the path for ``precision="bf16"`` (autocast, fused Adam,
+channels_last where listed, explicit attention on the CPU), and the variants in between show
+what each choice contributes. Every speedup is against ``fp32 before``. The variants run in
+interleaved rounds and every ratio is the median over rounds of the paired ratio (baseline round
+time / variant round time), so a change of the machine's load during the run affects both sides
+of each ratio alike. Each step is split into forward (with the
 loss), backward and optimizer time; the optimizer implementations (for-loop, foreach, fused) are
 also timed alone on each model's parameters. Then one attack pass (FGSM and PGD-5, eps 4/255, on
 128 images with ``--quick``, else 256) in fp32 and in bf16 (``AttackSpec(precision="bf16")``),
@@ -85,10 +87,12 @@ class Variant:
 
 
 def _variants(arch: str, quick: bool) -> list[Variant]:
-    """``fp32`` (today's path, the baseline) first and ``bf16`` (the bf16 recipe) last; between
-    them what each choice of the recipe contributes (fewer with ``quick``, except for CNN4)."""
+    """The baseline first: fp32 as ``train_model`` ran it before :mod:`prunerob.precision` (NCHW,
+    torch's default for-loop Adam on the CPU); then ``fp32`` and, last, ``bf16`` as it runs now;
+    between them what each choice of the bf16 recipe contributes (fewer with ``quick``, except
+    for CNN4)."""
     conv, attn = arch in CHANNELS_LAST_ARCHS, arch.startswith("vit")
-    out = [Variant("fp32", recipe="fp32")]
+    out = [Variant("fp32 before", optimizer="loop"), Variant("fp32", recipe="fp32")]
     if conv:
         out.append(Variant("fp32 channels_last", channels_last=True))
     out.append(Variant("bf16 autocast only", bf16=True))

@@ -9,9 +9,12 @@ optimizer state stay float32, the loss is taken in float32 on the float32 logits
 
 Each precision is one registry entry that also fixes how a training step executes:
 
-* ``fp32`` runs exactly the code path that existed before (NCHW layout, fused scaled-dot-product
-  attention, torch's default Adam/AdamW implementation), so that its checkpoints, keyed by a
-  config hash that does not change for ``fp32``, are the same computation as before.
+* ``fp32`` computes exactly what it computed before this option existed (NCHW layout, fused
+  scaled-dot-product attention), so that its checkpoints, keyed by a config hash that does not
+  change for ``fp32``, are the same computation as before. Its only change is the ``foreach``
+  Adam/AdamW step (torch's default on CUDA), which gives bitwise the same weights as the
+  for-loop step that torch uses by default on the CPU (``tests/test_precision.py``) and is
+  faster for the CIFAR-10 MLP's 69M weights.
 * ``bf16`` also uses the layout measured fastest by ``benchmarks/precision.py``: ``channels_last``
   for the architectures in :data:`CHANNELS_LAST_ARCHS`, the explicit (matmul + softmax) attention
   on the CPU, where PyTorch's fused bf16 attention backward is slower than the two batched
@@ -33,19 +36,32 @@ from .config import ConfigError
 from .registry import Registry
 
 __all__ = ["BF16_ATTACKS", "CHANNELS_LAST_ARCHS", "PRECISIONS", "AutocastModel", "Precision",
-           "get_precision", "precision_label", "precision_names"]
+           "eval_layout", "get_precision", "precision_label", "precision_names"]
 
 #: architectures whose bf16 training step is faster in ``channels_last`` on this project's CPU
-#: (``python benchmarks/precision.py`` times CNN4's step in both layouts; the ViTs' only conv is
-#: the patch embedding, a matmul in disguise, and channels_last made their step slower)
+#: (``python benchmarks/precision.py`` times the step in both layouts; the ViTs' only conv is the
+#: patch embedding, a matmul in disguise, and channels_last does not make their step faster)
 CHANNELS_LAST_ARCHS: frozenset[str] = frozenset({"cnn4"})
+
+
+def eval_layout(model: nn.Module) -> nn.Module:
+    """``model`` (a copy the caller owns) in the memory layout its fp32 evaluation is fastest in:
+    ``channels_last`` for a :class:`~prunerob.models.CNN4`, whose FGSM/PGD pass it speeds up with
+    the same outcome on every one of 2,000 test images (``benchmarks/precision.py``: attack pass;
+    ``--numerics``: the ``fp32 channels_last`` rows); any other model unchanged. In place."""
+    from .models import CNN4
+
+    if isinstance(model, CNN4):
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 @dataclass(frozen=True)
 class Precision:
     """How a training step runs: ``autocast_dtype`` (None: no autocast), ``fast_layout`` (the
     measured layout choices above), ``fused_optimizer`` (``fused=True`` for Adam/AdamW),
-    ``label`` (for captions) and ``help`` (one line for ``--help``)."""
+    ``label`` (for captions) and ``help`` (one line for ``--help``). Without ``fused_optimizer``
+    the step is ``foreach=True``, bitwise the same as torch's for-loop step."""
 
     autocast_dtype: torch.dtype | None
     fast_layout: bool
@@ -69,8 +85,8 @@ class Precision:
                               f"{torch.cuda.get_device_name(device)} has none: use precision='fp32'")
 
     def optimizer_kwargs(self) -> dict[str, Any]:
-        """Extra keyword arguments of ``torch.optim.Adam``/``AdamW`` (none: torch's default)."""
-        return {"fused": True} if self.fused_optimizer else {}
+        """Extra keyword arguments of ``torch.optim.Adam``/``AdamW``: ``fused`` or ``foreach``."""
+        return {"fused": True} if self.fused_optimizer else {"foreach": True}
 
     def prepare(self, model: nn.Module, arch: str, device: torch.device) -> nn.Module:
         """Put ``model`` (already on ``device``) into this precision's training layout, in place.

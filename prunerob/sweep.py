@@ -65,6 +65,7 @@ from prunerob.config import (
     provenance,
     resolve_device,
 )
+from prunerob.precision import eval_layout
 from prunerob.pruning import apply_masks, get_method
 from prunerob.subsets import Examples, as_examples, select_examples, to_float
 
@@ -247,7 +248,7 @@ def _run_loop(model: nn.Module, masks: Mapping[str, torch.Tensor],
               specs: Mapping[tuple[str, float], AttackSpec], x: torch.Tensor, y: torch.Tensor, *, seed: int,
               batch_size: int, dtype: torch.dtype, device: torch.device) -> dict:
     """Per-example correctness of one pruned copy attacked with :func:`prunerob.attacks.make_attack`."""
-    pruned = apply_masks(model, masks).eval()
+    pruned = eval_layout(apply_masks(model, masks).eval())  # a copy: channels_last for a CNN4
     atks = {key: make_attack(spec, pruned) for key, spec in specs.items()}
     clean: list[torch.Tensor] = []
     adv: dict[tuple[str, float], list[torch.Tensor]] = {k: [] for k in atks}

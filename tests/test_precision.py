@@ -87,7 +87,31 @@ def test_prepare_sets_the_bf16_layout_and_leaves_fp32_alone():
     flags = [m.fused_attn for m in vit.modules() if isinstance(getattr(m, "fused_attn", None), bool)]
     assert flags and not any(flags)
     assert get_precision("bf16").optimizer_kwargs() == {"fused": True}
-    assert get_precision("fp32").optimizer_kwargs() == {}
+    assert get_precision("fp32").optimizer_kwargs() == {"foreach": True}
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_fp32_foreach_step_is_bitwise_the_for_loop_step(optimizer):
+    """fp32 training uses foreach Adam/AdamW; its weights equal those of the for-loop step that
+    torch uses by default on the CPU, bit for bit, so fp32 checkpoints mean what they meant."""
+    info = load_dataset("mnist", "test").info
+    cls = torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW
+
+    def run(**kw):
+        torch.manual_seed(0)
+        model = build_model("cnn4", info)
+        opt = cls(model.parameters(), lr=1e-3, weight_decay=0.0 if optimizer == "adam" else 0.05, **kw)
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            x, y = torch.rand(16, 1, 28, 28, generator=gen), torch.randint(0, 10, (16,), generator=gen)
+            loss = nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return list(model.parameters())
+
+    for a, b in zip(run(foreach=False), run(**get_precision("fp32").optimizer_kwargs()), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_bf16_training_returns_the_model_the_cache_returns(tmp_path):
@@ -228,3 +252,26 @@ def test_sweep_with_bf16_attacks_marks_its_rows(tmp_path):
     assert rows.loc["pgd", "attack_precision"] == "bf16" and rows.loc["pgd", "path"] == "loop"
     assert rows["attack_precision"].isna()["fgsm"]
     assert "attack gradients in bf16 autocast" in pages.devices(df)
+
+
+def test_sweep_evaluates_a_cnn4_copy_in_channels_last(tmp_path, monkeypatch):
+    """The attack pass runs on a channels_last copy of a CNN4 (faster, same outcomes: see the
+    benchmark); the caller's model keeps its layout, and the results match the NCHW pass."""
+    import prunerob.sweep as sweep_mod
+    from prunerob.precision import eval_layout
+
+    info = load_dataset("mnist", "test").info
+    cnn = eval_layout(build_model("cnn4", info))
+    assert cnn.features[2].weight.is_contiguous(memory_format=torch.channels_last)
+    vit = eval_layout(build_model("vit_small", info))  # only CNN4 was measured faster
+    assert vit.vit.patch_embed.proj.weight.is_contiguous()
+
+    cfg = TrainConfig("cnn4", "mnist", epochs=1, train_subset=256, batch_size=64)
+    model, _ = train_model(cfg, device="cpu", cache_dir=tmp_path, progress=False)
+    kw = dict(methods="magnitude", keeps=[1.0, 0.5], attacks="fgsm,pgd", eps="0.1", n=100, progress=False)
+    fast = sweep_mod.run_sweep(model, load_dataset("mnist", "test"), **kw)
+    assert all(p.is_contiguous() for p in model.parameters())  # the caller's model is untouched
+    monkeypatch.setattr(sweep_mod, "eval_layout", lambda m: m)
+    nchw = sweep_mod.run_sweep(model, load_dataset("mnist", "test"), **kw)
+    assert (fast.adv_correct - nchw.adv_correct).abs().max() <= 1
+    assert (fast.clean_correct == nchw.clean_correct).all()
