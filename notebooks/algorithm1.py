@@ -86,7 +86,7 @@ alg, mini = chosen[chosen.method == "algorithm1"], chosen[chosen.method == "mini
 comp = pages.competence_of(res.models)
 vecs = layer_choices.vertices(ch)
 pages.say(
-    f"**This run** (profile `{profile}`, {len(seeds)} seed(s), device {P.devices(res.sweep)}; "
+    f"**This run** (profile `{profile}`, {len(seeds)} seed(s), device {pages.devices(res.sweep)}; "
     f"{comp.loc[(model, dataset), 'competence_label']}):",
     f"- Layer-wise, Algorithm 1 keeps fewer weights in layer 2 than in layer 1 in "
     f"{stats.pct(stats.second_layer_share(ch), 0)} of the (seed, λ) runs with 0 < λ < 1.",

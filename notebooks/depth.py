@@ -60,8 +60,9 @@ trend = stats.depth_trend(res.sweep, order=models)
 # %% tags=["remove-input"]
 lines = pages.depth_findings(trend, comp, models, dataset)
 pages.say(
-    f"**This run** (profile `{profile}`, {len(seeds)} seed(s), device {P.devices(res.sweep)}): the best keep "
-    "ratio (highest mean attacked accuracy, paired gain over the unpruned model in brackets) per depth:",
+    f"**This run** (profile `{profile}`, {len(seeds)} seed(s), device {pages.devices(res.sweep)}): "
+    "the best keep ratio (highest mean attacked accuracy, paired gain over the unpruned model in brackets) "
+    "per depth:",
     "\n".join(lines),
 )
 

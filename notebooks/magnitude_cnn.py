@@ -40,6 +40,7 @@ attacks: list = ["fgsm", "pgd"]  # attacks (registered names)
 eps: str = "4/255"  # L-inf budget of the attacks
 n_eval: int = 200  # test images attacked (the first n of a seeded permutation)
 curve_epochs: int = 2  # epochs of the seed-0 training curve (first data set); `epochs` is picked from it
+precision: dict = {"cifar10": "fp32", "cifar100": "fp32"}  # training precision: fp32 or bf16 (autocast)
 
 # %% tags=["remove-input", "remove-stderr"]
 from prunerob.analysis import stats
@@ -52,8 +53,8 @@ run = pages.setup("magnitude_cnn", globals(), profile=profile, device=device, th
                   out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=datasets, models={ds: model for ds in datasets}, methods=methods, keeps=keeps, attacks=attacks,
-    eps=eps, seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root,
-    download=download))
+    eps=eps, seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, precision=precision,
+    data_root=data_root, download=download))
 pages.report(run, res, "magnitude", "(data set, attack)", seeds)
 
 # %% [markdown]
@@ -74,13 +75,13 @@ pages.report(run, res, "magnitude", "(data set, attack)", seeds)
 # %% tags=["remove-input"]
 ds0 = datasets[0]
 curve = pages.training_curve(run, model, ds0, 0, epochs=curve_epochs, train_subset=train_subset[ds0],
-                             data_root=data_root)
+                             data_root=data_root, precision=precision[ds0])
 P.save_table(curve, run.out, "training_curve")
 limit = pages.threshold_of(model, ds0)
 shown = P.figure(P.training_curve_figure(curve, limit, epochs[ds0]), "fig-magnitude_cnn-curve", P.caption(
     f"Test accuracy of {model} on {ds0} against training epochs (seed 0)", profile=profile,
     data=res.sources.get(ds0, ds0), epochs=P.training_text(curve_epochs, train_subset[ds0]), seeds=[0],
-    n_eval="the full test split", device=P.devices(res.sweep),
+    n_eval="the full test split", device=pages.devices(res.sweep),
     extra=f"{pages.curve_sentence(curve, limit)} Threshold: {pages.threshold_source(model, ds0)}"), run.out)
 
 # %% [markdown]
@@ -104,7 +105,7 @@ shown = P.figure(
         "Magnitude vs random pruning of a 4-layer CNN under FGSM and PGD (paper Figs. 2 and 9)",
         profile=profile, data=list(res.sources.values()),
         epochs=P.training_text(epochs, train_subset, list(res.sources)), seeds=seeds, n_eval=n_eval,
-        device=P.devices(res.sweep), attacks=res.sweep,
+        device=pages.devices(res.sweep), attacks=res.sweep,
         extra=f"Not run (not available here): {', '.join(res.skipped)}." if res.skipped else None),
     run.out,
 )

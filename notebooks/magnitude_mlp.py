@@ -50,6 +50,7 @@ subset_seeds: list = [0]  # seeds of the subset attacks
 subset_methods: list = ["magnitude"]  # pruning methods of the subset attacks (Fig. 12: magnitude)
 curve_dataset: str = "cifar10"  # data set of the seed-0 training curve (one of datasets)
 curve_epochs: int = 2  # epochs of that curve (run first; its snapshots are cache entries)
+precision: dict = {"mnist": "fp32", "cifar10": "fp32"}  # training precision: fp32 or bf16 (autocast)
 
 # %% tags=["remove-input", "remove-stderr"]
 from prunerob.analysis import stats
@@ -64,13 +65,14 @@ run = pages.setup("magnitude_mlp", globals(), profile=profile, device=device, th
                   out_dir=out_dir)
 # the training curve first: its snapshots are the cache entries that the sweep then loads
 curve = pages.training_curve(run, models[curve_dataset], curve_dataset, 0, epochs=curve_epochs,
-                             train_subset=train_subset[curve_dataset], data_root=data_root)
+                             train_subset=train_subset[curve_dataset], data_root=data_root,
+                             precision=precision[curve_dataset])
 subset = SubsetSpec(attacks=subset_attacks, keeps=subset_keeps, n=subset_n, seeds=subset_seeds,
                     datasets=subset_datasets, methods=subset_methods)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=datasets, models=models, methods=methods, keeps=keeps, attacks=attacks, eps=eps, seeds=seeds,
-    n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root, download=download,
-    subset=subset), scheduler=scheduler)
+    n=n_eval, epochs=epochs, train_subset=train_subset, precision=precision, data_root=data_root,
+    download=download, subset=subset), scheduler=scheduler)
 seeds_of = {ds: list(seeds[ds] if isinstance(seeds, dict) else seeds) for ds in datasets}
 all_seeds = sorted(set().union(*seeds_of.values()))
 pages.report(run, res, "magnitude", "(data set, attack)", all_seeds, more=[
@@ -110,7 +112,7 @@ others = [ds for ds in res.sources if ds != "cifar10"]  # CIFAR-10 has its own s
 main = res.sweep[res.sweep.attack.isin(["fgsm", "pgd"]) & res.sweep.dataset.isin(others)]
 shown = P.figure(P.accuracy_grid(main, panels(main, ["fgsm", "pgd"]), ncols=2), "fig-magnitude_mlp-fgsm-pgd",
                  P.caption("Magnitude vs random pruning of MLPs under FGSM and PGD (paper Figs. 2 and 8)",
-                           **cap(others), device=P.devices(main), attacks=main), run.out)
+                           **cap(others), device=pages.devices(main), attacks=main), run.out)
 
 # %% [markdown]
 # ## The CIFAR-10 MLP (Fig. 2, CIFAR-10 MLP panel)
@@ -142,14 +144,14 @@ limit = pages.threshold_of(models[cd], cd)
 shown = P.figure(P.training_curve_figure(curve, limit, epochs[cd]), "fig-magnitude_mlp-curve", P.caption(
     f"Test accuracy of {models[cd]} on {cd} against training epochs (seed 0)", profile=profile,
     data=res.sources.get(cd, cd), epochs=P.training_text(curve_epochs, train_subset[cd]), seeds=[0],
-    n_eval="the full test split", device=P.devices(res.sweep),
+    n_eval="the full test split", device=pages.devices(res.sweep),
     extra=f"{pages.curve_sentence(curve, limit)} Threshold: {pages.threshold_source(models[cd], cd)}"),
     run.out)
 cifar = res.sweep[res.sweep.attack.isin(["fgsm", "pgd"]) & (res.sweep.dataset == "cifar10")]
 shown = P.figure(
     P.accuracy_grid(cifar, panels(cifar, ["fgsm", "pgd"]), ncols=2), "fig-magnitude_mlp-cifar10",
     P.caption(f"Magnitude vs random pruning of the CIFAR-10 MLP ({models['cifar10']}) under FGSM and PGD "
-              "(paper Fig. 2)", **cap(["cifar10"]), device=P.devices(cifar), attacks=cifar),
+              "(paper Fig. 2)", **cap(["cifar10"]), device=pages.devices(cifar), attacks=cifar),
     run.out)
 
 # %% [markdown]
@@ -174,7 +176,7 @@ fields["n_eval"] += (f"; subset attacks {subset_attacks}: {subset_n} fixed image
 shown = P.figure(P.accuracy_grid(extra, panels(extra, ["cw", "autoattack"]), ncols=2),
                  "fig-magnitude_mlp-cw-autoattack",
                  P.caption("MLP under CW (L∞ margin) and AutoAttack (paper Fig. 12)", **fields,
-                           device=P.devices(extra), attacks=extra),
+                           device=pages.devices(extra), attacks=extra),
                  run.out)
 
 # %% [markdown]

@@ -98,7 +98,7 @@ sweep = pd.concat(tables, ignore_index=True)
 P.save_table(sweep, run.out, "sweep")
 spots = stats.sweet_spot(sweep)
 pages.say(
-    f"**This run** (profile `{profile}`, device {P.devices(sweep)}): test accuracy "
+    f"**This run** (profile `{profile}`, device {pages.devices(sweep)}): test accuracy "
     + ", ".join(f"seed {s}: {stats.pct(a)}" for s, a in accs.items())
     + ".",
     "\n".join(f"- {stats.describe_sweet_spot(r)}" for _, r in spots.iterrows()),
@@ -124,7 +124,7 @@ shown = P.figure(
         epochs=P.training_text(epochs, train_subset),
         seeds=seeds,
         n_eval=n_eval,
-        device=P.devices(sweep),
+        device=pages.devices(sweep),
         attacks=sweep,
     ),
     run.out,

@@ -124,7 +124,8 @@ shown = P.figure(TF.accuracy_front_figure(list(fronts.items())), "fig-pareto-acc
     profile=f"{profile} (tables from profile {src_profiles})",
     data=sorted(src.dataset.unique()), epochs="see the magnitude_mlp and score_vit pages",
     seeds=sorted(src.seed.unique()), n_eval=", ".join(str(int(v)) for v in sorted(src.n.unique())),
-    device=P.devices(src), attacks=src, stat="points: means over the seeds of the source tables"), run.out)
+    device=pages.devices(src), attacks=src, stat="points: means over the seeds of the source tables"),
+    run.out)
 shown = P.figure(TF.bound_front_figure(curves), "fig-pareto-bounds", P.caption(
     "Bound-space fronts of the trained MLP: Lemma 2's uniform curve and the front over per-layer keep "
     "probabilities", profile=profile, data=test, epochs=P.training_text(epochs, train_subset), seeds=seeds,

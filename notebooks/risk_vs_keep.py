@@ -74,12 +74,14 @@ cnn_eps_l2: list = [0.5, 1.0]  # L2 radii for the CNN
 cnn_n_eval: int = 32  # test images in the CNN estimates
 cnn_n_masks: int = 2  # Bernoulli masks per p for the CNN
 cnn_k_samples: int = 16  # K samples per neighbourhood for the CNN
+cnn_precision: str = "fp32"  # training precision of the CNN: fp32, or bf16 (autocast, fp32 weights)
 
 # %% tags=["remove-input", "remove-stderr"]
 import pandas as pd
 
 from prunerob.analysis import stats
 from prunerob.core.data import load_dataset
+from prunerob.core.precision import precision_label
 from prunerob.core.subsets import select_examples
 from prunerob.render import plotting as P
 from prunerob.render import theory_figures as TF
@@ -162,7 +164,7 @@ pages.say(
 # %% tags=["remove-input"]
 cap = dict(
     profile=profile, data=test, epochs=P.training_text(epochs, train_subset), seeds=seeds, n_eval=len(x),
-    device=f"cpu (estimates and bounds); training: {run.device_text}",
+    device=f"cpu (estimates and bounds); training: {run.device_text}, {precision_label('fp32')}",
     extra=f"{n_masks} Bernoulli masks per p; K = {k_samples}; gradient ascent {worst_case_steps} steps × "
     f"{worst_case_restarts} starts. Inputs: {subset_desc}.",
 )
@@ -225,7 +227,8 @@ if run_cnn:
     cx = cx.float().div(255)
     cmc = RiskSettings(n_masks=cnn_n_masks, k_samples=cnn_k_samples, steps=worst_case_steps, restarts=1)
     cnets = {s: units.LazyModel("cnn4", cnn_dataset, s, device=run.device, epochs=cnn_epochs,
-                                train_subset=cnn_train_subset, data_root=data_root) for s in cnn_seeds}
+                                train_subset=cnn_train_subset, data_root=data_root,
+                                precision=cnn_precision) for s in cnn_seeds}
     cnn = units.table(
         "risk_cnn", {"keeps": keeps, "eps_l2": cnn_eps_l2, "mc": vars(cmc), "n": cnn_n_eval,
                      "subset": cnn_subset, "seeds": cnn_seeds},
@@ -237,6 +240,8 @@ if run_cnn:
     ccomp = pages.competence_of(pages.train_summary([n.info() for n in cnets.values()]))
     cnn_cap = {**cap, "data": ctest, "epochs": P.training_text(cnn_epochs, cnn_train_subset),
                "seeds": cnn_seeds, "n_eval": len(cx),
+               "device": f"cpu (estimates and bounds); training: {run.device_text}, "
+               f"{precision_label(cnn_precision)}",
                "extra": f"{cnn_n_masks} Bernoulli masks per p; K = {cnn_k_samples}; gradient ascent "
                f"{worst_case_steps} steps × 1 start. Inputs: {cnn_subset}. Models: "
                f"{ccomp.loc[('cnn4', cnn_dataset), 'competence_label']}."}

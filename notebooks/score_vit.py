@@ -52,6 +52,7 @@ subset_attacks: list = []  # attacks run only on a fixed test subset (CW, AutoAt
 subset_n: int = 50  # images in the fixed subset
 subset_keeps: list = [1.0, 0.5]  # keep ratios of the subset attacks
 subset_seeds: list = [0]  # seeds of the subset attacks
+precision: "str or dict" = "fp32"  # training precision: fp32, or bf16 (autocast); or one per data set
 
 # %% tags=["remove-input", "remove-stderr"]
 import warnings
@@ -70,7 +71,7 @@ extra = [SubsetSpec(attacks=["fgsm"], eps=fgsm_extra_eps, keeps=keeps if fgsm_ex
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=datasets, models={ds: model for ds in datasets}, methods=methods, keeps=keeps, attacks=attacks,
     eps=eps, seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, image_size=image_size,
-    subset=extra, score_examples=score_examples, data_root=data_root, download=download))
+    precision=precision, subset=extra, score_examples=score_examples, data_root=data_root, download=download))
 main = res.sweep[(res.sweep.attack == attacks[0]) & (res.sweep.part == "main")]
 drops = stats.keep_at_drop(main, drop=0.02)
 pages.report(run, res, "taylor", "(data set, attack, budget)", seeds, [

@@ -148,7 +148,7 @@ for name, t in dict(models=models_t, models_training=models_tr, run_info=run_inf
 # %% tags=["remove-input"]
 all_g = grid.combine(main_g, rule_g, train_g)
 pages.say(f"**This run**: profile `{profile}`, MNIST MLP {epochs} epochs, seeds {seeds}, device "
-          f"{P.devices(main_rows)}.",
+          f"{pages.devices(main_rows)}.",
           verdict.verdict(all_g, labels, shapes, corr, main={"train_epochs": epochs, "width": 512},
                           notes=(f"**CIFAR-10.** {cnn_note}",), models=models_t))
 
@@ -162,7 +162,7 @@ pages.say(f"**This run**: profile `{profile}`, MNIST MLP {epochs} epochs, seeds 
 # ```
 
 # %% tags=["remove-input"]
-cap = dict(profile=profile, data=[test], seeds=seeds, device=P.devices(main_rows),
+cap = dict(profile=profile, data=[test], seeds=seeds, device=pages.devices(main_rows),
            epochs=P.training_text(epochs, train_subset))
 shown = P.figure(figures.heatmap(main_g, attacks), "fig-sweet_spot-heatmap",
                  P.caption("Paired gain of magnitude pruning of the MNIST MLP over keep ratio x eps", **cap,
@@ -186,7 +186,7 @@ shown = P.figure(figures.heatmap(main_g, attacks), "fig-sweet_spot-heatmap",
 
 # %% tags=["remove-input"]
 pages.say(f"Cells: {len(cells)}; PGD-50x5 and transfer on {strong_n} images, seeds {strong_seeds}; "
-          f"AutoAttack on {aa_n} images, seeds {aa_seeds}; device {P.devices(strong_raw)}; "
+          f"AutoAttack on {aa_n} images, seeds {aa_seeds}; device {pages.devices(strong_raw)}; "
           f"profile `{profile}`.")
 pages.table(cells, run, "strong_cells", rows=20)
 pages.table(labels, run, "strong_labels", ["method", "keep_ratio", "eps_label", "fgsm_gain", "pgd_gain",

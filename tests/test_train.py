@@ -73,7 +73,8 @@ def test_force_retrains(tmp_path):
 # a valid changed value for every field of TrainConfig (base: mlp on mnist)
 CHANGES = {
     "arch": "mlp3", "dataset": "cifar10", "epochs": 3, "batch_size": 64, "lr": 2e-3, "optimizer": "adamw",
-    "weight_decay": 0.1, "seed": 1, "train_subset": 100, "image_size": 32, "amp": "bf16", "compile": True,
+    "weight_decay": 0.1, "seed": 1, "train_subset": 100, "image_size": 32, "precision": "bf16",
+    "compile": True,
     "label_smoothing": 0.1, "hidden": (64,),
 }
 
@@ -114,7 +115,8 @@ def test_paper_recipes():
     "kw, match",
     [
         ({"optimizer": "sgd"}, "optimizer='sgd'.*adam, adamw"),
-        ({"amp": "fp16"}, "amp='fp16'.*none, bf16"),
+        ({"precision": "fp16"}, "precision='fp16'.*fp32, bf16"),
+        ({"precision": "none"}, "precision='none'.*fp32, bf16"),
         ({"epochs": 0}, "epochs"),
         ({"lr": -1.0}, "lr"),
         ({"arch": "resnet"}, "arch='resnet'"),

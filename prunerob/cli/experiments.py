@@ -68,6 +68,7 @@ def _train_config(args: argparse.Namespace, seed: int):
         over["epochs"] = args.epochs
     if args.train_subset is not None:
         over["train_subset"] = args.train_subset
+    over["precision"] = args.precision
     return TrainConfig.paper(args.model, args.dataset, **over)
 
 
@@ -79,6 +80,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the paper's, App. I)")
     p.add_argument("--train-subset", type=int, default=None, metavar="N",
                    help="train on a seeded random subset of N training examples (default: all)")
+    p.add_argument("--precision", default="fp32",
+                   help="training precision: fp32 (the paper's, default) or bf16 (autocast, fp32 weights; "
+                        "evaluation and attacks stay fp32)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
     p.add_argument("--data-root", default=None, metavar="PATH",
                    help="data folder, must exist (default $PRUNEROB_DATA)")
@@ -125,6 +129,9 @@ def _attack_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     items = getattr(args, "attack_param", None) or ()
     for attack, field, value in _attack_param(items, "--attack-param", args):
         over.setdefault(attack, {})[field] = value
+    if args.attack_precision != "fp32":
+        for a in parse_list(args.attack, str, "attack"):
+            over.setdefault(a, {})["precision"] = args.attack_precision
     return over
 
 
@@ -206,8 +213,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     spec = ExperimentSpec(
         datasets=[args.dataset], models=args.model, methods=args.method, keeps=args.keep, attacks=args.attack,
         eps=args.eps, seeds=parse_list(args.seeds, int, "seeds"), n=args.n, epochs=args.epochs,
-        train_subset=args.train_subset, device=args.device, data_root=args.data_root,
-        download=getattr(args, "download", False), batch_size=args.batch_size, batched=args.batched,
+        train_subset=args.train_subset, precision=args.precision, device=args.device,
+        data_root=args.data_root, download=getattr(args, "download", False), batch_size=args.batch_size,
+        batched=args.batched,
         attack_overrides=_attack_overrides(args) or None, subset_seed=args.subset_seed)
     out = Path(args.out) if args.out else None
     if out is not None and out.is_dir():
@@ -276,6 +284,9 @@ def _add_sweep(sub) -> None:
                    help="any registered attack's tunable parameter, repeatable: e.g. pgd.steps=50, "
                         "pgd.restarts=5, pgd.alpha=1/255, cw.kappa=20 (the --pgd-*/--cw-* flags are "
                         "shorthands for the same)")
+    p.add_argument("--attack-precision", default="fp32",
+                   help="fp32 (default) or bf16: FGSM/PGD input gradients under bf16 autocast, adversarial "
+                        "examples judged in fp32 (book: experiments/precision)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the (model, seed) units on Dask: local:N (N local worker processes), "
                         "tcp://host:8786 (a running scheduler), slurm or pbs (dask-jobqueue; configured in "
@@ -376,6 +387,12 @@ def _datasets() -> Sequence[str]:
     return DATASETS
 
 
+def _precisions() -> Sequence[str]:
+    from prunerob.core.precision import precision_names
+
+    return precision_names()
+
+
 def _archs() -> Sequence[str]:
     from prunerob.core.models import arch_names
 
@@ -434,6 +451,8 @@ ARG_CHECKS: dict[str, Callable[[Any, str, argparse.Namespace], Any]] = {
     "x_norm": _x_norm,
     "random_mlp": _widths,
     "dataset": _choices(_datasets),
+    "precision": _choices(_precisions),
+    "attack_precision": _choices(_precisions),
     "arch": _choices(_mlp_archs),
     "scope": _choices(lambda: ("layer", "global")),
     "mode": _choices(_modes),

@@ -18,7 +18,6 @@ run continues from it and deletes it when done.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -49,12 +48,12 @@ from prunerob.config import (
 )
 from prunerob.core.data import DATASETS, ArrayDataset, DatasetInfo, load_dataset
 from prunerob.core.models import MLP_HIDDEN, arch_names, build_model
+from prunerob.core.precision import get_precision, precision_names
 
 #: bump when a change to the training code changes the weights it produces (invalidates caches)
 TRAIN_CODE_VERSION = "train-v1"
 
 OPTIMIZERS = ("adam", "adamw")
-AMP_MODES = ("none", "bf16")
 _DEFAULT_WD = {"adam": 0.0, "adamw": 0.05}
 
 
@@ -64,6 +63,8 @@ class TrainConfig:
 
     ``train_subset`` trains on a deterministic random subset (``ArrayDataset.subset`` with
     ``seed``); ``hidden`` overrides an MLP's hidden widths; ``image_size`` resizes the data.
+    ``precision`` is ``fp32`` (the paper's setting) or ``bf16`` (autocast with fp32 master
+    weights, :mod:`prunerob.core.precision`); it enters :meth:`hash` only when it is not ``fp32``.
     """
 
     arch: str
@@ -76,7 +77,7 @@ class TrainConfig:
     seed: int = 0
     train_subset: int | None = None
     image_size: int | None = None
-    amp: str = "none"
+    precision: str = "fp32"
     compile: bool = False
     label_smoothing: float = 0.0
     pretrained: bool = False
@@ -86,7 +87,7 @@ class TrainConfig:
         check_choice("arch", self.arch, arch_names())
         check_choice("dataset", self.dataset, DATASETS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("amp", self.amp, AMP_MODES)
+        check_choice("precision", self.precision, precision_names())
         if int(self.epochs) != self.epochs or self.epochs < 1:
             raise ConfigError(f"epochs={self.epochs!r} must be an integer >= 1")
         if int(self.batch_size) != self.batch_size or self.batch_size < 1:
@@ -132,8 +133,19 @@ class TrainConfig:
         return cls(arch=arch, dataset=dataset, **base)
 
     def hash(self) -> str:
-        """Short hash of every field plus :data:`TRAIN_CODE_VERSION` (names the checkpoint)."""
-        return config_hash({**asdict(self), "code_version": TRAIN_CODE_VERSION})
+        """Short hash of every field plus :data:`TRAIN_CODE_VERSION` (names the checkpoint).
+
+        ``precision`` enters only when it is not ``fp32``, in place of the field ``amp="none"``
+        that it replaced: an ``fp32`` config hashes exactly as before the option existed, so the
+        hashes in committed result tables and the cached checkpoints stay valid
+        (``tests/test_precision.py`` pins them).
+        """
+        fields = asdict(self)
+        precision = fields.pop("precision")
+        fields["amp"] = "none"  # the retired field (always "none" in every cached fp32 config)
+        if precision != "fp32":
+            fields["precision"] = precision
+        return config_hash({**fields, "code_version": TRAIN_CODE_VERSION})
 
     def stem(self) -> str:
         return f"{self.arch}-{self.dataset}-{self.hash()}"
@@ -316,7 +328,29 @@ def _load_resume(path: Path, cfg: TrainConfig, data_key: str) -> dict | None:
 
 def _make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     cls = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
-    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+               **get_precision(cfg.precision).optimizer_kwargs())
+
+
+def _build(cfg: TrainConfig, data: ArrayDataset, dev: torch.device) -> nn.Module:
+    """The seeded initial model of ``cfg`` on ``dev``, in its precision's training layout."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, data.info, **cfg.model_kwargs()).to(dev)
+    return get_precision(cfg.precision).prepare(model, cfg.arch, dev)
+
+
+def _as_loaded(cfg: TrainConfig, model: nn.Module, data: ArrayDataset, dev: torch.device) -> nn.Module:
+    """``model`` as :func:`load_checkpoint` returns it. When ``cfg.precision`` trains in another
+    layout (bf16: channels_last, explicit attention), a fresh model in the default layout gets its
+    weights, so that evaluation never depends on whether the model was just trained or loaded."""
+    if not get_precision(cfg.precision).fast_layout:
+        return model
+    kw = cfg.model_kwargs()
+    kw.pop("pretrained", None)  # the weights come from the trained model
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):  # training RNG untouched
+        fresh = build_model(cfg.arch, data.info, **kw).to(dev)
+    fresh.load_state_dict(model.state_dict())
+    return fresh.train(model.training)
 
 
 def _progress(iterable, progress: bool, **kw):
@@ -377,14 +411,15 @@ def train_model(
         except CorruptCacheError:
             pass  # moved aside with a warning; train it again below
     check_cache_writable(cache_dir)
+    get_precision(cfg.precision).check_device(dev)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
     paths["weights"].parent.mkdir(parents=True, exist_ok=True)
 
     data = full.subset(cfg.train_subset, seed=cfg.seed, name="train_subset").to(dev)
     test = test.to(dev)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, data.info, **cfg.model_kwargs()).to(dev)
+    prec = get_precision(cfg.precision)
+    model = _build(cfg, data, dev)
     optimizer = _make_optimizer(cfg, model)
     gen = torch.Generator().manual_seed(cfg.seed)
     start_epoch, losses, times = 0, [], []
@@ -405,18 +440,11 @@ def train_model(
             resumed_from = start_epoch
         except Exception as exc:  # tensors of the wrong shape or type: start afresh
             quarantine(paths["resume"], f"{type(exc).__name__}: {exc}".strip()[:300])
-            torch.manual_seed(cfg.seed)
-            model = build_model(cfg.arch, data.info, **cfg.model_kwargs()).to(dev)
+            model = _build(cfg, data, dev)
             optimizer = _make_optimizer(cfg, model)
             gen = torch.Generator().manual_seed(cfg.seed)
     fwd = torch.compile(model) if cfg.compile else model
-    # bf16 autocast on any device (CUDA in the paper profile; the CPU path exists so that
-    # tests/test_fast_paths.py can compare it with float32 training without a GPU).
-    autocast = (
-        torch.autocast(dev.type, dtype=torch.bfloat16)
-        if cfg.amp == "bf16"
-        else contextlib.nullcontext()
-    )
+    layout = prec.input_layout(cfg.arch)
     n = len(data)
     epochs = _progress(range(start_epoch, cfg.epochs), progress, desc=f"train {cfg.arch}/{cfg.dataset}",
                        initial=start_epoch, total=cfg.epochs, unit="epoch")
@@ -427,8 +455,9 @@ def train_model(
         batches = _progress(data.batches(cfg.batch_size, shuffle=True, generator=gen), progress,
                             total=-(-n // cfg.batch_size), leave=False, desc=f"epoch {epoch + 1}")
         for xb, yb in batches:
-            with autocast:
-                loss = F.cross_entropy(fwd(xb), yb, label_smoothing=cfg.label_smoothing)
+            with prec.autocast(dev):  # bf16: the forward pass only; the weights stay float32
+                logits = fwd(layout(xb))
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -449,15 +478,17 @@ def train_model(
         if epoch + 1 in snapshots:
             snap = dataclasses.replace(cfg, epochs=epoch + 1)
             if not checkpoint_paths(snap, cache_dir, key)["meta"].is_file():
-                _write_checkpoint(snap, model, data, test, key, dev, losses, times, None, cache_dir)
+                _write_checkpoint(snap, _as_loaded(cfg, model, data, dev), data, test, key, dev, losses,
+                                  times, None, cache_dir)
             model.train()
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
-            model.eval()
+            model = _as_loaded(cfg, model, data, dev).eval()
             return model, {"config": asdict(cfg), "hash": cfg.hash(), "data_key": key, "cached": False,
                            "interrupted": True,
                            "epochs_done": epoch + 1, "train_losses": losses, "epoch_times_s": times,
                            "resume": str(paths["resume"])}
 
+    model = _as_loaded(cfg, model, data, dev)
     info = _write_checkpoint(cfg, model, data, test, key, dev, losses, times, resumed_from, cache_dir)
     if paths["resume"].exists():
         paths["resume"].unlink()

@@ -7,7 +7,8 @@ work), then for
 every independent unit (architecture, data set, seed):
 
 1. trains the model with the paper's recipe (:meth:`prunerob.core.train.TrainConfig.paper`, App. I,
-   with the spec's ``epochs`` / ``train_subset`` / ``image_size``) or loads it from the cache;
+   with the spec's ``epochs`` / ``train_subset`` / ``image_size`` / ``precision``) or loads it
+   from the cache;
 2. sweeps it (:func:`prunerob.engine.sweep.sweep_validated`: keep ratios x methods x attacks x eps on
    the first ``n`` examples of a fixed permutation of the test split);
 3. runs the extra sweeps of ``spec.subset`` (e.g. AutoAttack on a fixed subset of examples,
@@ -98,6 +99,8 @@ class ExperimentSpec:
     :param epochs: training override (None: the paper's recipe, App. I).
     :param train_subset: training override (None: the paper's recipe, App. I).
     :param image_size: training override (None: the paper's recipe, App. I).
+    :param precision: training precision (:mod:`prunerob.core.precision`: ``fp32``, the paper's, or
+        ``bf16`` autocast with fp32 weights); the sweeps always evaluate in fp32.
     :param subset: extra sweeps (:class:`SubsetSpec` or a list of them).
     :param score_examples: training examples for data-based methods' scores (Taylor, App. I;
         a seeded subset per seed; None: the whole training split).
@@ -123,6 +126,7 @@ class ExperimentSpec:
     epochs: int | None | Mapping[str, int | None] = None
     train_subset: int | None | Mapping[str, int | None] = None
     image_size: int | None | Mapping[str, int | None] = None
+    precision: str | Mapping[str, str] = "fp32"
     subset: SubsetSpec | Sequence[SubsetSpec] | None = None
     score_examples: int | None = None
     device: str = "auto"
@@ -185,8 +189,9 @@ class ExperimentResult:
 
 def train_summary(infos: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per trained model from ``train_model``'s info dicts (arch, dataset, seed, epochs,
-    train subset, image size, n_train, test accuracy, training seconds, cached flag, device,
-    data source, config hash)."""
+    train subset, image size, training precision, n_train, test accuracy, training seconds,
+    cached flag, device, data source, config hash). A config without ``precision`` (made before
+    the option existed) was trained in fp32."""
     rows = []
     for info in infos:
         cfg = info.get("config", {})
@@ -194,7 +199,8 @@ def train_summary(infos: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "arch": cfg.get("arch", info.get("arch")), "dataset": cfg.get("dataset", info.get("dataset")),
             "seed": cfg.get("seed", info.get("seed")), "epochs": cfg.get("epochs", info.get("epochs")),
             "train_subset": cfg.get("train_subset", info.get("train_subset")),
-            "image_size": cfg.get("image_size"), "n_train": info.get("n_train"),
+            "image_size": cfg.get("image_size"), "precision": cfg.get("precision", "fp32"),
+            "n_train": info.get("n_train"),
             "test_acc": info.get("test_acc"), "train_seconds": float(sum(info.get("epoch_times_s") or [])),
             "cached": bool(info.get("cached", False)),
             "device": info.get("device"), "data_source": info.get("data_source"), "hash": info.get("hash"),
@@ -270,7 +276,8 @@ def plan_units(spec: ExperimentSpec) -> list[Unit]:
         _config.check_dir(spec.data_root, "data_root")
     models = _per_dataset("models", spec.models, datasets)
     fields = {k: _per_dataset(k, getattr(spec, k), datasets)
-              for k in ("methods", "keeps", "attacks", "eps", "n", "epochs", "train_subset", "image_size")}
+              for k in ("methods", "keeps", "attacks", "eps", "n", "epochs", "train_subset", "image_size",
+                        "precision")}
     subs = _subsets(spec)
     units: list[Unit] = []
     for d in datasets:
@@ -310,10 +317,10 @@ def plan_units(spec: ExperimentSpec) -> list[Unit]:
         for a in archs:
             for seed in seeds:
                 over: dict[str, Any] = {"seed": seed}
-                for k in ("epochs", "train_subset", "image_size"):
+                for k in ("epochs", "train_subset", "image_size", "precision"):
                     if fields[k][d] is not None:
                         over[k] = fields[k][d]
-                cfg = TrainConfig.paper(a, d, **over)  # validates epochs / train_subset / image_size
+                cfg = TrainConfig.paper(a, d, **over)  # validates epochs / ... / precision
                 sweeps = [(MAIN_PART, main.with_seed(seed))]
                 sweeps += [(s.name, sa.with_seed(seed)) for s, sa in sub_args
                            if sa is not None and (s.seeds is None or seed in s.seeds)]
@@ -342,13 +349,26 @@ CELL_CODE = ("prunerob.engine.sweep", "prunerob.core.train")
 
 #: TrainConfig fields left out of store keys while they hold these values (fields added after units
 #: were stored: a default that reproduces the old recipe must not re-key them, as in TrainConfig.hash)
-NEUTRAL_TRAIN_FIELDS: dict[str, Any] = {"precision": "fp32"}
-
-
 def train_fields(cfg: TrainConfig) -> dict[str, Any]:
-    """The JSON-able fields of ``cfg`` that enter a store key (:data:`NEUTRAL_TRAIN_FIELDS` left out)."""
+    """The JSON-able fields of ``cfg`` that enter a store key, as :meth:`TrainConfig.hash` sees them:
+    an ``fp32`` config carries the retired field ``amp="none"`` in place of ``precision``, so its keys
+    are those of the units stored before the precision option existed."""
     d = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
-    return {k: v for k, v in d.items() if not (k in NEUTRAL_TRAIN_FIELDS and v == NEUTRAL_TRAIN_FIELDS[k])}
+    precision = d.pop("precision", "fp32")
+    d["amp"] = "none"
+    if precision != "fp32":
+        d["precision"] = precision
+    return d
+
+
+def config_from_fields(fields: dict[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` of a store key's ``train`` fields (the inverse of :func:`train_fields`)."""
+    d = dict(fields)
+    if d.pop("amp", "none") != "none":
+        raise ValueError(f"stored train fields with amp={fields.get('amp')!r} predate the precision option")
+    if d.get("hidden") is not None:
+        d["hidden"] = tuple(d["hidden"])
+    return TrainConfig(**d)
 
 
 def train_key(unit: Unit, data_id: str, dev: Any) -> store_mod.Key:
@@ -451,8 +471,10 @@ def run_unit(unit: Unit, spec: ExperimentSpec, *, test: ArrayDataset | None = No
     parts = []
     for part, args in unit.sweeps:
         extra = {"part": part, "train_config_hash": unit.train.hash(), "train_epochs": unit.train.epochs,
-                 "train_subset": unit.train.train_subset, "model_test_acc": None,
-                 **dict(spec.extra_columns or {})}
+                 "train_subset": unit.train.train_subset,
+                 # a column only for models not trained in fp32, so fp32 tables stay as they were
+                 **({"train_precision": unit.train.precision} if unit.train.precision != "fp32" else {}),
+                 "model_test_acc": None, **dict(spec.extra_columns or {})}
         keys = {(m, k, a, e): cell_key(unit, tkey, args, m, k, a, e, data_id, dev)
                 for m in args.methods for k in args.keeps for (a, e) in args.specs}
         found = {c: store.get(key) for c, key in keys.items()} if store is not None else {}

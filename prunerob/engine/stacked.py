@@ -246,7 +246,8 @@ STACKED_ATTACKS: dict[str, Callable] = {"fgsm": _fgsm_on_stack, "pgd": _pgd_on_s
 
 def stackable(spec) -> bool:
     """True when the attack ``spec`` (an :class:`prunerob.core.attacks.AttackSpec`) runs on the stack."""
-    return spec.name in STACKED_ATTACKS and (getattr(spec, "restarts", None) or 1) == 1
+    return (spec.name in STACKED_ATTACKS and (getattr(spec, "restarts", None) or 1) == 1
+            and getattr(spec, "precision", "fp32") == "fp32")
 
 
 def memory_plan(linears: Sequence[nn.Linear], batch_size: int, n: int, device: torch.device,

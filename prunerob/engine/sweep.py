@@ -65,6 +65,7 @@ from prunerob.config import (
     resolve_device,
 )
 from prunerob.core.attacks import AttackSpec, get_attack, make_attack
+from prunerob.core.precision import eval_layout
 from prunerob.core.pruning import apply_masks, get_method
 from prunerob.core.subsets import Examples, as_examples, select_examples, to_float
 from prunerob.engine import resume, stacked
@@ -80,7 +81,7 @@ BASE_COLUMNS = (
 )
 BATCHED_CHOICES = ("auto", "yes", "no")
 #: AttackSpec fields a user may override per attack (``attack_overrides``).
-SPEC_FIELDS = ("steps", "alpha", "restarts", "seed", "kappa", "n_classes", "random_start")
+SPEC_FIELDS = ("steps", "alpha", "restarts", "seed", "kappa", "n_classes", "random_start", "precision")
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ def _run_loop(model: nn.Module, masks: Mapping[str, torch.Tensor],
               specs: Mapping[tuple[str, float], AttackSpec], x: torch.Tensor, y: torch.Tensor, *, seed: int,
               batch_size: int, dtype: torch.dtype, device: torch.device) -> dict:
     """Per-example correctness of one pruned copy attacked with :func:`prunerob.core.attacks.make_attack`."""
-    pruned = apply_masks(model, masks).eval()
+    pruned = eval_layout(apply_masks(model, masks).eval())  # a copy: channels_last for a CNN4
     atks = {key: make_attack(spec, pruned) for key, spec in specs.items()}
     clean: list[torch.Tensor] = []
     adv: dict[tuple[str, float], list[torch.Tensor]] = {k: [] for k in atks}

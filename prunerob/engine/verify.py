@@ -80,7 +80,8 @@ def recompute_cell(entry: store_mod.Entry, st: store_mod.Store, device: str = "c
     from prunerob.core.data import load_dataset
     from prunerob.core.pruning import get_method
     from prunerob.core.subsets import as_examples
-    from prunerob.core.train import TrainConfig, train_model
+    from prunerob.core.train import train_model
+    from prunerob.engine.experiment import config_from_fields
     from prunerob.engine.sweep import sweep_validated, validate_sweep_args
 
     spec = entry.key.spec
@@ -88,10 +89,7 @@ def recompute_cell(entry: store_mod.Entry, st: store_mod.Store, device: str = "c
                    if e.key.kind == "train" and e.key.identity == spec["model"]), None)
     if tentry is None:
         raise LookupError("its trained model is not in the store")
-    tcfg = dict(tentry.key.spec["train"])
-    if tcfg.get("hidden") is not None:
-        tcfg["hidden"] = tuple(tcfg["hidden"])
-    cfg = TrainConfig(**tcfg)
+    cfg = config_from_fields(tentry.key.spec["train"])
     image_size = tentry.key.spec.get("image_size")
     test = load_dataset(spec["dataset"], "test", image_size=image_size)
     if store_mod.data_identity(test) != entry.key.data:
@@ -121,12 +119,10 @@ def recompute_train(entry: store_mod.Entry, device: str = "cpu") -> dict[str, An
     import tempfile
 
     from prunerob.core.data import load_dataset
-    from prunerob.core.train import TrainConfig, train_model
+    from prunerob.core.train import train_model
+    from prunerob.engine.experiment import config_from_fields
 
-    tcfg = dict(entry.key.spec["train"])
-    if tcfg.get("hidden") is not None:
-        tcfg["hidden"] = tuple(tcfg["hidden"])
-    cfg = TrainConfig(**tcfg)
+    cfg = config_from_fields(entry.key.spec["train"])
     test = load_dataset(cfg.dataset, "test", image_size=entry.key.spec.get("image_size"))
     if store_mod.data_identity(test) != entry.key.data:
         raise LookupError("the test data here differ from the data it was trained on")

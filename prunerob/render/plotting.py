@@ -607,12 +607,39 @@ def attack_summary(df: pd.DataFrame) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
+#: caption text of a training precision (:mod:`prunerob.core.precision`; its names, without torch)
+PRECISION_TEXT: dict[str, str] = {"fp32": "fp32", "bf16": "bf16 autocast, fp32 master weights"}
+
+
+def _precision_text(name: str) -> str:
+    return PRECISION_TEXT.get(str(name), str(name))
+
+
 def devices(df: pd.DataFrame | None) -> str:
-    """The device(s) recorded in a result table, joined (``unknown`` if none)."""
+    """The device(s) recorded in a result table, joined (``unknown`` if none), and the training
+    precision of its models (issue 23): ``cpu (1 threads); training precision: fp32``, or per model
+    and data set when they differ. Rows without a ``train_precision`` column come from models
+    trained in fp32 (the column exists only for other precisions, so fp32 tables are unchanged).
+    Attacks run in bf16 (column ``attack_precision``, absent for fp32 attacks) are named too."""
     if df is None or "device" not in getattr(df, "columns", ()):
-        return "unknown"
-    vals = [str(v) for v in pd.unique(df["device"].dropna())]
-    return ", ".join(vals) if vals else "unknown"
+        text = "unknown"
+    else:
+        vals = [str(v) for v in pd.unique(df["device"].dropna())]
+        text = ", ".join(vals) if vals else "unknown"
+    cols_present = getattr(df, "columns", ())
+    if df is not None and "attack_precision" in cols_present and df["attack_precision"].notna().any():
+        names = ", ".join(sorted(df["attack_precision"].dropna().unique()))
+        text = f"{text}; attack gradients in {names} autocast for the rows so marked (judged in fp32)"
+    if df is None or "train_precision" not in getattr(df, "columns", ()):
+        return f"{text}; training precision: fp32"
+    cols = [c for c in ("model", "dataset") if c in df.columns]
+    pairs = df[cols + ["train_precision"]].fillna({"train_precision": "fp32"}).drop_duplicates()
+    if pairs["train_precision"].nunique() <= 1 or not cols:
+        names = sorted(pairs["train_precision"].unique()) or ["fp32"]
+        return f"{text}; training precision: {', '.join(_precision_text(p) for p in names)}"
+    per = "; ".join(f"{' on '.join(str(r[c]) for c in cols)}: {_precision_text(r['train_precision'])}"
+                    for _, r in pairs.iterrows())
+    return f"{text}; training precision: {per}"
 
 
 def _source(d: Any) -> str:

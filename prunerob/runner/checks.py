@@ -122,6 +122,12 @@ def _attacks() -> tuple[str, ...]:
     return tuple(attack_names())
 
 
+def _precisions() -> tuple[str, ...]:
+    from prunerob.core.precision import precision_names
+
+    return precision_names()
+
+
 def _modes() -> tuple[str, ...]:
     from prunerob.theory.tradeoff import MODES
 
@@ -186,6 +192,8 @@ PARAM_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "eps_l2": _p_list(_p_nonneg),
     "cnn_eps_l2": _p_list(_p_nonneg),
     "tightness_eps": _p_nonneg,
+    "precision": _per_dataset(_p_choice(_precisions)),
+    "cnn_precision": _p_choice(_precisions),
 }
 
 

@@ -25,11 +25,12 @@ from prunerob.analysis import competence, stats
 from prunerob.analysis.summary import environment_text, tidy_table
 from prunerob.config import device_name, resolve_device
 from prunerob.core.data import load_dataset
+from prunerob.core.precision import precision_label
 from prunerob.core.train import TrainConfig, train_model
 from prunerob.core.train import training_curve as train_curve
 from prunerob.engine import adopt, store
 from prunerob.engine.experiment import TRAIN_CODE, run_experiment, train_fields, train_summary  # noqa: F401  (notebooks: pages.train_summary)
-from prunerob.render.plotting import devices, save_table
+from prunerob.render.plotting import devices, save_table  # noqa: F401  (notebooks: pages.devices)
 
 __all__ = ["Run", "setup", "say", "table", "environment", "competence_of", "panel_title", "findings",
            "report"]
@@ -134,9 +135,11 @@ def gpu_note(models: pd.DataFrame, comp: pd.DataFrame, ran_autoattack: bool) -> 
         n_train = ", ".join(f"{int(v):,}" for v in sorted(g.n_train.unique()))
         epochs = ", ".join(str(int(v)) for v in sorted(g.epochs.unique()))
         secs = float(g.train_seconds.astype(float).mean())
+        precs = sorted(g.precision.fillna("fp32").unique()) if "precision" in g.columns else ["fp32"]
         lines.append(f"- {m} on {d}: {comp.loc[(m, d), 'competence_label']} after {epochs} epoch(s) on "
                      f"{n_train} training images, {secs:.0f} s of training per model on "
-                     f"{', '.join(sorted(g.device.astype(str).unique()))} ({len(g)} model(s)).")
+                     f"{', '.join(sorted(g.device.astype(str).unique()))} in "
+                     f"{', '.join(precision_label(p) for p in precs)} ({len(g)} model(s)).")
     ok = bool(comp.competent.all()) if len(comp) else False
     head = ("**Competent on this budget**: the curves above are evidence." if ok else
             "**Needs a GPU**: no verdict from these models.")
@@ -248,19 +251,25 @@ def trained_model(
     epochs: int | None,
     train_subset: int | None,
     data_root: str | None = None,
+    precision: str = "fp32",
 ) -> tuple[torch.nn.Module, dict]:
     """The paper-recipe model of :func:`prunerob.core.train.train_model` (trained once, then loaded from
-    the checkpoint cache that :func:`prunerob.engine.experiment.run_experiment` shares) on ``run.device``."""
-    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed)
+    the checkpoint cache that :func:`prunerob.engine.experiment.run_experiment` shares) on ``run.device``,
+    trained in ``precision`` (:mod:`prunerob.core.precision`)."""
+    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed,
+                            precision=precision)
     return train_model(cfg, device=run.device, data_root=data_root, progress=False)
 
 
 def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
-                   train_subset: int | None = None, data_root: str | None = None) -> pd.DataFrame:
-    """Test accuracy after every epoch of one paper-recipe run (on ``train_subset`` images): trains
+                   train_subset: int | None = None, data_root: str | None = None,
+                   precision: str = "fp32") -> pd.DataFrame:
+    """Test accuracy after every epoch of one paper-recipe run (on ``train_subset`` images, in
+    ``precision``): trains
     ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the cache), so each shorter
     run of the same seed is a cache entry too; the epoch count of a notebook is picked from it."""
-    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed)
+    cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed,
+                            precision=precision)
     test = load_dataset(dataset, "test", root=data_root)
 
     def compute() -> dict[str, Any]:

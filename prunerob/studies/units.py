@@ -65,8 +65,9 @@ class LazyModel:
     called; :meth:`info` reads its summary from the result store when it is there."""
 
     def __init__(self, arch: str, dataset: str, seed: int, *, device: torch.device, epochs: int | None = None,
-                 train_subset: int | None = None, data_root: str | None = None) -> None:
-        over: dict[str, Any] = {"seed": seed}
+                 train_subset: int | None = None, data_root: str | None = None,
+                 precision: str = "fp32") -> None:
+        over: dict[str, Any] = {"seed": seed, "precision": precision}
         if epochs is not None:
             over["epochs"] = epochs
         if train_subset is not None:

@@ -23,6 +23,7 @@ from prunerob.core.attacks.base import (
     project_linf,
 )
 from prunerob.core.attacks.spec import AttackSpec
+from prunerob.core.precision import AutocastModel
 
 __all__ = ["Attack", "make_attack", "attack_batches"]
 
@@ -48,9 +49,11 @@ class Attack:
         self.spec = spec
         self.model = model
         self.definition: AttackDef = get_attack(spec.name)
+        # what the attack differentiates: the model itself, or it under bf16 autocast
+        self._target = model if spec.precision == "fp32" else AutocastModel(model, spec.precision)
         self._impl: AttackFn | None = None
         if not self.definition.build_at_first_call:
-            self._impl = self.definition.build(spec, model)
+            self._impl = self.definition.build(spec, self._target)
 
     def describe(self) -> str:
         return self.spec.describe()
@@ -66,7 +69,7 @@ class Attack:
             raise ConfigError(
                 f"{d.label}{d.classes_note} needs >= {d.min_classes} classes; the model has {nl}"
             )
-        return d.build(dataclasses.replace(self.spec, n_classes=nl), self.model)
+        return d.build(dataclasses.replace(self.spec, n_classes=nl), self._target)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.model.training:

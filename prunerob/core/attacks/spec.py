@@ -6,6 +6,7 @@ from typing import Any
 
 from prunerob.config import ConfigError, check_choice, parse_eps
 from prunerob.core.attacks.base import DEFAULT_EPS, NORMS, AttackDef, get_attack
+from prunerob.core.precision import BF16_ATTACKS, precision_names
 
 __all__ = ["AttackSpec"]
 
@@ -45,6 +46,10 @@ class AttackSpec:
 
     ``n_classes`` is used by AutoAttack only (``None``: read from the model's logits at the
     first call). ``seed`` seeds the random start (via :func:`attack_batches`) and AutoAttack.
+    ``precision``: ``fp32`` (default) or ``bf16``, the input gradients computed under bf16 autocast
+    (:class:`prunerob.core.precision.AutocastModel`; FGSM and PGD only,
+    :data:`~prunerob.core.precision.BF16_ATTACKS`);
+    the adversarial examples are always judged by the fp32 model.
     """
 
     name: str = "fgsm"
@@ -57,11 +62,16 @@ class AttackSpec:
     n_classes: int | None = None
     norm: str = "Linf"
     random_start: bool | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         d = get_attack(str(self.name).lower())
         self.name = d.name
         self.norm = check_choice("norm", self.norm, NORMS)
+        self.precision = check_choice("precision", self.precision, precision_names())
+        if self.precision != "fp32" and d.name not in BF16_ATTACKS:
+            raise ConfigError(f"precision={self.precision!r} is available for {', '.join(BF16_ATTACKS)} "
+                              f"(measured against fp32), not for attack {d.name!r}; use precision='fp32'")
         self.eps = parse_eps(self.eps)
         self.seed = int(self.seed)
         for f, v in d.fixed.items():
@@ -99,13 +109,20 @@ class AttackSpec:
     def describe(self) -> str:
         """One line for captions, e.g.
         ``"PGD-Linf, eps=4/255, 5 steps, step size 2/255, random start, 1 restart, seed 0"``."""
-        return self.definition.describe(self)
+        text = self.definition.describe(self)
+        return text if self.precision == "fp32" else f"{text}, gradients in bf16 autocast"
 
     def as_columns(self) -> dict[str, Any]:
-        """Attack parameters for result tables (CONTRIBUTING.md "Results contract")."""
-        return {
+        """Attack parameters for result tables (CONTRIBUTING.md "Results contract").
+
+        ``attack_precision`` appears only for a non-fp32 attack, so that fp32 tables and the sweep
+        hashes built from these columns are the same as before the option existed."""
+        cols: dict[str, Any] = {
             "attack_steps": self.steps,
             "attack_alpha": self.alpha,
             "attack_restarts": self.restarts,
             "attack_seed": self.seed,
         }
+        if self.precision != "fp32":
+            cols["attack_precision"] = self.precision
+        return cols
