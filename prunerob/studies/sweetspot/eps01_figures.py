@@ -36,10 +36,13 @@ def security_curves(curves: pd.DataFrame, marks: list[float] | None = None) -> p
                     continue
                 d = s[np.isclose(s.keep_ratio, k)].sort_values("eps")
                 ax.plot(d.eps, 100 * d["mean"], color=colors[k], label=f"keep {k:g}")
+                lo, hi = 100 * d.lo.fillna(d["mean"]), 100 * d.hi.fillna(d["mean"])
+                if value == "robust_acc":  # an accuracy band stays in [0, 100]
+                    lo, hi = lo.clip(0, 100), hi.clip(0, 100)
                 ax.fill_between(
                     d.eps,
-                    100 * d.lo.fillna(d["mean"]),
-                    100 * d.hi.fillna(d["mean"]),
+                    lo,
+                    hi,
                     color=colors[k],
                     alpha=0.2,
                     linewidth=0,
