@@ -281,10 +281,11 @@ PROFILE_VALUES["eps01_gain"] = {
     # core of the shared 2-core machine (scripts/bench_eps01.py, seed 0, 2026-12-06): PGD-5 on 10,000
     # images ~1.9-2.2 s per (method, keep, eps) cell; PGD-50x5 on 1,000 ~11 s per cell; AutoAttack
     # standard on 1,000 at eps 0.1 ~62 s unpruned, ~68 s at keep 0.5; FAB-T minimal distances on 1,000
-    # ~253 s per model at 100 steps (about linear in the steps). Per seed with these values: PGD-5 75
-    # cells ~145 s, PGD-50x5 9 cells ~100 s, AutoAttack (magnitude, 3 models) ~200 s, FAB 5 models at
-    # 20 steps ~255 s: ~12 min per seed, ~8.5 h for 44 seeds on one core (plus ~1 min training each for
-    # seeds 15-43). AutoAttack for all three rules adds ~6.5 min per seed; FAB at 100 steps ~17 min.
+    # ~253-267 s per model at 100 steps, ~63 s at 20 steps (load ~6 on 2 cores). Per seed with these
+    # values: PGD-5 75 cells ~145 s, PGD-50x5 9 cells ~100 s, AutoAttack (magnitude, 3 models) ~200 s,
+    # FAB 5 models at 20 steps ~315 s: ~13 min per seed, ~9.5 h for 44 seeds on one core (plus ~1 min
+    # training each for seeds 15-43). AutoAttack for all three rules adds ~6.5 min per seed; FAB at 100
+    # steps ~16 min more per seed.
     "cpu": {
         "seeds": EPS01_CPU_SEEDS, "epochs": 30, "train_subset": None, "n_eval": 10000,
         "keeps": [1.0, 0.7, 0.6, 0.5, 0.4], "eps_grid": ["0.05", "0.075", "0.1", "0.125", "0.15"],
