@@ -106,7 +106,8 @@ CHAPTERS: dict[str, Chapter] = {c.doc: c for c in (
                                  "for a trained MLP, and the accuracies they give (paper Fig. 5)"),
                   ("pareto", "the fronts in accuracy space and in bound space (paper Fig. 6)"))),
     Chapter("empirical", "The empirical claims: the sweet spot and where it comes from (Sec. 6)",
-            pages=("magnitude_mlp", "autoattack_mlp", "magnitude_cnn", "own_model", "sweet_spot"),
+            pages=("magnitude_mlp", "autoattack_mlp", "magnitude_cnn", "own_model", "sweet_spot",
+                   "eps01_gain"),
             tests=(("magnitude_mlp", ""), ("autoattack_mlp", ""), ("magnitude_cnn", ""), ("score_vit", "")),
             what=(("magnitude_mlp", "magnitude pruning of the MNIST and CIFAR-10 MLPs under FGSM, PGD "
                                     "and CW (paper Figs. 2, 8, 12)"),
@@ -117,6 +118,8 @@ CHAPTERS: dict[str, Chapter] = {c.doc: c for c in (
                   ("sweet_spot", "where the sweet spot comes from: the gain over attack budget, "
                                  "attack strength, pruning rule and training, and the pitfalls that "
                                  "produce it"),
+                  ("eps01_gain", "the one open region, ε ≈ 0.1: power-sized seeds, AutoAttack at the best "
+                                 "keeps and FAB-T security curves"),
                   ("score_vit", "the ViT under score-based pruning (sub-page of the Theorem 1 "
                                 "chapter)"))),
 )}

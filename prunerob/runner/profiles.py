@@ -60,6 +60,9 @@ NOTEBOOKS: dict[str, str] = {
     "registered methods and swept under two attacks with the public API",
     "sweet_spot": "Where the sweet spot comes from: paired gain of pruning over keep x eps, attack strength "
     "(PGD-50x5, transfer, AutoAttack), pruning rule, training and width, four pitfalls, mechanism (Fig. 2)",
+    "eps01_gain": "A real gain at eps ~ 0.1? Power-sized seeds, PGD-5 on all test images, PGD-50x5 and "
+    "AutoAttack "
+    "at the best keeps, and FAB-T security curves of the pruned MNIST MLP (issue 27)",
 }
 
 #: pages whose every expensive step goes through the result store (prunerob.engine.store): their
@@ -67,7 +70,7 @@ NOTEBOOKS: dict[str, str] = {
 #: the code of a unit shows as compute-stale units instead (``prunerob reproduce --list``). The
 #: other pages still compute in the kernel, so their stamp hashes their whole import closure.
 STORE_BACKED = ("magnitude_mlp", "magnitude_cnn", "depth", "autoattack_mlp", "score_vit", "risk_vs_keep",
-                "algorithm1", "pareto", "sweet_spot")
+                "algorithm1", "pareto", "sweet_spot", "eps01_gain")
 DEPENDS: dict[str, list[str]] = {name: [] for name in NOTEBOOKS}
 DEPENDS["pareto"] = ["magnitude_mlp", "score_vit"]
 
@@ -279,6 +282,33 @@ PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
             **_CNN_PREFIXED["paper"], "cnn_seeds": [0, 1, 2], "cnn_n": 10000,
             "cnn_eps": ["4/255", "8/255", "0.05"], "cnn_keeps": PAPER_KEEPS,
         },
+    },
+}
+
+#: seeds of eps01_gain's cpu profile: max(15, the seeds its power calculation asks for), computed by
+#: prunerob.studies.sweetspot.eps01_report.seeds_for_cpu(4) on the committed sweet-spot table (+1 pp at
+#: 80% power, one-sided level 0.05/4): 44 (tests/test_eps01.py checks that it still is)
+EPS01_CPU_SEEDS = list(range(44))
+PROFILE_VALUES["eps01_gain"] = {
+    # the paper's MNIST MLP (the cached 30-epoch checkpoints of mlp_config(30, seed)). Unit costs on one
+    # core of the shared 2-core machine (scripts/bench_eps01.py, seed 0, 2026-12-06): PGD-5 on 10,000
+    # images ~1.9-2.2 s per (method, keep, eps) cell; PGD-50x5 on 1,000 ~11 s per cell; AutoAttack
+    # standard on 1,000 at eps 0.1 ~62 s unpruned, ~68 s at keep 0.5; FAB-T minimal distances on 1,000
+    # ~253-267 s per model at 100 steps, ~63 s at 20 steps (load ~6 on 2 cores). Per seed with these
+    # values: PGD-5 75 cells ~145 s, PGD-50x5 9 cells ~100 s, AutoAttack (magnitude, 3 models) ~200 s,
+    # FAB 5 models at 20 steps ~315 s: ~13 min per seed, ~9.5 h for 44 seeds on one core (plus ~1 min
+    # training each for seeds 15-43). AutoAttack for all three rules adds ~6.5 min per seed; FAB at 100
+    # steps ~16 min more per seed.
+    "cpu": {
+        "seeds": EPS01_CPU_SEEDS, "epochs": 30, "train_subset": None, "n_eval": 10000,
+        "keeps": [1.0, 0.7, 0.6, 0.5, 0.4], "eps_grid": ["0.05", "0.075", "0.1", "0.125", "0.15"],
+        "strong_n": 1000, "strong_keeps": 2, "fab_steps": 20,
+    },
+    "paper": {
+        "seeds": EPS01_CPU_SEEDS, "epochs": 30, "train_subset": None, "n_eval": 10000,
+        "keeps": [1.0, 0.7, 0.6, 0.5, 0.4], "eps_grid": ["0.05", "0.075", "0.1", "0.125", "0.15"],
+        "strong_n": 1000, "strong_keeps": 2, "fab_steps": 100,
+        "aa_methods": ["magnitude", "magnitude_global", "random"],
     },
 }
 
