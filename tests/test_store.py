@@ -227,3 +227,40 @@ def test_verify_recomputes_a_sample_bit_for_bit_and_reports_a_difference(tmp_sto
     reps = verify.verify_and_rekey([out], st, sample=2)
     assert any("differs in adv_correct" in d for r in reps for d in r.differences)
     assert all(r.rekeyed == 0 for r in reps)
+
+
+def test_verify_against_a_revision_compares_old_and_new_code_not_the_stored_value(tmp_store, tmp_path):
+    """``store verify --against REV``: the sample is recomputed with the code that computed it and with
+    the current code (fresh one-thread processes); a stored value from another environment does not
+    matter, a change of the code's output does."""
+    from prunerob.engine import verify
+
+    run_experiment(_spec())
+    st = store.get_store()
+    out = tmp_path / "page"
+    st.log.write(out)
+    groups_of: dict = {}
+    data = json.loads((out / "units.json").read_text())
+    for g in data["groups"].values():
+        if "method:magnitude" in g["uses"]:
+            g["code"] = "0" * 64
+            g["files"]["core/pruning/magnitude.py"] = "0" * 16
+    (out / "units.json").write_text(json.dumps(data))
+    stale = verify.stale_units([out], st, groups_of)[frozenset({"core/pruning/magnitude.py"})]
+    e = next(e for e, _ in stale if e.key.spec["keep"] < 1.0)  # a cell that prunes
+    here = Path(verify.__file__).resolve().parents[2]
+    # the stored value was computed elsewhere: its bits differ, but old and new code agree here
+    vals = dict(zip(e.value["cols"], e.value["vals"], strict=True))
+    vals["adv_correct"] = -1
+    e.value["vals"] = [vals[c] for c in e.value["cols"]]
+    assert verify.compare_revisions(e, groups_of[e.key.digest], {"old": here}, here, st.root) is None
+    # new code that computes something else is caught
+    changed = tmp_path / "changed"
+    shutil.copytree(here / "prunerob", changed / "prunerob", ignore=shutil.ignore_patterns("__pycache__"))
+    mag = changed / "prunerob" / "core" / "pruning" / "magnitude.py"
+    mag.write_text(mag.read_text().replace(".abs()", ".abs().neg()", 1))
+    diff = verify.compare_revisions(e, groups_of[e.key.digest], {"old": here}, changed, st.root)
+    assert diff is not None and "differs from old" in diff
+    # a revision whose code is not the one that computed the unit is refused
+    with pytest.raises(LookupError, match="none of the revisions"):
+        verify.compare_revisions(e, groups_of[e.key.digest], {"other": changed}, here, st.root)

@@ -50,7 +50,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sample={args.sample} must be an integer >= 1")
     results = sorted((default_output_dir() / "results").glob("*/"))
     reps = verify.verify_and_rekey(results, _store(args), sample=args.sample, dry_run=args.dry_run,
-                                   max_train_seconds=args.max_train_seconds)
+                                   max_train_seconds=args.max_train_seconds, against=args.against or ())
     if not reps:
         print("no compute-stale units: nothing to verify")
     for r in reps:
@@ -80,4 +80,9 @@ def register(subparsers: Any) -> None:
     a.add_argument("--dry-run", action="store_true", help="compare only; re-key nothing")
     a.add_argument("--max-train-seconds", type=float, default=600.0,
                    help="sample only cells whose model trained in at most this many seconds (default 600)")
+    a.add_argument("--against", action="append", metavar="REV",
+                   help="git revision whose code computed the stale units (repeatable): recompute each "
+                        "sample with it and with the current code, in fresh one-thread processes, and require the "
+                        "two to agree, instead of comparing with the stored value (training is reproducible "
+                        "only in the environment that trained a model)")
     a.set_defaults(func=cmd_verify)
