@@ -81,8 +81,8 @@ def register(subparsers: Any) -> None:
     a.add_argument("--max-train-seconds", type=float, default=600.0,
                    help="sample only cells whose model trained in at most this many seconds (default 600)")
     a.add_argument("--against", action="append", metavar="REV",
-                   help="git revision whose code computed the stale units (repeatable): recompute each "
-                        "sample with it and with the current code, in fresh one-thread processes, and require the "
-                        "two to agree, instead of comparing with the stored value (training is reproducible "
-                        "only in the environment that trained a model)")
+                   help="git revision whose code computed the stale units (repeatable): recompute "
+                        "each sample with it and with the current code, in fresh one-thread processes, "
+                        "and require the two to agree, instead of comparing with the stored value "
+                        "(training is reproducible only in the environment that trained a model)")
     a.set_defaults(func=cmd_verify)
