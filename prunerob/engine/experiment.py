@@ -41,6 +41,7 @@ from prunerob.config import ConfigError, atomic_write_bytes, atomic_write_text, 
 from prunerob.core.data import DATASETS, ArrayDataset, load_dataset
 from prunerob.core.models import MLP_HIDDEN, arch_names
 from prunerob.core.pruning import get_method
+from prunerob.core.recipe import NEUTRAL_FIELDS as RECIPE_NEUTRAL_FIELDS
 from prunerob.core.subsets import as_examples
 from prunerob.core.train import TrainConfig, checkpoint_data_key, checkpoint_paths, train_model
 from prunerob.engine import adopt, distributed
@@ -342,7 +343,7 @@ CELL_CODE = ("prunerob.engine.sweep", "prunerob.core.train")
 
 #: TrainConfig fields left out of store keys while they hold these values (fields added after units
 #: were stored: a default that reproduces the old recipe must not re-key them, as in TrainConfig.hash)
-NEUTRAL_TRAIN_FIELDS: dict[str, Any] = {"precision": "fp32"}
+NEUTRAL_TRAIN_FIELDS: dict[str, Any] = {"precision": "fp32", **RECIPE_NEUTRAL_FIELDS}
 
 
 def train_fields(cfg: TrainConfig) -> dict[str, Any]:
