@@ -352,6 +352,19 @@ def _cct_2_3x2(info: DatasetInfo, **kw) -> nn.Module:
                **_no_hidden("cct_2_3x2", kw))
 
 
+#: how figures and captions name an architecture whose training differs from the paper's
+#: (``prunerob.core.registry.label_of("arch", name)``)
+ARCH_LABELS: dict[str, str] = {
+    "vit_small": "vit_small (a small ViT trained from scratch; the paper fine-tunes an ImageNet-pretrained "
+                 "ViT-Tiny)",
+    "vit_tiny": "vit_tiny (timm's ViT-Tiny; the paper's model when fine-tuned from ImageNet weights)",
+    "cct_2_3x2": "cct_2_3x2 (a CCT-2/3x2 trained from scratch; the paper fine-tunes an ImageNet-pretrained "
+                 "ViT-Tiny)",
+}
+for _arch, _label in ARCH_LABELS.items():
+    ARCHITECTURES.get(_arch).label = _label
+
+
 def build_model(arch: str, info: DatasetInfo, **kw) -> nn.Module:
     """Build ``arch`` (a name registered with :func:`register_arch`) for a data set described by ``info``.
 

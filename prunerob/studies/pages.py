@@ -23,7 +23,7 @@ from IPython.display import Markdown, display
 
 from prunerob.analysis import competence, stats
 from prunerob.analysis.summary import environment_text, tidy_table
-from prunerob.config import device_name, resolve_device
+from prunerob.config import device_name, format_eps, resolve_device
 from prunerob.core.data import load_dataset
 from prunerob.core.train import TrainConfig, train_model
 from prunerob.core.train import training_curve as train_curve
@@ -207,7 +207,7 @@ def depth_findings(trend: pd.DataFrame, comp: pd.DataFrame, models: Sequence[str
     if bad:
         return [f"- {m}: {comp.loc[(m, dataset), 'competence_label']}; no verdict." for m in bad]
     return [
-        f"- {r.attack.upper()}: best keep ratio "
+        f"- {r.attack.upper()} at ε = {format_eps(r.eps)}: best keep ratio "
         + ", ".join(
             f"{m} {k:g} ({stats.pp(g)})" for m, k, g in zip(r.models, r.keep_best, r.gains, strict=True)
         )
