@@ -86,6 +86,33 @@ pages.report(run, res, "taylor", "(data set, attack, budget)", seeds, [
               f"every keep ratio ≥ {r.keep_min:g}." for r in drops.itertuples())])
 
 # %% [markdown]
+# ## How many epochs the transformer needs
+#
+# The seed-0 model of the first data set, trained as in the sweep, with its test accuracy after
+# every epoch. `cct_2_3x2` trains with a warmup-cosine schedule, which depends on the run's length:
+# the curve is that of one run (not of shorter runs, which would decay earlier), so where it
+# flattens, and not only where it first passes the threshold, is what tells whether more epochs
+# would help. A constant-rate recipe (`vit_tiny`, App. I) gives every shorter run's model instead.
+#
+# ```{glue:figure} fig-score_vit-curve
+# :name: fig-score_vit-curve
+#
+# {glue:md}`fig-score_vit-curve_caption`
+# ```
+
+# %% tags=["remove-input"]
+ds0 = datasets[0]
+curve = pages.training_curve(run, model, ds0, seeds[0], epochs=epochs[ds0], train_subset=train_subset[ds0],
+                             data_root=data_root, image_size=image_size[ds0])
+P.save_table(curve, run.out, "training_curve")
+limit = pages.threshold_of(model, ds0)
+shown = P.figure(P.training_curve_figure(curve, limit, epochs[ds0]), "fig-score_vit-curve", P.caption(
+    f"Test accuracy of {label_of('arch', model)} on {ds0} against training epochs (seed {seeds[0]})",
+    profile=profile, data=res.sources.get(ds0, ds0), epochs=P.training_text(epochs[ds0], train_subset[ds0]),
+    seeds=[seeds[0]], n_eval="the full test split", device=P.devices(res.sweep),
+    extra=f"{pages.curve_sentence(curve, limit)} Threshold: {pages.threshold_source(model, ds0)}"), run.out)
+
+# %% [markdown]
 # ## FGSM, PGD, CW and AutoAttack (Figs. 3, 10, 11, 13, 14)
 #
 # Four figures of at most two rows: FGSM and PGD at the main budget on each data set (Figs. 3 and
