@@ -137,7 +137,7 @@ def test_schedule_values_at_known_steps():
 @pytest.mark.parametrize("kw, match", [
     ({"augment": "mixup"}, r"augment='mixup' is not supported; allowed values: none, crop_flip"),
     ({"schedule": "step"}, r"schedule='step' is not supported; allowed values: constant, warmup_cosine"),
-    ({"warmup_epochs": 2}, r"warmup_epochs=2 must be an integer in \[0, epochs=2\)"),
+    ({"warmup_epochs": 3}, r"warmup_epochs=3 must be an integer in \[0, epochs=2\]"),
     ({"warmup_epochs": "1"}, r"warmup_epochs='1'"),
 ])
 def test_bad_recipe_values_are_one_config_error_line(kw, match):
@@ -222,6 +222,12 @@ def test_train_model_with_the_cct_recipe_records_its_curve(tmp_path):
     assert resumed["resumed_from_epoch"] == 1
     assert resumed["epoch_test_acc"] == info["epoch_test_acc"]
     assert resumed["train_losses"] == info["train_losses"]
+
+
+def test_snapshots_inside_the_warmup_are_refused_before_training(tmp_path):
+    cfg = TrainConfig("mlp", "mnist", epochs=3, train_subset=64, hidden=(8,), warmup_epochs=2)
+    with pytest.raises(ConfigError, match="warmup"):
+        train_model(cfg, device="cpu", cache_dir=tmp_path, progress=False, snapshot_epochs=[1])
 
 
 def test_constant_schedule_without_augmentation_trains_as_before(tmp_path):

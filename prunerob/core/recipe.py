@@ -127,8 +127,8 @@ def check(augment: str, schedule: str, warmup_epochs: Any, epochs: int) -> int:
         if not isinstance(value, str) or value not in reg:
             raise ConfigError(f"{param}={value!r} is not supported; allowed values: {', '.join(reg.names())}")
     if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) \
-            or not 0 <= warmup_epochs < epochs:
-        raise ConfigError(f"warmup_epochs={warmup_epochs!r} must be an integer in [0, epochs={epochs})")
+            or not 0 <= warmup_epochs <= epochs:
+        raise ConfigError(f"warmup_epochs={warmup_epochs!r} must be an integer in [0, epochs={epochs}]")
     return int(warmup_epochs)
 
 

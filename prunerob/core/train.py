@@ -388,6 +388,9 @@ def train_model(
         raise ConfigError(f"snapshot_epochs={list(snapshot_epochs)!r} must lie in 1..{cfg.epochs - 1} "
                           f"(epochs={cfg.epochs})")
     schedule = _recipe.SCHEDULES.get(cfg.schedule)
+    if any(k < cfg.warmup_epochs for k in snapshots):
+        raise ConfigError(f"snapshot_epochs={list(snapshot_epochs)!r} must not end inside the warmup "
+                          f"(warmup_epochs={cfg.warmup_epochs})")
     if snapshots and schedule.depends_on_total:
         raise ConfigError(f"snapshot_epochs={list(snapshot_epochs)!r}: schedule={cfg.schedule!r} depends on "
                           "the run's length, so an epoch-k snapshot is not the k-epoch model; the run "
