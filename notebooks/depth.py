@@ -42,18 +42,20 @@ keeps: list = [1.0, 0.9, 0.7, 0.5, 0.3]  # keep ratios p (fraction of weights ke
 attacks: list = ["fgsm", "pgd"]  # attacks (registered names)
 eps: str = "4/255"  # L-inf budget of the attacks
 n_eval: int = 1000  # test images attacked (the first n of a seeded permutation)
+extra_eps: list = []  # further L-inf budgets of the same attacks (a sweep part of its own, e.g. ["0.1"])
 
 # %% tags=["remove-input", "remove-stderr"]
 from prunerob.analysis import stats
-from prunerob.config import parse_eps
-from prunerob.engine.experiment import ExperimentSpec
+from prunerob.config import format_eps, parse_eps
+from prunerob.engine.experiment import ExperimentSpec, SubsetSpec
 from prunerob.render import plotting as P
 from prunerob.studies import pages
 
 run = pages.setup("depth", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=[dataset], models={dataset: models}, methods=methods, keeps=keeps, attacks=attacks, eps=eps,
-    seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root, download=download))
+    seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, data_root=data_root, download=download,
+    subset=SubsetSpec(attacks=attacks, eps=extra_eps, keeps=keeps if extra_eps else [], name="eps_extra")))
 comp = pages.competence_of(res.models)
 trend = stats.depth_trend(res.sweep, order=models)
 
@@ -69,7 +71,9 @@ pages.say(
 # %% [markdown]
 # ## Clean and attacked accuracy per depth
 #
-# One figure per attack (FGSM, then PGD), the three depths as rows, each next to its paired gain.
+# One figure per attack (FGSM, then PGD) at the main budget, the three depths as rows, each next
+# to its paired gain; then the same at the further budgets of `extra_eps` (ε = 0.1 in the `cpu`
+# profile), when run.
 #
 # ```{glue:figure} fig-depth-fgsm
 # :name: fig-depth-fgsm
@@ -81,6 +85,12 @@ pages.say(
 # :name: fig-depth-pgd
 #
 # {glue:md}`fig-depth-pgd_caption`
+# ```
+#
+# ```{glue:figure} fig-depth-extra
+# :name: fig-depth-extra
+#
+# {glue:md}`fig-depth-extra_caption`
 # ```
 
 # %% tags=["remove-input"]
@@ -98,6 +108,21 @@ for a in attacks:  # one figure per attack: three rows fit one screen
             attacks=res.sweep[res.sweep.attack == a]),
         run.out,
     )
+extra = res.sweep[res.sweep.part == "eps_extra"]
+panels = [dict(model=m, attack=a, eps=e, title=pages.panel_title(
+    comp, m, dataset, f"{m} / {P.attack_label(a)} {format_eps(e)}"))
+    for e in sorted(extra.eps.unique()) for m in models for a in attacks]
+shown = P.figure(
+    P.accuracy_grid(extra, panels, ncols=2, row_height=2.3) if panels else P.placeholder_figure(
+        f"No further budget in profile {profile} (extra_eps = [])."),
+    "fig-depth-extra",
+    P.caption(
+        f"Effect of depth at the further budgets {', '.join(map(str, extra_eps)) or '(none)'}: MLPs with "
+        f"2, 3 and 4 weight matrices, {' vs '.join(methods)} pruning (paper Fig. 4 at other ε)",
+        profile=profile, data=res.sources[dataset], epochs=P.training_text(epochs, train_subset),
+        seeds=seeds, n_eval=n_eval, device=P.devices(res.sweep), attacks=extra if len(extra) else None),
+    run.out,
+)
 
 # %% [markdown]
 # The per-setting best keep ratios with their paired gains are in

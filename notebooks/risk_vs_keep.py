@@ -75,6 +75,17 @@ cnn_n_eval: int = 32  # test images in the CNN estimates
 cnn_n_masks: int = 2  # Bernoulli masks per p for the CNN
 cnn_k_samples: int = 16  # K samples per neighbourhood for the CNN
 cnn_precision: str = "fp32"  # training precision of the CNN: fp32, or bf16 (autocast, fp32 weights)
+run_vit: bool = False  # also run the transformer panel of Fig. 7 (a vision transformer on CIFAR-10)
+vit_model: str = "cct_2_3x2"  # its architecture (registered name; the model of the score_vit page)
+vit_dataset: str = "cifar10"  # its data set
+vit_epochs: "int or None" = 1  # its training epochs (None: its recipe's)
+vit_train_subset: "int or None" = 1000  # its training images (None: all)
+vit_seeds: list = [0]  # its seeds
+vit_eps_l2: list = [0.5, 1.0]  # L2 radii for the transformer
+vit_n_eval: int = 16  # test images in the transformer estimates
+vit_n_masks: int = 2  # Bernoulli masks per p for the transformer
+vit_k_samples: int = 16  # K samples per neighbourhood for the transformer
+vit_precision: str = "fp32"  # its training precision (the score_vit page's): fp32, or bf16 (autocast)
 
 # %% tags=["remove-input", "remove-stderr"]
 import pandas as pd
@@ -82,6 +93,7 @@ import pandas as pd
 from prunerob.analysis import stats
 from prunerob.core.data import load_dataset
 from prunerob.core.precision import precision_label
+from prunerob.core.registry import label_of
 from prunerob.core.subsets import select_examples
 from prunerob.render import plotting as P
 from prunerob.render import theory_figures as TF
@@ -185,9 +197,11 @@ shown = P.figure(TF.bounds_figure(panels), "fig-risk_vs_keep-tightness", P.capti
 # ## One-layer transformer on MNIST: Theorem 1 against the estimate (Fig. 16)
 #
 # `OneLayerTransformer` cuts a 28×28 image into $(28/\text{patch})^2$ tokens, embeds them linearly
-# (not pruned), applies one pre-LN block and a linear head on the mean token; it is trained
-# briefly by `prunerob.theory.transformer.train_transformer`. The risk is measured on the block, in
-# token space, with a Frobenius ball of radius `tightness_eps`.
+# (not pruned), applies one pre-LN block and a linear head on the mean token; it is trained by
+# `prunerob.theory.transformer.train_transformer` (Adam, lr 1e-3) for `tf_epochs` epochs on
+# `tf_train_subset` images (the `cpu` profile: all 60,000, for as many epochs as its measured
+# learning curve needs to flatten above the 90% competence threshold; `runner.profiles.TF_CPU_EPOCHS`).
+# The risk is measured on the block, in token space, with a Frobenius ball of radius `tightness_eps`.
 #
 # ```{glue:figure} fig-risk_vs_keep-transformer
 # :name: fig-risk_vs_keep-transformer
@@ -254,14 +268,52 @@ else:
                      "fig-risk_vs_keep-cnn", f"**Not run** in profile `{profile}` (`run_cnn = False`).")
 
 # %% [markdown]
-# ## The ViT panel of Fig. 7: needs a GPU
+# ## The transformer panel of Fig. 7
 #
 # The paper's Fig. 7 also shows the risk curves of its ViT, fine-tuned from ImageNet weights.
-# Those weights are not available offline, and a ViT trained from scratch on this CPU stays far
-# below its competence threshold (the measured accuracies and CPU budget are on the
-# [ViT page](score_vit.ipynb)), so its risk estimates would describe an untrained network. The
-# panel is left out rather than drawn from such a model; `prunerob reproduce score_vit --profile
-# paper` on a GPU host produces the competent models it needs.
+# Those weights are not available offline: the `cpu` profile uses `vit_model` = `cct_2_3x2`, the
+# Compact Convolutional Transformer of the [ViT page](score_vit.ipynb) (the same trained models),
+# **trained from scratch; the paper fine-tunes an ImageNet-pretrained ViT-Tiny**. Bernoulli masks
+# fall on the matrices that page prunes (attention and MLP of every encoder block; the conv
+# tokenizer, position embedding, pooling and head are kept); the risk is that of the whole
+# network on the pixels, as for the CNN. Run when `run_vit` is set.
+#
+# ```{glue:figure} fig-risk_vs_keep-vit
+# :name: fig-risk_vs_keep-vit
+#
+# {glue:md}`fig-risk_vs_keep-vit_caption`
+# ```
+
+# %% tags=["remove-input"]
+if run_vit:
+    vtest = load_dataset(vit_dataset, "test", root=data_root, download=download)
+    vx, _, vit_subset = select_examples(vtest, vit_n_eval)
+    vx = vx.float().div(255)
+    vmc = RiskSettings(n_masks=vit_n_masks, k_samples=vit_k_samples, steps=worst_case_steps, restarts=1)
+    vnets = {s: units.LazyModel(vit_model, vit_dataset, s, device=run.device, epochs=vit_epochs,
+                                train_subset=vit_train_subset, data_root=data_root, precision=vit_precision)
+             for s in vit_seeds}
+    vit = units.table(
+        "risk_vit", {"model": vit_model, "keeps": keeps, "eps_l2": vit_eps_l2, "mc": vars(vmc),
+                     "n": vit_n_eval, "subset": vit_subset, "seeds": vit_seeds},
+        lambda: pd.concat([cnn_risk_table(vnets[s].model, vx, keeps, vit_eps_l2, mc=vmc, seed=s)
+                           for s in vit_seeds]),
+        device=run.device, data=[vtest], models=list(vnets.values()), code=["prunerob.studies.risk_sweep"])
+    P.save_table(vit, run.out, "risk_vit")
+    vcomp = pages.competence_of(pages.train_summary([n.info() for n in vnets.values()]))
+    vit_cap = {**cap, "data": vtest, "epochs": P.training_text(vit_epochs, vit_train_subset),
+               "seeds": vit_seeds, "n_eval": len(vx),
+               "extra": f"{vit_n_masks} Bernoulli masks per p; K = {vit_k_samples}; gradient ascent "
+               f"{worst_case_steps} steps × 1 start. Inputs: {vit_subset}. Model: "
+               f"{label_of('arch', vit_model)}, {vcomp.loc[(vit_model, vit_dataset), 'competence_label']}; "
+               f"trained in {precision_label(vit_precision)}."}
+    shown = P.figure(TF.risk_figure(vit, vit_eps_l2), "fig-risk_vs_keep-vit", P.caption(
+        f"Adversarial risk and optimality against the keep probability for a transformer on {vit_dataset} "
+        "(the ViT panel of paper Fig. 7)", **vit_cap), run.out)
+else:
+    shown = P.figure(P.placeholder_figure(
+        f"The transformer part was not run in profile `{profile}` (run_vit = False)."),
+                     "fig-risk_vs_keep-vit", f"**Not run** in profile `{profile}` (`run_vit = False`).")
 
 # %% [markdown]
 # The estimates and bounds are in [risk_mlp.csv](results/risk_vs_keep/risk_mlp.csv) and
@@ -272,7 +324,9 @@ P.save_table(tfr, run.out, "risk_transformer")
 tf_infos = [{**i, "arch": "transformer", "dataset": dataset, "train_subset": tf_train_subset}
             for i in tf_value["infos"]]
 cnn_infos = [n.info() for n in cnets.values()] if run_cnn else []
-P.save_table(pages.train_summary([n.info() for n in nets.values()] + tf_infos + cnn_infos), run.out, "models")
+vit_infos = [n.info() for n in vnets.values()] if run_vit else []
+all_infos = [n.info() for n in nets.values()] + tf_infos + cnn_infos + vit_infos
+P.save_table(pages.train_summary(all_infos), run.out, "models")
 pages.save_units(run)
 pages.table(risk, run, "risk_mlp", ["seed", "keep_ratio", "eps", "sampling_mean", "worst_case", "zeta_est"])
 

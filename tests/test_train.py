@@ -75,7 +75,8 @@ CHANGES = {
     "arch": "mlp3", "dataset": "cifar10", "epochs": 3, "batch_size": 64, "lr": 2e-3, "optimizer": "adamw",
     "weight_decay": 0.1, "seed": 1, "train_subset": 100, "image_size": 32, "precision": "bf16",
     "compile": True,
-    "label_smoothing": 0.1, "hidden": (64,),
+    "label_smoothing": 0.1, "hidden": (64,), "augment": "crop_flip", "schedule": "warmup_cosine",
+    "warmup_epochs": 1,
 }
 
 

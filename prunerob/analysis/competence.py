@@ -71,7 +71,9 @@ register_threshold("cnn4", "cifar100", 0.40, (
     "threshold 0.40"))
 register_threshold("transformer", "mnist", 0.90, (
     "paper: no number (App. H.6, Fig. 16: the transformer of Theorem 1); one self-attention block with a "
-    "linear head on MNIST patches reaches about 95% when converged; threshold 0.90"))
+    "linear head on MNIST patches reaches about 95% when converged; measured here (seed 0, all 60k images, "
+    "Adam 1e-3): 90% from epoch 6, 92-93.5% over epochs 13-20 (runner.profiles.TF_CPU_EPOCHS); "
+    "threshold 0.90"))
 for _m in ("vit_small", "vit_tiny"):
     register_threshold(_m, "cifar10", 0.70, (
         "paper: no number (App. I: ImageNet-pre-trained Tiny ViT fine-tuned 10 epochs, which reaches well "
@@ -80,6 +82,17 @@ for _m in ("vit_small", "vit_tiny"):
     register_threshold(_m, "imagenette", 0.60, (
         "paper: uses ImageNet-100, not Imagenette, and gives no number; a small ViT trained from scratch on "
         "the 10 Imagenette classes at 64 px converges at about 65-75%; threshold 0.60"))
+#: the offline transformer of the cpu profile (prunerob.core.cct)
+_CCT = ("cct_2_3x2: trained from scratch; the paper fine-tunes an ImageNet-pretrained ViT-Tiny (App. I), "
+        "whose number it does not give. ")
+register_threshold("cct_2_3x2", "cifar10", 0.70, _CCT + (
+    "Set from converged accuracy: CCT-2/3x2 converges at 89% after 200 epochs with heavy augmentation "
+    "(Hassani et al. 2021); a 30-epoch recipe for a ~0.4M-parameter CCT reports 76-78%; a CCT-2/3x2-like "
+    "model on this machine's JPEG copy reached 72% after 9 epochs of crop + flip training (issue 29); "
+    "threshold 0.70, to be checked against the measured 30-epoch curve (runner.profiles.CCT_CPU_EPOCHS)"))
+register_threshold("cct_2_3x2", "imagenette", 0.60, _CCT + (
+    "The paper uses ImageNet-100, not Imagenette; a small transformer trained from scratch on the 10 "
+    "Imagenette classes at 64 px converges at about 65-75%; threshold 0.60, as for the ViTs"))
 
 
 def threshold(model: str, dataset: str) -> Threshold | None:

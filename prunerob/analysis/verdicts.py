@@ -93,6 +93,17 @@ class Results:
             self._cache[key] = pd.read_csv(path) if path.is_file() else None
         return self._cache[key]
 
+    def model(self, notebook: str, model: str | Sequence[str]) -> str:
+        """``model``, or for a tuple of candidates (:data:`VIT_MODELS`) the first one the notebook's
+        models table lists (the page's ``model`` parameter decides which transformer it ran), else
+        the first candidate."""
+        if isinstance(model, str):
+            return model
+        m = self.table(notebook, "models")
+        col = "arch" if m is not None and "arch" in m else "model"
+        ran = set(m[col].astype(str)) if m is not None and col in m else set()
+        return next((c for c in model if c in ran), model[0])
+
     def source(self, notebook: str, name: str = "sweep") -> str:
         df = self.table(notebook, name)
         if df is None:
@@ -175,8 +186,9 @@ def _gain(res: Results, c: Claim) -> Outcome:
     src = res.source(c.notebook)
     if df is None:
         return Outcome("inconclusive", _gpu(c, "not run"), source=src)
-    ok, lab = res.competence(c.notebook, p["model"], p["dataset"])
-    out = gain_verdict(_setting(df, p["model"], p["dataset"], p["method"], p["attack"], p["eps"]), ok, lab)
+    model = res.model(c.notebook, p["model"])
+    ok, lab = res.competence(c.notebook, model, p["dataset"])
+    out = gain_verdict(_setting(df, model, p["dataset"], p["method"], p["attack"], p["eps"]), ok, lab)
     if out.verdict == "inconclusive" and (not ok or out.reason == "not run"):
         out.reason = _gpu(c, out.reason)
     out.source = src
@@ -327,7 +339,7 @@ def _risk(res: Results, c: Claim) -> Outcome:
     src = res.source(c.notebook, p["table"])
     if df is None:
         return Outcome("inconclusive", _gpu(c, "not run"), source=src)
-    ok, lab = res.competence(c.notebook, p["model"], p["dataset"])
+    ok, lab = res.competence(c.notebook, res.model(c.notebook, p["model"]), p["dataset"])
     if not ok:
         return Outcome("inconclusive", _gpu(c, lab), source=src)
     hi, lo = float(df.keep_ratio.max()), float(df.keep_ratio.min())
@@ -385,10 +397,11 @@ def _score_vs_magnitude(res: Results, c: Claim) -> Outcome:
     src = res.source(c.notebook)
     if df is None:
         return Outcome("inconclusive", _gpu(c, "not run"), source=src)
-    ok, lab = res.competence(c.notebook, p["model"], p["dataset"])
+    model = res.model(c.notebook, p["model"])
+    ok, lab = res.competence(c.notebook, model, p["dataset"])
     if not ok:
         return Outcome("inconclusive", _gpu(c, lab), source=src)
-    d = df[(df.model == p["model"]) & (df.dataset == p["dataset"]) & (df.attack == "fgsm")
+    d = df[(df.model == model) & (df.dataset == p["dataset"]) & (df.attack == "fgsm")
            & np.isclose(df.eps.astype(float), PAPER_EPS)]
     if not {"taylor", "magnitude"} <= set(d.method):
         return Outcome("inconclusive", "no magnitude-pruned run of the same model to compare with (the paper "
@@ -406,12 +419,20 @@ def _acc(attack: str, eps: float = PAPER_EPS) -> str:
     return f"{name} {format_eps(eps)}" if attack in ("fgsm", "pgd") else name
 
 
-def _g(what: str, paper: str, notebook: str, model: str, dataset: str, method: str, attack: str,
-       eps: float = PAPER_EPS, gpu: bool = False, backed_by: str | None = None,
+#: the transformer of the ViT claims, whichever the page ran (its ``model`` parameter): ``cct_2_3x2``
+#: (cpu profile; trained from scratch, the paper fine-tunes an ImageNet-pretrained ViT-Tiny), ``vit_tiny``
+#: (paper profile), ``vit_small`` (earlier cpu runs)
+VIT_MODELS = ("cct_2_3x2", "vit_tiny", "vit_small")
+
+
+def _g(what: str, paper: str, notebook: str, model: str | Sequence[str], dataset: str, method: str,
+       attack: str, eps: float = PAPER_EPS, gpu: bool = False, backed_by: str | None = None,
        backed_family: int | None = None) -> Claim:
     """A paired-gain claim: ``what`` pruning raises attacked accuracy of one model on one data set
-    (``backed_by``: the notebook whose AutoAttack table a gain that holds must survive)."""
-    return Claim(f"{what} pruning raises {_acc(attack, eps)} accuracy: {model} on {dataset}", paper, notebook,
+    (``backed_by``: the notebook whose AutoAttack table a gain that holds must survive). ``model``: a
+    name, or :data:`VIT_MODELS` (the transformer the page ran)."""
+    shown = model if isinstance(model, str) else "the vision transformer"
+    return Claim(f"{what} pruning raises {_acc(attack, eps)} accuracy: {shown} on {dataset}", paper, notebook,
                  _gain, dict(model=model, dataset=dataset, method=method, attack=attack, eps=eps,
                              backed_by=backed_by, backed_family=backed_family), needs_gpu=gpu)
 
@@ -426,13 +447,13 @@ def _gain_claims() -> list[Claim]:
                                                       attack="fgsm", eps=PAPER_EPS, window=(0.8, 0.95))))
     out += [_g("Magnitude", "Sec. 6.3, Figs. 2, 9", "magnitude_cnn", "cnn4", "cifar10", "magnitude", a)
             for a in ("fgsm", "pgd")]
-    out += [_g("Taylor-score", fig, "score_vit", "vit_small", d, "taylor", a, eps, gpu=True)
+    out += [_g("Taylor-score", fig, "score_vit", VIT_MODELS, d, "taylor", a, eps, gpu=True)
             for d in ("cifar10", "imagenette")
             for a, eps, fig in (("fgsm", PAPER_EPS, "Sec. 6.3, Fig. 3"),
                                 ("pgd", PAPER_EPS, "App. H.4, Fig. 10"), ("fgsm", e8, "App. H.4, Fig. 11"))]
     out.append(Claim("Score-based pruning trades off at higher pruning ratios than magnitude pruning",
                      "Sec. 6.3, Fig. 3", "score_vit", _score_vs_magnitude,
-                     dict(model="vit_small", dataset="cifar10"), needs_gpu=True))
+                     dict(model=VIT_MODELS, dataset="cifar10"), needs_gpu=True))
     out += [Claim(f"Deeper MLPs need more pruning for the best balance ({a.upper()})", "Sec. 6.4, Fig. 4",
                   "depth", _depth, dict(models=("mlp", "mlp3", "mlp4"), dataset="mnist", method="magnitude",
                                         attack=a, eps=PAPER_EPS))
@@ -449,7 +470,7 @@ def _gain_claims() -> list[Claim]:
     out.append(_g("Magnitude", "Sec. 6.3 (sweet-spot chapter, ε = 0.1)", "eps01_gain", "mlp", "mnist",
                   "magnitude",
                   "pgd", eps=0.1, backed_by="eps01_gain", backed_family=2))
-    out += [_g("Taylor-score", f"App. H.5, Fig. {fig}", "score_vit", "vit_small", "cifar10", "taylor", a,
+    out += [_g("Taylor-score", f"App. H.5, Fig. {fig}", "score_vit", VIT_MODELS, "cifar10", "taylor", a,
                gpu=True)
             for a, fig in (("cw", 13), ("autoattack", 14))]
     return out
@@ -462,7 +483,7 @@ def _risk_claims() -> list[Claim]:
         Claim("The same for the CNN", "App. H.1, Fig. 7", "risk_vs_keep", _risk,
               dict(table="risk_cnn", model="cnn4", dataset=None)),
         Claim("The same for the ViT", "App. H.1, Fig. 7", "risk_vs_keep", _risk,
-              dict(table="risk_vit", model="vit_small", dataset=None), needs_gpu=True),
+              dict(table="risk_vit", model=VIT_MODELS, dataset=None), needs_gpu=True),
         Claim("Theorem 2's bound lies above the estimated risk (a gap)", "App. H.6, Fig. 15", "risk_vs_keep",
               _tightness, dict(table="risk_mlp", model="mlp", dataset="mnist", bound="thm2_corrected")),
         Claim("The transformer's estimated risk falls as p decreases", "App. H.6, Fig. 16", "risk_vs_keep",

@@ -10,6 +10,8 @@ Every model takes images in [0, 1] of shape ``[B, C, H, W]`` and starts with :cl
 * ``vit_small``: :class:`SmallViT`, a small ViT trained from scratch (our addition, usable offline).
 * ``vit_tiny``: :func:`timm_vit`, timm's ``vit_tiny_patch16_224`` (5.5M parameters), the
   "Tiny ViT ... pre-trained on ImageNet" that App. I fine-tunes for 10 epochs.
+* ``cct_2_3x2``: :class:`prunerob.core.cct.CCT`, a Compact Convolutional Transformer (0.28M
+  parameters), trained from scratch; the paper fine-tunes an ImageNet-pretrained ViT-Tiny.
 
 The one-layer transformer of Lemma 1 lives in :mod:`prunerob.theory.transformer`.
 """
@@ -338,6 +340,31 @@ def _vit_tiny(info: DatasetInfo, *, hidden: Sequence[int] | None = None, pretrai
                     in_chans=c, **kw)
 
 
+@register_arch("cct_2_3x2")
+def _cct_2_3x2(info: DatasetInfo, **kw) -> nn.Module:
+    """``cct_2_3x2``: :class:`prunerob.core.cct.CCT`, CCT-2/3x2 (Hassani et al. 2021), 0.28M parameters,
+    trained from scratch; the paper fine-tunes an ImageNet-pretrained ViT-Tiny (``vit_tiny``)."""
+    from prunerob.core.cct import CCT, CCT_VARIANTS
+
+    layers, convs, kernel, dim, heads, ratio = CCT_VARIANTS["cct_2_3x2"]
+    return CCT(info.input_shape, info.num_classes, mean=info.mean, std=info.std, layers=layers,
+               conv_layers=convs, kernel=kernel, embed_dim=dim, heads=heads, mlp_ratio=ratio,
+               **_no_hidden("cct_2_3x2", kw))
+
+
+#: how figures and captions name an architecture whose training differs from the paper's
+#: (``prunerob.core.registry.label_of("arch", name)``)
+ARCH_LABELS: dict[str, str] = {
+    "vit_small": "vit_small (a small ViT trained from scratch; the paper fine-tunes an ImageNet-pretrained "
+                 "ViT-Tiny)",
+    "vit_tiny": "vit_tiny (timm's ViT-Tiny; the paper's model when fine-tuned from ImageNet weights)",
+    "cct_2_3x2": "cct_2_3x2 (a CCT-2/3x2 trained from scratch; the paper fine-tunes an ImageNet-pretrained "
+                 "ViT-Tiny)",
+}
+for _arch, _label in ARCH_LABELS.items():
+    ARCHITECTURES.get(_arch).label = _label
+
+
 def build_model(arch: str, info: DatasetInfo, **kw) -> nn.Module:
     """Build ``arch`` (a name registered with :func:`register_arch`) for a data set described by ``info``.
 
@@ -345,7 +372,8 @@ def build_model(arch: str, info: DatasetInfo, **kw) -> nn.Module:
       ``mlp4`` (512, 256, 128), ``mlp_cifar`` (8192, 4096, 2048, 1024): the paper's "4-layer"
       CIFAR-10 MLP of App. I, which has 4 hidden layers and so 5 weight matrices.
       ``hidden=``, ``bias=``, ``activation=`` override.
-    * ``cnn4``: :class:`CNN4`; ``vit_small``: :class:`SmallViT` (keyword arguments pass through).
+    * ``cnn4``: :class:`CNN4`; ``vit_small``: :class:`SmallViT`; ``cct_2_3x2``:
+      :class:`prunerob.core.cct.CCT` (keyword arguments pass through).
     * ``vit_tiny``: :func:`timm_vit` with ``pretrained=`` (default False); when pretrained, the
       checkpoint's own normalisation is used instead of the data set's.
 

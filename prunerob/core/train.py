@@ -46,6 +46,7 @@ from prunerob.config import (
     resolve_device,
     sha256_file,
 )
+from prunerob.core import recipe as _recipe
 from prunerob.core.data import DATASETS, ArrayDataset, DatasetInfo, load_dataset
 from prunerob.core.models import MLP_HIDDEN, arch_names, build_model
 from prunerob.core.precision import get_precision, precision_names
@@ -65,6 +66,9 @@ class TrainConfig:
     ``seed``); ``hidden`` overrides an MLP's hidden widths; ``image_size`` resizes the data.
     ``precision`` is ``fp32`` (the paper's setting) or ``bf16`` (autocast with fp32 master
     weights, :mod:`prunerob.core.precision`); it enters :meth:`hash` only when it is not ``fp32``.
+    ``augment``, ``schedule`` and ``warmup_epochs`` name a batch augmentation and a learning-rate
+    schedule of :mod:`prunerob.core.recipe` (App. I: none, constant); at those defaults they stay out
+    of :meth:`hash`.
     """
 
     arch: str
@@ -82,6 +86,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     pretrained: bool = False
     hidden: tuple[int, ...] | None = None
+    augment: str = "none"
+    schedule: str = "constant"
+    warmup_epochs: int = 0
 
     def __post_init__(self) -> None:
         check_choice("arch", self.arch, arch_names())
@@ -94,6 +101,7 @@ class TrainConfig:
             raise ConfigError(f"batch_size={self.batch_size!r} must be an integer >= 1")
         if not self.lr > 0:
             raise ConfigError(f"lr={self.lr!r} must be > 0")
+        self.warmup_epochs = _recipe.check(self.augment, self.schedule, self.warmup_epochs, int(self.epochs))
         if self.weight_decay is None:
             self.weight_decay = _DEFAULT_WD[self.optimizer]
         if not self.weight_decay >= 0:
@@ -121,11 +129,16 @@ class TrainConfig:
         MLP and CNN: Adam, lr 1e-3; 30 epochs on MNIST, 100 otherwise (CIFAR-10/100). ViTs:
         AdamW, lr 5e-4, 10 epochs; ``vit_tiny`` is fine-tuned from timm's ImageNet weights
         (``pretrained=True``, needs them in the local Hugging Face cache when offline). The
-        paper's CIFAR-10 MLP is ``arch='mlp_cifar'``.
+        paper's CIFAR-10 MLP is ``arch='mlp_cifar'``. An architecture with a recipe of its own
+        (:data:`prunerob.core.recipe.ARCH_RECIPES`: ``cct_2_3x2``, trained from scratch with
+        augmentation and a warmup-cosine schedule) starts from that recipe instead.
         """
         check_choice("arch", arch, arch_names())
         check_choice("dataset", dataset, DATASETS)
-        if arch.startswith("vit"):
+        own = _recipe.arch_recipe(arch, overrides)
+        if own is not None:
+            base = own
+        elif arch.startswith("vit"):
             base = dict(epochs=10, lr=5e-4, optimizer="adamw", pretrained=(arch == "vit_tiny"))
         else:
             base = dict(epochs=30 if dataset == "mnist" else 100, lr=1e-3, optimizer="adam")
@@ -138,13 +151,17 @@ class TrainConfig:
         ``precision`` enters only when it is not ``fp32``, in place of the field ``amp="none"``
         that it replaced: an ``fp32`` config hashes exactly as before the option existed, so the
         hashes in committed result tables and the cached checkpoints stay valid
-        (``tests/test_precision.py`` pins them).
-        """
+        (``tests/test_precision.py`` pins them). The recipe fields at App. I's values
+        (:data:`prunerob.core.recipe.NEUTRAL_FIELDS`) are left out, so a config hashes exactly as
+        before those fields existed."""
         fields = asdict(self)
         precision = fields.pop("precision")
         fields["amp"] = "none"  # the retired field (always "none" in every cached fp32 config)
         if precision != "fp32":
             fields["precision"] = precision
+        for k, v in _recipe.NEUTRAL_FIELDS.items():
+            if fields[k] == v:
+                del fields[k]
         return config_hash({**fields, "code_version": TRAIN_CODE_VERSION})
 
     def stem(self) -> str:
@@ -401,6 +418,14 @@ def train_model(
     if any(k < 1 or k >= cfg.epochs for k in snapshots):
         raise ConfigError(f"snapshot_epochs={list(snapshot_epochs)!r} must lie in 1..{cfg.epochs - 1} "
                           f"(epochs={cfg.epochs})")
+    schedule = _recipe.SCHEDULES.get(cfg.schedule)
+    if any(k < cfg.warmup_epochs for k in snapshots):
+        raise ConfigError(f"snapshot_epochs={list(snapshot_epochs)!r} must not end inside the warmup "
+                          f"(warmup_epochs={cfg.warmup_epochs})")
+    if snapshots and schedule.depends_on_total:
+        raise ConfigError(f"snapshot_epochs={list(snapshot_epochs)!r}: schedule={cfg.schedule!r} depends on "
+                          "the run's length, so an epoch-k snapshot is not the k-epoch model; the run "
+                          "records its test accuracy after every epoch instead (training_curve)")
     dev = resolve_device(device)
     full, test = load_training_data(cfg, data_root, download, train_data, test_data)
     key = checkpoint_data_key(full, test)
@@ -422,7 +447,7 @@ def train_model(
     model = _build(cfg, data, dev)
     optimizer = _make_optimizer(cfg, model)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start_epoch, losses, times = 0, [], []
+    start_epoch, losses, times, curve = 0, [], [], []
     resumed_from = None
     if force and paths["resume"].exists():
         paths["resume"].unlink()
@@ -437,6 +462,7 @@ def train_model(
                 torch.cuda.set_rng_state(state["cuda_rng"], dev)
             start_epoch = int(state["epoch"])
             losses, times = list(state["train_losses"]), list(state["epoch_times_s"])
+            curve = list(state.get("epoch_test_acc") or [])
             resumed_from = start_epoch
         except Exception as exc:  # tensors of the wrong shape or type: start afresh
             quarantine(paths["resume"], f"{type(exc).__name__}: {exc}".strip()[:300])
@@ -446,6 +472,8 @@ def train_model(
     fwd = torch.compile(model) if cfg.compile else model
     layout = prec.input_layout(cfg.arch)
     n = len(data)
+    augment = _recipe.AUGMENTS.get(cfg.augment)  # "none" draws no random numbers
+    steps = -(-n // cfg.batch_size)
     epochs = _progress(range(start_epoch, cfg.epochs), progress, desc=f"train {cfg.arch}/{cfg.dataset}",
                        initial=start_epoch, total=cfg.epochs, unit="epoch")
     for epoch in epochs:
@@ -454,7 +482,11 @@ def train_model(
         total = torch.zeros((), dtype=torch.float64, device=dev)
         batches = _progress(data.batches(cfg.batch_size, shuffle=True, generator=gen), progress,
                             total=-(-n // cfg.batch_size), leave=False, desc=f"epoch {epoch + 1}")
-        for xb, yb in batches:
+        for i, (xb, yb) in enumerate(batches):
+            for group in optimizer.param_groups:  # recipe.SCHEDULES ("constant": factor 1)
+                group["lr"] = cfg.lr * schedule(epoch * steps + i, cfg.epochs * steps,
+                                                cfg.warmup_epochs * steps)
+            xb = augment(xb, gen)
             with prec.autocast(dev):  # bf16: the forward pass only; the weights stay float32
                 logits = fwd(layout(xb))
             loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
@@ -466,6 +498,8 @@ def train_model(
             torch.cuda.synchronize(dev)
         times.append(time.perf_counter() - t0)
         losses.append(float(total.item()) / n)
+        if schedule.depends_on_total:  # the learning curve of such a run (no snapshots, see above)
+            curve.append(evaluate_accuracy(model, test))
         if hasattr(epochs, "set_postfix"):
             epochs.set_postfix(loss=f"{losses[-1]:.4f}", s=f"{times[-1]:.1f}")
         _save_resume(paths["resume"], {
@@ -473,7 +507,7 @@ def train_model(
             "optimizer": optimizer.state_dict(),
             "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-            "train_losses": losses, "epoch_times_s": times,
+            "train_losses": losses, "epoch_times_s": times, "epoch_test_acc": curve,
         })
         if epoch + 1 in snapshots:
             snap = dataclasses.replace(cfg, epochs=epoch + 1)
@@ -489,7 +523,8 @@ def train_model(
                            "resume": str(paths["resume"])}
 
     model = _as_loaded(cfg, model, data, dev)
-    info = _write_checkpoint(cfg, model, data, test, key, dev, losses, times, resumed_from, cache_dir)
+    info = _write_checkpoint(cfg, model, data, test, key, dev, losses, times, resumed_from, cache_dir,
+                             curve=curve)
     if paths["resume"].exists():
         paths["resume"].unlink()
     return model, info
@@ -497,7 +532,7 @@ def train_model(
 
 def _write_checkpoint(cfg: TrainConfig, model: nn.Module, data: ArrayDataset, test: ArrayDataset, key: str,
                       dev: torch.device, losses: list[float], times: list[float], resumed_from: int | None,
-                      cache_dir: str | os.PathLike | None) -> dict:
+                      cache_dir: str | os.PathLike | None, curve: Sequence[float] = ()) -> dict:
     """Evaluate ``model`` on the full test split ``test`` and write the cache entry of ``cfg`` on the
     data ``key`` (weights first, then the .json with their size and checksum); returns the info dict
     (model left in eval mode)."""
@@ -520,6 +555,7 @@ def _write_checkpoint(cfg: TrainConfig, model: nn.Module, data: ArrayDataset, te
         "train_losses": losses,
         "final_train_loss": losses[-1] if losses else None,
         "epoch_times_s": times,
+        **({"epoch_test_acc": list(curve)} if curve else {}),
         "test_acc": test_acc,
         "n_params": sum(p.numel() for p in model.parameters()),
         "resumed_from_epoch": resumed_from,
@@ -544,10 +580,17 @@ def training_curve(cfg: TrainConfig, cache_dir: str | os.PathLike | None = None,
     (``info['data_key']`` of :func:`train_model`; loaded from ``data_root`` when not given), read
     from the cache entries that :func:`train_model` writes with ``snapshot_epochs`` (one row per
     epoch present: ``epoch``, ``test_acc`` on the full test split, ``train_loss`` of that epoch,
-    cumulative ``seconds``)."""
+    cumulative ``seconds``). A run whose schedule depends on its length (``warmup_cosine``) has no
+    snapshots: its rows are the test accuracies it recorded after each epoch (``epoch_test_acc``)."""
     if data_key is None:
         data_key = checkpoint_data_key(*load_training_data(cfg, data_root, download))
     rows = []
+    if _recipe.SCHEDULES.get(cfg.schedule).depends_on_total:
+        meta = checkpoint_paths(cfg, cache_dir, data_key)["meta"]
+        info = json.loads(meta.read_text()) if meta.is_file() else {}
+        return [{"epoch": k + 1, "test_acc": float(acc), "train_loss": float(info["train_losses"][k]),
+                 "seconds": float(sum(info["epoch_times_s"][: k + 1]))}
+                for k, acc in enumerate(info.get("epoch_test_acc") or [])]
     for k in range(1, cfg.epochs + 1):
         meta = checkpoint_paths(dataclasses.replace(cfg, epochs=k), cache_dir, data_key)["meta"]
         if not meta.is_file():

@@ -42,6 +42,7 @@ from prunerob.config import ConfigError, atomic_write_bytes, atomic_write_text, 
 from prunerob.core.data import DATASETS, ArrayDataset, load_dataset
 from prunerob.core.models import MLP_HIDDEN, arch_names
 from prunerob.core.pruning import get_method
+from prunerob.core.recipe import NEUTRAL_FIELDS as RECIPE_NEUTRAL_FIELDS
 from prunerob.core.subsets import as_examples
 from prunerob.core.train import TrainConfig, checkpoint_data_key, checkpoint_paths, train_model
 from prunerob.engine import adopt, distributed
@@ -349,16 +350,20 @@ CELL_CODE = ("prunerob.engine.sweep", "prunerob.core.train")
 
 #: TrainConfig fields left out of store keys while they hold these values (fields added after units
 #: were stored: a default that reproduces the old recipe must not re-key them, as in TrainConfig.hash)
+NEUTRAL_TRAIN_FIELDS: dict[str, Any] = dict(RECIPE_NEUTRAL_FIELDS)
+
+
 def train_fields(cfg: TrainConfig) -> dict[str, Any]:
     """The JSON-able fields of ``cfg`` that enter a store key, as :meth:`TrainConfig.hash` sees them:
-    an ``fp32`` config carries the retired field ``amp="none"`` in place of ``precision``, so its keys
-    are those of the units stored before the precision option existed."""
+    an ``fp32`` config carries the retired field ``amp="none"`` in place of ``precision``, and the
+    recipe fields at App. I's values (:data:`NEUTRAL_TRAIN_FIELDS`) are left out, so its keys are those
+    of the units stored before those options existed."""
     d = json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
     precision = d.pop("precision", "fp32")
     d["amp"] = "none"
     if precision != "fp32":
         d["precision"] = precision
-    return d
+    return {k: v for k, v in d.items() if not (k in NEUTRAL_TRAIN_FIELDS and v == NEUTRAL_TRAIN_FIELDS[k])}
 
 
 def config_from_fields(fields: dict[str, Any]) -> TrainConfig:

@@ -23,7 +23,8 @@ from IPython.display import Markdown, display
 
 from prunerob.analysis import competence, stats
 from prunerob.analysis.summary import environment_text, tidy_table
-from prunerob.config import device_name, resolve_device
+from prunerob.config import device_name, format_eps, resolve_device
+from prunerob.core import recipe
 from prunerob.core.data import load_dataset
 from prunerob.core.precision import precision_label
 from prunerob.core.train import TrainConfig, train_model
@@ -210,7 +211,7 @@ def depth_findings(trend: pd.DataFrame, comp: pd.DataFrame, models: Sequence[str
     if bad:
         return [f"- {m}: {comp.loc[(m, dataset), 'competence_label']}; no verdict." for m in bad]
     return [
-        f"- {r.attack.upper()}: best keep ratio "
+        f"- {r.attack.upper()} at ε = {format_eps(r.eps)}: best keep ratio "
         + ", ".join(
             f"{m} {k:g} ({stats.pp(g)})" for m, k, g in zip(r.models, r.keep_best, r.gains, strict=True)
         )
@@ -263,22 +264,26 @@ def trained_model(
 
 def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
                    train_subset: int | None = None, data_root: str | None = None,
-                   precision: str = "fp32") -> pd.DataFrame:
+                   precision: str = "fp32", image_size: int | None = None) -> pd.DataFrame:
     """Test accuracy after every epoch of one paper-recipe run (on ``train_subset`` images, in
-    ``precision``): trains
-    ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the cache), so each shorter
-    run of the same seed is a cache entry too; the epoch count of a notebook is picked from it."""
+    ``precision``): trains ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the
+    cache), so each shorter run of the same seed is a cache entry too; the epoch count of a notebook
+    is picked from it. A recipe whose schedule depends on the run's length (``cct_2_3x2``'s
+    warmup-cosine) has no snapshots: the rows are the accuracies that one run recorded after each of
+    its epochs."""
+    over = {"image_size": image_size} if image_size is not None else {}
     cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed,
-                            precision=precision)
-    test = load_dataset(dataset, "test", root=data_root)
+                            precision=precision, **over)
+    test = load_dataset(dataset, "test", root=data_root, image_size=image_size)
 
     def compute() -> dict[str, Any]:
         folder = adopt.adopt_dir()
         rows = adopt.curve_rows(folder, arch=arch, dataset=dataset, seed=seed) if folder else None
         if rows is not None and len(rows) == epochs:
             return {"rows": rows, "adopted": adopt.label(folder)}
+        scheduled = recipe.SCHEDULES.get(cfg.schedule).depends_on_total
         _model, info = train_model(cfg, device=run.device, data_root=data_root, progress=False,
-                                   snapshot_epochs=range(1, epochs))
+                                   snapshot_epochs=() if scheduled else range(1, epochs))
         return {"rows": train_curve(cfg, data_key=info["data_key"])}
 
     spec = {"train": train_fields(cfg), "train_hash": cfg.hash()}
