@@ -264,3 +264,16 @@ def test_verify_against_a_revision_compares_old_and_new_code_not_the_stored_valu
     # a revision whose code is not the one that computed the unit is refused
     with pytest.raises(LookupError, match="none of the revisions"):
         verify.compare_revisions(e, groups_of[e.key.digest], {"other": changed}, here, st.root)
+
+
+def test_a_source_file_changed_while_the_process_ran_is_refused(monkeypatch):
+    """A key names the code that ran: a process whose source files changed on disk since it started
+    (a merge during a long run) must not key new results with the new files' hash."""
+    f = store._PACKAGE_DIR / "engine" / "sweep.py"
+    store.check_source_unchanged([f])  # unchanged: no error
+    monkeypatch.setitem(store._SOURCE_AT_START, f, -1)
+    with pytest.raises(store.SourceChangedError, match="changed while this process ran"):
+        store.check_source_unchanged([f])
+    store._CODE_CACHE.clear()
+    with pytest.raises(store.SourceChangedError):
+        store.code_hash(["prunerob.engine.sweep"])

@@ -434,12 +434,36 @@ def code_hash(seeds: Iterable[str], uses: Iterable[str] = ()) -> str:
 
 _CODE_CACHE: dict[tuple, str] = {}
 
+#: modification times of the package's source files when this process imported the store: a key
+#: must name the code that ran, and a long run keeps the modules it imported even when the files
+#: change on disk (a merge, an edit) while it runs
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+_SOURCE_AT_START: dict[Path, int] = {f: f.stat().st_mtime_ns for f in _PACKAGE_DIR.rglob("*.py")}
+
+
+class SourceChangedError(RuntimeError):
+    """prunerob's source changed on disk while this process ran (its results would be keyed by code
+    it did not run)."""
+
+
+def check_source_unchanged(files: Iterable[Path]) -> None:
+    """Raise :class:`SourceChangedError` when one of ``files`` (of the installed package) is not the
+    file this process started with."""
+    changed = [f for f in files if f.is_relative_to(_PACKAGE_DIR)
+               and _SOURCE_AT_START.get(f) != f.stat().st_mtime_ns]
+    if changed:
+        names = ", ".join(sorted(f.relative_to(_PACKAGE_DIR).as_posix() for f in changed))
+        raise SourceChangedError(f"prunerob's source changed while this process ran ({names}): a result "
+                                 "computed now would be keyed by code it did not run; restart it (the "
+                                 "finished units are stored and are read again)")
+
 
 def _code_hash_cached(seeds: tuple[str, ...], uses: tuple[str, ...], package_dir: Path) -> str:
     from prunerob.engine import codehash
 
     files = codehash.unit_files([s.split(".")[1:] for s in seeds], uses, package_dir)
     files = [f for f in files if f != package_dir / "__init__.py"]  # the version string only
+    check_source_unchanged(f.resolve() for f in files)
     stamp = tuple((str(f), f.stat().st_mtime_ns) for f in files)
     ck = (seeds, uses, stamp)
     if ck not in _CODE_CACHE:
