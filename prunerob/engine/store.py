@@ -194,8 +194,8 @@ class UnitLog:
         for d, u in sorted(self.units.items()):
             gid = _sha(_canonical([u["seeds"], u["uses"], u["code"]]))[:12]
             if gid not in groups:
-                groups[gid] = {"seeds": u["seeds"], "uses": u["uses"], "code": u["code"],
-                               "files": group_files(u["seeds"], u["uses"])}
+                files = _FILES_OF_CODE.get(u["code"]) or group_files(u["seeds"], u["uses"])
+                groups[gid] = {"seeds": u["seeds"], "uses": u["uses"], "code": u["code"], "files": files}
             rows.append({"digest": d, "kind": u["kind"], "group": gid, "seconds": u["seconds"],
                          "device_class": u["device_class"]})
         text = json.dumps({"format": STORE_FORMAT + 1, "groups": groups, "units": rows}, indent=0)
@@ -467,8 +467,15 @@ def _code_hash_cached(seeds: tuple[str, ...], uses: tuple[str, ...], package_dir
     stamp = tuple((str(f), f.stat().st_mtime_ns) for f in files)
     ck = (seeds, uses, stamp)
     if ck not in _CODE_CACHE:
-        _CODE_CACHE[ck] = codehash.files_hash(files, package_dir)
+        _CODE_CACHE[ck] = code = codehash.files_hash(files, package_dir)
+        # the files this hash was computed from, for units.json (read now, not when the log is written)
+        _FILES_OF_CODE[code] = {f.relative_to(package_dir).as_posix():
+                                hashlib.sha256(f.read_bytes()).hexdigest()[:16] for f in files}
     return _CODE_CACHE[ck]
+
+
+#: code hash -> {package-relative path: sha256 (16 hex)} of the files it was computed from
+_FILES_OF_CODE: dict[str, dict[str, str]] = {}
 
 
 def cached(kind: str, spec: Mapping[str, Any], compute: Callable[[], Mapping[str, Any]], *,
