@@ -76,10 +76,23 @@ def unit_staleness(results_dir: Path) -> tuple[int, int, float]:
     stale, secs = 0, 0.0
     for u in units:
         g = groups.get(u.get("group"), {})
-        if now.get(u.get("group"), "") != g.get("code") or st is None or not st.has(u["digest"]):
+        code = now.get(u.get("group"), "")
+        moved = code != g.get("code") and not _rekeyed(st, u["digest"], code) if st is not None else True
+        if st is None or not st.has(u["digest"]) or moved:
             stale += 1
             secs += float(u.get("seconds", 0.0))
     return len(units), stale, secs
+
+
+def _rekeyed(st: Any, digest: str, code: str) -> bool:
+    """Whether the store holds the unit ``digest`` under the current ``code`` too (``prunerob store
+    verify`` stored it again after proving the change on a sample)."""
+    from prunerob.engine import store
+
+    e = st.entry(digest)
+    if not code or e is None:
+        return False
+    return st.has(store.Key.from_dict({**e.key.as_dict(), "code": code}).digest)
 
 
 def _store_status(render: str, results_dir: Path) -> str:
