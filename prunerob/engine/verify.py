@@ -157,7 +157,8 @@ def recompute_train(entry: store_mod.Entry, device: str = "cpu") -> dict[str, An
 _RECOMPUTE = """
 import json, sys
 tree = sys.argv[4]
-# an editable install's import hook would win over PYTHONPATH: the package must come from the tree
+# the package must come from the tree: not from the working directory ('' leads sys.path) nor an
+# editable install's import hook
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
 sys.path.insert(0, tree)
 import torch
