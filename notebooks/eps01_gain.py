@@ -45,6 +45,7 @@ strong_n: int = 100  # images of PGD-50x5, AutoAttack and FAB (the first n of th
 strong_keeps: int = 1  # pruned keeps re-attacked: those with the largest PGD-5 gains at verdict_eps
 strong_methods: list = ["magnitude", "magnitude_global", "random"]  # rules re-attacked by PGD-50x5
 aa_methods: list = ["magnitude"]  # rules re-attacked by AutoAttack standard (the most expensive attack)
+fab_seeds: "list or None" = None  # seeds of the FAB security curves (None: all `seeds`)
 fab_steps: int = 10  # FAB-T iterations per target class (the minimal-distance attack)
 fab_restarts: int = 1  # FAB-T restarts (restart 0 starts at the image, later ones at random points)
 fab_tol: float = 0.001  # a PGD-broken example with FAB distance above eps + fab_tol is a violation
@@ -55,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 from prunerob.analysis import power as power_calc
-from prunerob.config import format_eps, parse_eps
+from prunerob.config import ConfigError, format_eps, parse_eps
 from prunerob.render import plotting as P
 from prunerob.studies import pages, units
 from prunerob.studies.sweetspot import eps01, eps01_figures, figures, grid, models
@@ -79,6 +80,10 @@ eps01.check(
     fab_tol=fab_tol,
     train_subset=train_subset,
 )
+if fab_seeds is not None and not (isinstance(fab_seeds, list) and fab_seeds and set(fab_seeds) <= set(seeds)):
+    raise ConfigError(f"fab_seeds={fab_seeds!r} must be None or a non-empty list of seeds from "
+                      f"seeds={seeds!r}")
+fab_seed_list = seeds if fab_seeds is None else fab_seeds
 ve = parse_eps(verdict_eps)
 eps_values = [parse_eps(e) for e in eps_grid]
 pruned_keeps = [float(k) for k in keeps if float(k) != 1.0]
@@ -149,7 +154,7 @@ fab = pd.concat(
             restarts=fab_restarts,
             **common,
         )
-        for s in seeds
+        for s in fab_seed_list
     ],
     ignore_index=True,
 )
@@ -175,6 +180,7 @@ run_info = pd.DataFrame(
             profile=profile,
             epochs=epochs,
             seeds=str(seeds),
+            fab_seeds=str(fab_seed_list),
             n_eval=n_eval,
             strong_n=strong_n,
             chosen_keeps=str(chosen),
@@ -288,7 +294,7 @@ shown = P.figure(
         **cap,
         n_eval=strong_n,
         attacks=f"FAB-T (L-inf, multi-targeted), {fab_steps} steps, {fab_restarts} restart(s)",
-        stat=f"lines: mean over seeds {seeds}, bands: 95% t-interval over seeds; right: "
+        stat=f"lines: mean over seeds {fab_seed_list}, bands: 95% t-interval over seeds; right: "
         "pruned minus unpruned per seed, then averaged; dotted: the PGD-5 budgets",
     ),
     run.out,
