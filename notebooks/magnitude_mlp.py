@@ -77,6 +77,11 @@ pages.report(run, res, "magnitude", "(data set, attack)", all_seeds, more=[
     "Seeds per data set: " + "; ".join(f"{ds}: {', '.join(map(str, v))}" for ds, v in seeds_of.items()) + "."]
     * (len({tuple(v) for v in seeds_of.values()}) > 1))
 
+# %% tags=["remove-input"]
+from prunerob.analysis import canonical
+
+pages.say(canonical.notes_for("magnitude_mlp", run.out.parent))
+
 # %% [markdown]
 # ## FGSM and PGD (Figs. 2 and 8)
 #
