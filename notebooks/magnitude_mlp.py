@@ -174,8 +174,10 @@ shown = P.figure(
 # %% tags=["remove-input"]
 extra = res.sweep[res.sweep.attack.isin(["cw", "autoattack"])]
 fields = {**cap([ds for ds in res.sources if ds in set(extra.dataset)]), "seeds": sorted(extra.seed.unique())}
-fields["n_eval"] += (f"; subset attacks {subset_attacks}: {subset_n} fixed images at keeps {subset_keeps}, "
-                     f"seeds {subset_seeds}, {' and '.join(subset_methods)} pruning") * bool(subset_keeps)
+fields["n_eval"] += (f"; {' and '.join(map(P.attack_label, subset_attacks))} (subset attacks): {subset_n} "
+                     f"fixed images at keeps {', '.join(map(str, subset_keeps))}, seeds "
+                     f"{', '.join(map(str, subset_seeds))}, {' and '.join(subset_methods)} pruning"
+                     ) * bool(subset_keeps)
 shown = P.figure(P.accuracy_grid(extra, panels(extra, ["cw", "autoattack"]), ncols=2),
                  "fig-magnitude_mlp-cw-autoattack",
                  P.caption("MLP under CW (L∞ margin) and AutoAttack (paper Fig. 12)", **fields,
