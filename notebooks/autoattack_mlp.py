@@ -60,6 +60,11 @@ res = pages.run_and_save(run, ExperimentSpec(
     scheduler=scheduler)
 pages.report(run, res, method, "(attack)", seeds)
 
+# %% tags=["remove-input"]
+from prunerob.analysis import canonical
+
+pages.say(canonical.notes_for("autoattack_mlp", run.out.parent))
+
 # %% [markdown]
 # ## Four attacks on the same images (Fig. 12, right)
 #

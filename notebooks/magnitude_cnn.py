@@ -57,6 +57,11 @@ res = pages.run_and_save(run, ExperimentSpec(
     data_root=data_root, download=download))
 pages.report(run, res, "magnitude", "(data set, attack)", seeds)
 
+# %% tags=["remove-input"]
+from prunerob.analysis import canonical
+
+pages.say(canonical.notes_for("magnitude_cnn", run.out.parent))
+
 # %% [markdown]
 # ## How many epochs make the CNN competent
 #

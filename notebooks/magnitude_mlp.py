@@ -79,6 +79,11 @@ pages.report(run, res, "magnitude", "(data set, attack)", all_seeds, more=[
     "Seeds per data set: " + "; ".join(f"{ds}: {', '.join(map(str, v))}" for ds, v in seeds_of.items()) + "."]
     * (len({tuple(v) for v in seeds_of.values()}) > 1))
 
+# %% tags=["remove-input"]
+from prunerob.analysis import canonical
+
+pages.say(canonical.notes_for("magnitude_mlp", run.out.parent))
+
 # %% [markdown]
 # ## FGSM and PGD (Figs. 2 and 8)
 #
@@ -171,8 +176,10 @@ shown = P.figure(
 # %% tags=["remove-input"]
 extra = res.sweep[res.sweep.attack.isin(["cw", "autoattack"])]
 fields = {**cap([ds for ds in res.sources if ds in set(extra.dataset)]), "seeds": sorted(extra.seed.unique())}
-fields["n_eval"] += (f"; subset attacks {subset_attacks}: {subset_n} fixed images at keeps {subset_keeps}, "
-                     f"seeds {subset_seeds}, {' and '.join(subset_methods)} pruning") * bool(subset_keeps)
+fields["n_eval"] += (f"; {' and '.join(map(P.attack_label, subset_attacks))} (subset attacks): {subset_n} "
+                     f"fixed images at keeps {', '.join(map(str, subset_keeps))}, seeds "
+                     f"{', '.join(map(str, subset_seeds))}, {' and '.join(subset_methods)} pruning"
+                     ) * bool(subset_keeps)
 shown = P.figure(P.accuracy_grid(extra, panels(extra, ["cw", "autoattack"]), ncols=2),
                  "fig-magnitude_mlp-cw-autoattack",
                  P.caption("MLP under CW (L∞ margin) and AutoAttack (paper Fig. 12)", **fields,

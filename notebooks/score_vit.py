@@ -169,7 +169,8 @@ for name, part in groups.items():
         profile=profile, data=list(res.sources.values()),
         epochs=P.training_text(epochs, train_subset, list(res.sources)), seeds=seeds,
         n_eval=f"{n_eval}"
-        + f"; subset attacks {subset_attacks}: {subset_n} fixed images" * bool(subset_attacks),
+        + (f"; {' and '.join(map(P.attack_label, subset_attacks))} (subset attacks): {subset_n} fixed images"
+           * bool(subset_attacks)),
         device=P.devices(res.sweep), attacks=part if len(part) else None,
         extra=f"Main budget {format_eps(main_eps)}; Taylor scores from {score_examples} training images. "
         "Competence in a panel title: accuracy on the full test set; curves: on the evaluation images."),

@@ -134,6 +134,8 @@ for name, t in dict(models=models_t, models_training=models_tr, run_info=run_inf
                     strong_labels=labels, pitfall_rows=pit_rows, gains_pitfalls=pit_g, pitfall_shapes=shapes,
                     mechanism=mech, mechanism_correlation=corr).items():
     P.save_table(t, run.out, name)
+if cnn_rows is not None and not cnn_rows.empty:  # the CNN4 models' accuracies (prunerob.analysis.canonical)
+    P.save_table(cnn_rows, run.out, "sweep_cnn")
 
 # %% [markdown]
 # ## Verdict
@@ -154,6 +156,11 @@ pages.say(f"**This run**: profile `{profile}`, MNIST MLP {epochs} epochs, seeds 
           f"{pages.devices(main_rows)}.",
           verdict.verdict(all_g, labels, shapes, corr, main={"train_epochs": epochs, "width": 512},
                           notes=(f"**CIFAR-10.** {cnn_note}",), models=models_t))
+
+# %% tags=["remove-input"]
+from prunerob.analysis import canonical
+
+pages.say(canonical.notes_for("sweet_spot", run.out.parent))
 
 # %% [markdown]
 # ## Paired gain over keep ratio and budget
@@ -283,7 +290,8 @@ if cnn_rows is not None and not cnn_rows.empty:
     pages.say(f"Paired gain of magnitude pruning, seeds {cnn_seeds}, {cnn_n} test images; attacks: "
               f"{figures.attack_grid_text(cnn_rows)}; device {P.devices(cnn_rows)}; profile `{profile}`. "
               "Interval: pooled over seeds and test examples (two-sided 95%, uncorrected); with one seed "
-              "over its test examples only, and no verdict.")
+              "over its test examples only, and no verdict. Column `significant`: the verdict rule per cell, "
+              "one-sided 95%, uncorrected.")
     pages.table(grid.gains(cnn_rows).assign(eps=lambda d: d.eps.map(format_eps)), run, "gains_cnn",
                 ["attack", "eps", "keep_ratio", "gain", "gain_lo", "gain_hi", "significant"], rows=30)
 

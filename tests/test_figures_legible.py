@@ -203,6 +203,8 @@ def test_heatmap_one_eps_notation_no_minus_zero_and_an_honest_key():
     # the p = 1 baseline row (0 by definition) is left out
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0.9", "0.5"]
     _fonts_ok(fig)
+    _inside_figure(fig)
+    assert "uncorrected" in ax.get_title()  # the stars are per-cell flags, not the corrected verdict
     plt.close(fig)
 
 

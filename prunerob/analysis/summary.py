@@ -491,7 +491,12 @@ def _pp_text(v: Any) -> str:
         f = float(v)
     except (TypeError, ValueError):
         return fixed(v)
-    return "—" if not math.isfinite(f) else f"{100 * f:+.1f} pp"
+    if not math.isfinite(f):
+        return "—"
+    x = 100 * f
+    if x == 0 or abs(x) >= 0.05:  # one decimal; ``round(..) + 0.0`` never prints -0.0
+        return f"{round(x, 1) + 0.0:+.1f} pp"
+    return f"{round(x, 2) + 0.0:+.2f} pp"  # below 0.05 pp: two decimals, not a bare "0.0"
 
 
 #: columns (by name pattern) that hold gains / drops as fractions: shown in pp
@@ -500,7 +505,8 @@ PP_COLUMNS = re.compile(r"(^|_)(gain|drop)(_lo|_hi)?$|^(adv|clean)_(gain|drop)")
 
 def tidy_table(df: pd.DataFrame, pp_columns: Iterable[str] | None = None) -> pd.DataFrame:
     """``df`` as text for display: gains and drops (columns matching :data:`PP_COLUMNS`, or
-    ``pp_columns``) in signed pp with one decimal, ``eps`` as on the figure axes
+    ``pp_columns``) in signed pp with one decimal (two below 0.05 pp, never ``-0.0``), ``eps`` as on
+    the figure axes
     (:func:`prunerob.config.format_eps`: 4/255), every other number in :func:`fixed` notation,
     NaN / None as ``—``. The result is all strings, so no renderer switches to scientific notation."""
     pp = set(pp_columns) if pp_columns is not None else {c for c in df.columns if PP_COLUMNS.search(str(c))}

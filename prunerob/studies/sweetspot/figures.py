@@ -100,7 +100,10 @@ def heatmap(g: pd.DataFrame, panels: Sequence[str], title: str = "") -> plt.Figu
             key = "; ".join(marks) if marks else "no significant cell"
             if not (d.significant == "gain").any():
                 key += ("; no significant gain" if marks else "")
-            ax.set_title(f"{P.attack_label(att)}: attacked accuracy, pruned \u2212 unpruned (pp; {key})")
+            # the key on its own line, so the title stays inside the figure; per cell, one-sided 95%,
+            # uncorrected (the verdict's Bonferroni count is in the page's text)
+            ax.set_title(f"{P.attack_label(att)}: attacked accuracy, pruned \u2212 unpruned (pp)\n"
+                         f"{key} (uncorrected, per cell)")
             ax.set_xlabel("ε (L∞, pixel values in [0, 1])")
             ax.set_ylabel("keep ratio p")
             ax.tick_params(axis="y", rotation=0)
