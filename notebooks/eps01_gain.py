@@ -112,7 +112,8 @@ pgd = pd.concat(
     ],
     ignore_index=True,
 )
-chosen = report.best_keeps(pgd, "magnitude", "pgd", ve, strong_keeps)
+# descending keep order: runs on other seeds that pick the same keeps share their strong units
+chosen = sorted(report.best_keeps(pgd, "magnitude", "pgd", ve, strong_keeps), reverse=True)
 strong = pd.concat(
     [
         units.call(
