@@ -55,3 +55,13 @@ def test_real_notebook_closure():
                  "core/attacks/pgd.py", "core/attacks/autoattack.py", "core/train.py", "analysis/stats.py"):
         assert need in got, need
     assert "theory/symbolic.py" not in got and "cli/theory.py" not in got and "runner/stamps.py" not in got
+
+
+def test_changed_parameters_names_what_differs_from_the_stamp():
+    from prunerob.runner.status import changed_parameters
+
+    then = {"profile": "cpu", "out_dir": "a", "seeds": [0], "precision": "fp32", "n_eval": 2000}
+    now = {"profile": "quick", "out_dir": "b", "seeds": [0, 1, 2], "precision": "fp32", "n_eval": 2000,
+           "extra_eps": ["0.1"]}
+    assert changed_parameters(then, now) == ["extra_eps", "seeds"]
+    assert changed_parameters(then, dict(then)) == []

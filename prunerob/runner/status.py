@@ -47,6 +47,10 @@ def status_table(profile: str = "quick", names: Iterable[str] | None = None,
                       else ("stale" if stamp else "not run"))
                 if n in getattr(prof, "STORE_BACKED", ()) and stamp:
                     st = _store_status(st, output_dir / str(p.params.get("out_dir", "")))
+                    moved = changed_parameters(stamp.get("parameters") or {}, p.params)
+                    if moved and st != "up to date":
+                        st = (f"parameters changed ({', '.join(moved)}): a run computes what the stored "
+                              f"units lack; the committed page shows the old parameters")
             except ConfigError as exc:
                 st = f"error: {exc}"
         rows.append({"name": n, "status": st, "description": prof.NOTEBOOKS.get(n, ""),
@@ -93,6 +97,13 @@ def _rekeyed(st: Any, digest: str, code: str) -> bool:
     if not code or e is None:
         return False
     return st.has(store.Key.from_dict({**e.key.as_dict(), "code": code}).digest)
+
+
+def changed_parameters(then: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """Names of the parameters whose value differs between a page's stamp and its plan (``profile``
+    and ``out_dir`` aside): a store-backed page then needs units that its ``units.json`` does not list."""
+    return sorted(k for k in set(then) | set(now)
+                  if k not in ("profile", "out_dir") and then.get(k) != now.get(k))
 
 
 def _store_status(render: str, results_dir: Path) -> str:
