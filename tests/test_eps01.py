@@ -197,3 +197,22 @@ def test_bad_page_parameters_give_one_config_error(bad, match):
     with pytest.raises(ConfigError, match=match) as e:
         eps01.check(**{**GOOD, **bad})
     assert "\n" not in str(e.value)
+
+
+def test_combined_distances_take_the_smallest_radius_any_attack_found():
+    """An example PGD broke at eps gets a distance of at most eps; others keep FAB-T's distance."""
+    import pandas as pd
+
+    from prunerob.analysis import security
+    from prunerob.engine.sweep import pack_bits
+    from prunerob.studies.sweetspot import eps01_report as report
+
+    fab = pd.DataFrame([{"method": "magnitude", "keep_ratio": 1.0, "seed": 0, "n": 4, "attack": "fab",
+                         "distances": security.pack([0.3, 0.02, float("inf"), 0.2])}])
+    ok = np.array([False, True, False, True])  # PGD broke examples 0 and 2 at eps 0.1
+    pgd = pd.DataFrame([{"method": "magnitude", "keep_ratio": 1.0, "seed": 0, "n": 4, "attack": "pgd",
+                         "eps": 0.1, "adv_bits": pack_bits(ok)}])
+    out = report.combined_distances(fab, pgd, method="magnitude")
+    assert np.allclose(security.unpack(out.distances.iloc[0], 4), [0.1, 0.02, 0.1, 0.2])
+    assert out.attack.iloc[0] == "fab+pgd"
+    assert report.violation_table(fab, pgd, method="magnitude", tol=1e-3).violations.tolist() == [2]
