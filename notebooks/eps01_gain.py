@@ -160,6 +160,12 @@ fab = pd.concat(
     ignore_index=True,
 )
 pages.save_units(run)
+# the same calculation on this page's own seeds (the same cell, PGD-5 on all 10,000 images): the spread
+# the run above was sized with came from 5 seeds on fewer images; this one sizes the next run
+power_here = power_calc.power_from_table(
+    pgd, family=len(pruned_keeps), at=[len(seeds)],
+    source=f"this page's PGD-5 grid ({len(seeds)} seeds)", **report.POWER_CELL,
+)
 
 dec = report.decisions(pgd, strong, methods=methods, eps_grid=eps_values, strong_attack=eps01.STRONG_ATTACK)
 verdict, verdict_text = report.verdict(dec, eps=ve, strong_attack=eps01.STRONG_ATTACK, chosen=chosen)
@@ -195,6 +201,7 @@ for name, t in dict(
     models=models_t,
     run_info=run_info,
     power=power.table(),
+    power_this_page=power_here.table(),
     sweep=pd.concat([pgd, strong], ignore_index=True).drop(columns=["clean_bits"]),
     gains=gains,
     decisions=dec,
@@ -219,6 +226,7 @@ for name, t in dict(
 
 # %% tags=["remove-input"]
 pages.say(power_calc.describe(power, len(seeds)))
+pages.say("**The same calculation on this page's seeds.** " + power_calc.describe(power_here, len(seeds)))
 
 # %% [markdown]
 # ## Verdict
