@@ -216,3 +216,14 @@ def test_combined_distances_take_the_smallest_radius_any_attack_found():
     assert np.allclose(security.unpack(out.distances.iloc[0], 4), [0.1, 0.02, 0.1, 0.2])
     assert out.attack.iloc[0] == "fab+pgd"
     assert report.violation_table(fab, pgd, method="magnitude", tol=1e-3).violations.tolist() == [2]
+
+
+def test_pooled_shift_uses_the_per_seed_z_when_every_median_is_zero():
+    """Distances on the PGD budget grid make most paired differences 0, and so every per-seed median:
+    the primary pooled test is the t-test over the seeds' signed-rank z, which still sees the shift."""
+    from prunerob.studies.sweetspot.eps01_report import _pool_z
+
+    up = _pool_z(np.array([3.1, 2.4, 4.0, 2.2, 3.5]), 0.05)
+    assert up["mean_z"] > 0 and up["p_tz"] < 0.01 and up["z_lo"] > 0
+    none = _pool_z(np.array([1.0, -1.2, 0.3, -0.4, 0.2]), 0.05)
+    assert none["p_tz"] > 0.5

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as _st
 
 from prunerob.analysis import power as power_mod
 from prunerob.analysis import security, stats
@@ -285,11 +286,30 @@ def shift_tests(fab_rows: pd.DataFrame, alpha: float = rule.ALPHA) -> tuple[pd.D
             continue
         t = security.paired_shift(pairs).assign(keep_ratio=k)
         per.append(t)
-        pooled.append({"keep_ratio": k, **security.pool(t, alpha)})
+        pooled.append({"keep_ratio": k, **security.pool(t, alpha), **_pool_z(t.z.to_numpy(float), alpha)})
     p = pd.DataFrame(pooled)
     if len(p):
-        p["p_t_corrected"] = np.minimum(1.0, p.p_t * len(p))
+        p["p_tz_corrected"] = np.minimum(1.0, p.p_tz * len(p))
+        p["direction"] = [
+            ("pruned farther" if r.mean_z > 0 else "pruned closer") if r.p_tz_corrected < alpha
+            else "no shift resolved" for r in p.itertuples()
+        ]
     return (pd.concat(per, ignore_index=True) if per else pd.DataFrame()), p
+
+
+def _pool_z(z: np.ndarray, alpha: float) -> dict[str, float]:
+    """The primary pooled test: a one-sample t-test over seeds of the per-seed signed-rank z-scores
+    (seeds are the units; each z is a standardised, tie- and censoring-aware paired shift). The
+    per-seed *median* shift is no statistic here: where PGD sets the distance it sits on the budget
+    grid, so most per-example differences are 0 and so is every median."""
+    s = len(z)
+    m = float(np.mean(z))
+    sd = float(np.std(z, ddof=1)) if s > 1 else math.nan
+    se = sd / math.sqrt(s) if s > 1 else math.nan
+    tz = m / se if s > 1 and se > 0 else math.nan
+    half = float(_st.t.ppf(1 - alpha / 2, s - 1)) * se if s > 1 else math.nan
+    p = float(2 * _st.t.sf(abs(tz), s - 1)) if np.isfinite(tz) else math.nan
+    return {"mean_z": m, "z_lo": m - half, "z_hi": m + half, "t_z": tz, "p_tz": p}
 
 
 def shift_text(pooled: pd.DataFrame, alpha: float = rule.ALPHA) -> str:
@@ -298,18 +318,15 @@ def shift_text(pooled: pd.DataFrame, alpha: float = rule.ALPHA) -> str:
         return "No distance test (FAB not run)."
     lines = []
     for r in pooled.itertuples():
-        ci = (
-            f"{r.mean_median:+.4f} (95% CI {r.lo:+.4f} to {r.hi:+.4f})"
-            if np.isfinite(r.lo)
-            else f"{r.mean_median:+.4f} (no interval)"
-        )
+        ci = (f"{r.mean_z:+.2f} (95% CI {r.z_lo:+.2f} to {r.z_hi:+.2f})" if np.isfinite(r.z_lo)
+              else f"{r.mean_z:+.2f}")
         lines.append(
-            f"- keep {r.keep_ratio:g}: mean over {r.n_seeds} seeds of the per-seed median shift {ci}; "
-            f"t-test over seeds p = {r.p_t:.2g} uncorrected, {r.p_t_corrected:.2g} corrected "
-            f"(Bonferroni over {len(pooled)} keeps): "
-            f"**{r.direction if r.p_t_corrected < alpha else 'no shift resolved'}**"
-            f"; Stouffer z = {r.z_stouffer:+.2f} (p = {r.p_stouffer:.2g}); seeds with a significant "
-            f"per-seed Wilcoxon test (p < {alpha:g}, uncorrected): {r.n_up} farther, {r.n_down} closer."
+            f"- keep {r.keep_ratio:g}: mean over {r.n_seeds} seeds of the per-seed signed-rank z {ci}; "
+            f"t-test over seeds p = {r.p_tz:.2g} uncorrected, {r.p_tz_corrected:.2g} corrected "
+            f"(Bonferroni over {len(pooled)} keeps): **{r.direction}**; mean per-seed median shift "
+            f"{r.mean_median:+.4f}; Stouffer z = {r.z_stouffer:+.2f} (p = {r.p_stouffer:.2g}, treats seeds "
+            f"as independent); seeds with a significant per-seed Wilcoxon test (p < {alpha:g}, "
+            f"uncorrected): {r.n_up} farther, {r.n_down} closer."
         )
     return "\n".join(lines)
 
