@@ -20,10 +20,11 @@
 # settles it: it sizes the number of seeds by a power calculation on that cell, runs PGD-5 on all test
 # images at the keeps and budgets around it for magnitude (per layer), global magnitude and random
 # pruning, re-attacks the two best keeps with PGD-50x5 and AutoAttack, and computes per example the
-# minimal L∞ adversarial distance with FAB-T, which gives the robust accuracy at every ε at once (the
-# *security curve* of the Adversarial Pruning Benchmark, Piras et al. 2025) and a continuous paired
-# statistic. The verdict is computed from the tables of this page by the verdict rule in force
-# (`prunerob.analysis.verdict_rule`), as stated in `prunerob.studies.sweetspot.eps01_report`.
+# minimal L∞ adversarial distance (FAB-T, tightened by every PGD and AutoAttack result on the same
+# images), which gives the robust accuracy at every ε at once (the *security curve* of the
+# Adversarial Pruning Benchmark, Piras et al. 2025) and a continuous paired statistic. The verdict is
+# computed from the tables of this page by the verdict rule in force (`prunerob.analysis.verdict_rule`),
+# as stated in `prunerob.studies.sweetspot.eps01_report`.
 
 # %% tags=["parameters"]
 profile: str = "quick"  # settings label: quick, cpu or paper (`prunerob params NAME` lists them)
@@ -204,7 +205,6 @@ for name, t in dict(
     power_this_page=power_here.table(),
     sweep=pd.concat([pgd, strong], ignore_index=True).drop(columns=["clean_bits"]),
     gains=gains,
-    decisions=dec,
     fab_distances=fab,
     distances=dist,
     security_curves=curves,
@@ -245,10 +245,11 @@ pages.say(
     verdict_text,
 )
 pages.table(
-    dec,
+    dec.rename(columns={"lower": "gain_lo", "upper": "gain_hi"}),  # corrected bounds of the gain (pp)
     run,
     "decisions",
-    ["method", "attack", "eps_label", "n_seeds", "n", "keeps", "verdict", "keep", "gain", "lower", "upper"],
+    ["method", "attack", "eps_label", "n_seeds", "n", "keeps", "verdict", "keep", "gain", "gain_lo",
+     "gain_hi"],
     rows=40,
 )
 
