@@ -227,3 +227,25 @@ def test_pooled_shift_uses_the_per_seed_z_when_every_median_is_zero():
     assert up["mean_z"] > 0 and up["p_tz"] < 0.01 and up["z_lo"] > 0
     none = _pool_z(np.array([1.0, -1.2, 0.3, -0.4, 0.2]), 0.05)
     assert none["p_tz"] > 0.5
+
+
+def test_a_stored_order_row_is_read_on_the_fab_images_by_their_permutation():
+    """PGD-5 runs on the whole test split in stored order, FAB-T on the first n of a permutation: the
+    bits of an example must come from its own position (a prefix would pair other images)."""
+    import pandas as pd
+
+    from prunerob.analysis import security
+    from prunerob.core.subsets import permutation_prefix
+    from prunerob.engine.sweep import pack_bits
+    from prunerob.studies.sweetspot import eps01_report as report
+
+    idx = permutation_prefix(10, 4, 0).numpy()
+    ok = np.ones(10, dtype=bool)
+    ok[idx[1]] = False  # PGD broke the second FAB image only, at its stored position
+    fab = pd.DataFrame([{"method": "magnitude", "keep_ratio": 1.0, "seed": 0, "n": 4, "attack": "fab",
+                         "eval_subset": "randperm(seed=0)[:4] of 10 (index sha256 x)",
+                         "distances": security.pack([0.3, 0.3, 0.3, 0.3])}])
+    pgd = pd.DataFrame([{"method": "magnitude", "keep_ratio": 1.0, "seed": 0, "n": 10, "attack": "pgd",
+                         "eps": 0.1, "eval_subset": "all 10 in stored order", "adv_bits": pack_bits(ok)}])
+    out = report.combined_distances(fab, pgd, method="magnitude")
+    assert np.allclose(security.unpack(out.distances.iloc[0], 4), [0.3, 0.1, 0.3, 0.3])

@@ -15,6 +15,7 @@ reported beside the verdict without changing it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from prunerob.analysis import power as power_mod
 from prunerob.analysis import security, stats
 from prunerob.analysis import verdict_rule as rule
 from prunerob.config import ConfigError, format_eps
+from prunerob.core.subsets import permutation_prefix
 
 __all__ = [
     "POWER_SOURCE",
@@ -224,8 +226,26 @@ def verdict(
     return v, "\n".join(lines)
 
 
-def _first(bits_hex: str, n_row: int, n: int) -> np.ndarray:
-    return stats.decode_bits(bits_hex, n_row)[:n]
+_SUBSET = re.compile(r"^randperm\(seed=(\d+)\)\[:(\d+)\] of (\d+)")
+
+
+def _on_images_of(q: Any, r: Any) -> np.ndarray:
+    """The correctness bits of attack row ``q`` on the images of row ``r`` (FAB-T's: the first ``r.n``
+    of a fixed permutation, ``r.eval_subset``), in ``r``'s order. A row on the same permutation holds
+    them as its prefix; a row on the whole split in stored order
+    (:func:`prunerob.core.subsets.select_examples` with ``n`` = all) is indexed by the permutation."""
+    bits = stats.decode_bits(q.adv_bits, int(q.n))
+    n = int(r.n)
+    if str(getattr(q, "eval_subset", "")).startswith("all "):
+        m = _SUBSET.match(str(getattr(r, "eval_subset", "")))
+        if m is None:
+            raise ConfigError(f"cannot place the images of {getattr(r, 'eval_subset', '?')!r} in a "
+                              "stored-order row")
+        seed, k, total = (int(g) for g in m.groups())
+        if total != int(q.n) or k != n:
+            raise ConfigError(f"the row covers {q.n} images, the subset {k} of {total}")
+        return bits[permutation_prefix(total, n, seed).numpy()]
+    return bits[:n]
 
 
 def violation_table(
@@ -248,7 +268,7 @@ def violation_table(
         for q in rows.itertuples():
             if int(q.n) < int(r.n):
                 continue
-            ok = _first(q.adv_bits, int(q.n), int(r.n))
+            ok = _on_images_of(q, r)
             out.append(
                 {
                     "seed": int(r.seed),
@@ -358,7 +378,7 @@ def combined_distances(
             rows = rows[rows.mask_draw == 0]
         for q in rows.itertuples():
             if int(q.n) >= int(r.n):
-                broken = ~_first(q.adv_bits, int(q.n), int(r.n))
+                broken = ~_on_images_of(q, r)
                 d[broken] = np.minimum(d[broken], float(q.eps))
         dist.append(security.pack(d))
     out["distances"] = dist
