@@ -157,3 +157,13 @@ def test_chapter_box_numbers_keep_whole_clauses():
     n = "mlp keep 0.9: +0.0 pp (CI a; b); mlp3 keep 0.7: +0.1 pp (x; y); mlp4 keep 0.6: -0.1 pp"
     assert S._short_number(n) == "mlp keep 0.9: +0.0 pp (CI a; b); mlp3 keep 0.7: +0.1 pp (x; y) …"
     assert S._short_number("") == "—" and S._short_number("one") == "one"
+
+
+def test_a_claim_at_another_budget_gets_its_own_clause_not_the_paper_budget_count():
+    c = _claims([("fails", "competent; interval ...",
+                  "Magnitude pruning raises FGSM 4/255 accuracy: mlp on mnist"),
+                 ("inconclusive", "competent (97.8% >= 97.0%); a gain is resolved at keep 0.6 (+0.60 pp)",
+                  "Magnitude pruning raises PGD 0.1 accuracy: mlp on mnist")])
+    text = S.answer_sentence(c, _errata(["wrong statement"]))
+    assert "(1 gain claim: 1 fail, 0 unresolved, none holds)" in text
+    assert "At ε = 0.1 (PGD), magnitude pruning of mlp on mnist: **inconclusive** (a gain is resolved" in text
