@@ -277,3 +277,29 @@ def test_a_source_file_changed_while_the_process_ran_is_refused(monkeypatch):
     store._CODE_CACHE.clear()
     with pytest.raises(store.SourceChangedError):
         store.code_hash(["prunerob.engine.sweep"])
+
+
+def test_a_unit_that_verify_rekeyed_is_not_compute_stale(tmp_store, tmp_path):
+    """units.json names a unit of the old code; once the store holds it under the current code too
+    (store verify), the page reads it and --list does not count it as compute-stale."""
+    from prunerob.runner.status import unit_staleness
+
+    run_experiment(_spec())
+    st = store.get_store()
+    out = tmp_path / "page"
+    st.log.write(out)
+    data = json.loads((out / "units.json").read_text())
+    gid = next(k for k, g in data["groups"].items() if "method:random" in g["uses"])
+    old = "0" * 64
+    data["groups"][gid]["code"] = old
+    batch = []
+    for u in data["units"]:
+        if u["group"] == gid:  # the unit as the old code stored it
+            e = st.entry(u["digest"])
+            k = store.Key.from_dict({**e.key.as_dict(), "code": old})
+            batch.append((k, e.value, e.seconds))
+            u["digest"] = k.digest
+    for kind in {k.kind for k, _, _ in batch}:
+        st.put([b for b in batch if b[0].kind == kind])
+    (out / "units.json").write_text(json.dumps(data))
+    assert unit_staleness(out)[:2] == (9, 0)  # the current-code copies exist: re-keyed

@@ -81,20 +81,21 @@ def unit_staleness(results_dir: Path) -> tuple[int, int, float]:
     for u in units:
         g = groups.get(u.get("group"), {})
         code = now.get(u.get("group"), "")
-        moved = code != g.get("code") and not _rekeyed(st, u["digest"], code) if st is not None else True
+        moved = code != g.get("code") and not _rekeyed(st, u["digest"], g.get("code"), code) if st else True
         if st is None or not st.has(u["digest"]) or moved:
             stale += 1
             secs += float(u.get("seconds", 0.0))
     return len(units), stale, secs
 
 
-def _rekeyed(st: Any, digest: str, code: str) -> bool:
-    """Whether the store holds the unit ``digest`` under the current ``code`` too (``prunerob store
-    verify`` stored it again after proving the change on a sample)."""
+def _rekeyed(st: Any, digest: str, then: str | None, code: str) -> bool:
+    """Whether the store holds the unit ``digest``, computed by the code ``then`` that ``units.json``
+    records, under the current ``code`` too (``prunerob store verify`` stored it again after proving
+    the change on a sample)."""
     from prunerob.engine import store
 
     e = st.entry(digest)
-    if not code or e is None:
+    if not code or e is None or e.key.code != then:
         return False
     return st.has(store.Key.from_dict({**e.key.as_dict(), "code": code}).digest)
 
