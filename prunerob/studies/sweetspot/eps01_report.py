@@ -248,6 +248,20 @@ def _on_images_of(q: Any, r: Any) -> np.ndarray:
     return bits[:n]
 
 
+def _attacks_on(attacked: pd.DataFrame, r: Any, method: str, attacks: Sequence[str]) -> list[Any]:
+    """The rows of ``attacked`` (one of ``attacks``, ``method``, FAB row ``r``'s seed and keep, mask
+    draw 0) that cover ``r``'s images (at least ``r.n`` of them)."""
+    rows = attacked[
+        (attacked.method == method)
+        & (attacked.seed == r.seed)
+        & np.isclose(attacked.keep_ratio, r.keep_ratio)
+        & attacked.attack.isin(attacks)
+    ]
+    if "mask_draw" in rows:
+        rows = rows[rows.mask_draw == 0]
+    return [q for q in rows.itertuples() if int(q.n) >= int(r.n)]
+
+
 def violation_table(
     fab_rows: pd.DataFrame, pgd: pd.DataFrame, *, method: str, tol: float, attacks: Sequence[str] = ("pgd",)
 ) -> pd.DataFrame:
@@ -257,17 +271,7 @@ def violation_table(
     out = []
     for r in fab_rows.itertuples():
         d = security.unpack(r.distances, int(r.n))
-        rows = pgd[
-            (pgd.method == method)
-            & (pgd.seed == r.seed)
-            & np.isclose(pgd.keep_ratio, r.keep_ratio)
-            & pgd.attack.isin(attacks)
-        ]
-        if "mask_draw" in rows:
-            rows = rows[rows.mask_draw == 0]
-        for q in rows.itertuples():
-            if int(q.n) < int(r.n):
-                continue
+        for q in _attacks_on(pgd, r, method, attacks):
             ok = _on_images_of(q, r)
             out.append(
                 {
@@ -368,18 +372,9 @@ def combined_distances(
     dist = []
     for r in fab_rows.itertuples():
         d = security.unpack(r.distances, int(r.n)).copy()
-        rows = attacked[
-            (attacked.method == method)
-            & (attacked.seed == r.seed)
-            & np.isclose(attacked.keep_ratio, r.keep_ratio)
-            & attacked.attack.isin(attacks)
-        ]
-        if "mask_draw" in rows:
-            rows = rows[rows.mask_draw == 0]
-        for q in rows.itertuples():
-            if int(q.n) >= int(r.n):
-                broken = ~_on_images_of(q, r)
-                d[broken] = np.minimum(d[broken], float(q.eps))
+        for q in _attacks_on(attacked, r, method, attacks):
+            broken = ~_on_images_of(q, r)
+            d[broken] = np.minimum(d[broken], float(q.eps))
         dist.append(security.pack(d))
     out["distances"] = dist
     out["attack"] = "+".join(["fab", *attacks])
