@@ -15,7 +15,7 @@ def _models(accs):
 def test_gpu_note_needs_gpu_below_threshold():
     m = _models([0.25, 0.9])
     text = pages.gpu_note(m, pages.competence_of(m), ran_autoattack=False)
-    assert text.startswith("**Needs a GPU**")
+    assert text.startswith("**Not competent on this budget**")
     assert "not competent (25.0% < 70.0%)" in text and "65 s of training per model" in text
     assert "1,000 training images" in text and "was not run" in text
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from prunerob.analysis import summary as S
+from prunerob.analysis import verdicts as V
 from prunerob.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,13 +74,13 @@ def test_answer_sentence_is_computed_from_the_verdicts():
                   "Magnitude pruning raises FGSM 4/255 accuracy: mlp on mnist"),
                  ("inconclusive", "underpowered: interval",
                   "Magnitude pruning raises PGD 4/255 accuracy: cnn4"),
-                 ("inconclusive", "not competent (23.7% < 70.0%); needs a GPU",
+                 ("inconclusive", "not competent (23.7% < 70.0%); " + V.PENDING,
                   "Taylor-score pruning raises FGSM 8/255 accuracy: vit"),
                  ("holds", "competent", "Lowering p lowers the adversarial risk")])
     e = _errata(["wrong statement", "wrong statement", "typo or edge case"])
     text = S.answer_sentence(c, e)
     assert "no resolved robustness gain on any competent model tested" in text
-    assert "(2 gain claims: 1 fail, 1 unresolved, none holds; 1 more need a GPU to be tested)" in text
+    assert "(2 gain claims: 1 fail, 1 unresolved, none holds; 1 more await the cpu profile's CCT run)" in text
     assert "ε = 4/255" in text and "8/255" not in text.split("could not")[0]  # untested budgets not claimed
     assert "3 need an erratum: 2 wrong statements, 1 typo or edge case." in text
     # one gain that holds changes the answer

@@ -170,7 +170,9 @@ def test_claims_on_missing_results_are_not_run(tmp_path):
     for ref in ("Sec. 6.2", "Sec. 6.3", "Sec. 6.4", "Sec. 6.5",
                 "App. H.1", "App. H.4", "App. H.5", "App. H.6"):
         assert ref in papers
-    assert c[c.claim.str.contains("ViT")].reason.str.endswith("needs a GPU").all()
+    assert c[c.claim.str.contains("ViT")].reason.str.endswith(V.PENDING).all()
+    vit = [cl.notebook == "score_vit" or cl.params.get("table") == "risk_vit" for cl in V.CLAIMS]
+    assert list(c.reason.str.endswith(V.PENDING)) == vit and sum(vit) == 10
 
 
 def test_committed_results_decide_every_claim():
@@ -241,3 +243,25 @@ def test_source_falls_back_to_stamp_and_provenance(tmp_path):
     (d / "provenance.json").write_text(json.dumps({"device": "cuda (NVIDIA H200)"}))
     src = V.Results(results).source("algorithm1", "choices")
     assert src == "algorithm1 (profile cpu; cuda (NVIDIA H200))"
+
+
+def test_depth_claims_at_eps_01_read_only_their_budget(tmp_path):
+    """The depth claims at ε = 0.1 (beyond the paper) use the rows at 0.1 only: with rows at 4/255
+    alone they are *not run*; the paper-budget claims still decide from the 4/255 rows."""
+    d = tmp_path / "depth"
+    d.mkdir()
+    sweep = pd.concat([_sweep([20, 24, 18, 22, 25], model=m, attack=a) for m in ("mlp", "mlp3", "mlp4")
+                       for a in ("fgsm", "pgd")])
+    sweep.to_csv(d / "sweep.csv", index=False)
+    pd.concat([_models(0.98, 5, model=m) for m in ("mlp", "mlp3", "mlp4")]).to_csv(d / "models.csv",
+                                                                                   index=False)
+    depth = [c for c in V.CLAIMS if c.decide is V._depth]
+    assert sorted(c.params["eps"] for c in depth) == sorted([4 / 255] * 2 + [0.1] * 2)
+    c = V.claims(tmp_path, which=depth)
+    at01 = c.claim.str.contains("ε = 0.1", regex=False)
+    assert (c[at01].reason == "not run at ε = 0.1").all() and (c[at01].verdict == "inconclusive").all()
+    assert not c[~at01].reason.str.startswith("not run").any()
+    # the same rows relabelled to eps = 0.1 decide the eps = 0.1 claims the same way
+    sweep.assign(eps=0.1).to_csv(d / "sweep.csv", index=False)
+    c2 = V.claims(tmp_path, which=depth)
+    assert list(c2[at01.values].verdict) == list(c[~at01.values].verdict)

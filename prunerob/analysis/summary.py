@@ -233,9 +233,9 @@ def answer_sentence(claims: pd.DataFrame, errata_df: pd.DataFrame) -> str:
                  f"{_n(len(tested), 'gain claim')} on competent models** ({which}; {n_fail} fail, "
                  f"{n_open} unresolved")
     if len(untested):
-        gpu = int(untested.reason.str.endswith("needs a GPU").sum())
-        if gpu == len(untested):
-            first += f"; {len(untested)} more need a GPU to be tested"
+        pending = int(untested.reason.str.endswith(verdicts.PENDING).sum())
+        if pending == len(untested):
+            first += f"; {len(untested)} more await the cpu profile's CCT run"
         else:
             why = untested.reason.map(verdicts.reason_category).value_counts()
             first += (f"; {len(untested)} more could not be tested here: "
@@ -277,10 +277,11 @@ def _pages_cell(d: pd.DataFrame, prefix: str) -> str:
 
 
 def _why(d: pd.DataFrame) -> str:
-    """Reasons of inconclusive claims, counted: every reason that ends in "needs a GPU" as one group."""
-    gpu = d.reason.str.endswith("needs a GPU")
-    parts = [f"needs a GPU: {int(gpu.sum())}"] if gpu.any() else []
-    parts += [f"{r}: {k}" for r, k in d[~gpu].reason.map(verdicts.reason_category).value_counts().items()]
+    """Reasons of inconclusive claims, counted: every reason that ends in :data:`verdicts.PENDING` as
+    one group."""
+    pending = d.reason.str.endswith(verdicts.PENDING)
+    parts = [f"CCT run pending: {int(pending.sum())}"] if pending.any() else []
+    parts += [f"{r}: {k}" for r, k in d[~pending].reason.map(verdicts.reason_category).value_counts().items()]
     return "; ".join(parts)
 
 

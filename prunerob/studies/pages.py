@@ -128,9 +128,9 @@ def panel_title(comp: pd.DataFrame, model: str, dataset: str, text: str) -> str:
 
 def gpu_note(models: pd.DataFrame, comp: pd.DataFrame, ran_autoattack: bool) -> str:
     """Whether each (model, data set) of ``models`` (:func:`prunerob.engine.experiment.train_summary`)
-    reached its competence threshold, with the measured training budget; *needs a GPU* unless all
-    did. ``comp`` is :func:`competence_of` of the same table; ``ran_autoattack``: whether this run
-    included AutoAttack (the paper's Fig. 14)."""
+    reached its competence threshold, with the measured training budget; *not competent on this
+    budget* (no verdict) unless all did. ``comp`` is :func:`competence_of` of the same table;
+    ``ran_autoattack``: whether this run included AutoAttack (the paper's Fig. 14)."""
     lines = []
     for (m, d), g in models.groupby(["arch", "dataset"], sort=True):
         n_train = ", ".join(f"{int(v):,}" for v in sorted(g.n_train.unique()))
@@ -143,9 +143,11 @@ def gpu_note(models: pd.DataFrame, comp: pd.DataFrame, ran_autoattack: bool) -> 
                      f"{', '.join(precision_label(p) for p in precs)} ({len(g)} model(s)).")
     ok = bool(comp.competent.all()) if len(comp) else False
     head = ("**Competent on this budget**: the curves above are evidence." if ok else
-            "**Needs a GPU**: no verdict from these models.")
+            "**Not competent on this budget**: no verdict from these models (the `cpu` profile trains "
+            "the CCT from scratch to competence; the paper's pretrained ViT-Tiny needs a GPU and its "
+            "weights).")
     aa = ("AutoAttack (Fig. 14) ran on the subset stated in the caption." if ran_autoattack else
-          "AutoAttack (Fig. 14) was not run in this profile: needs a GPU.")
+          "AutoAttack (Fig. 14) was not run in this profile.")
     return "\n".join([head, *lines, "", aa])
 
 
