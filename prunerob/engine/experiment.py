@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 import platform
 import shutil
@@ -202,7 +203,9 @@ def train_summary(infos: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "train_subset": cfg.get("train_subset", info.get("train_subset")),
             "image_size": cfg.get("image_size"), "precision": cfg.get("precision", "fp32"),
             "n_train": info.get("n_train"),
-            "test_acc": info.get("test_acc"), "train_seconds": float(sum(info.get("epoch_times_s") or [])),
+            # NaN where the trainer recorded no epoch times (the MNIST transformer of risk_vs_keep), not 0
+            "test_acc": info.get("test_acc"),
+            "train_seconds": float(sum(info["epoch_times_s"])) if info.get("epoch_times_s") else math.nan,
             "cached": bool(info.get("cached", False)),
             "device": info.get("device"), "data_source": info.get("data_source"), "hash": info.get("hash"),
         })
