@@ -52,3 +52,18 @@ def test_snapshot_epochs_validated(tmp_path, bad):
     with pytest.raises(ConfigError, match="snapshot_epochs"):
         train_model(_cfg(3), device="cpu", cache_dir=tmp_path, progress=False, snapshot_epochs=bad)
     assert not any(tmp_path.iterdir())
+
+
+def test_page_curve_when_a_sweep_cached_the_final_model_first(tmp_cache, tmp_path):
+    """A sweep that trains the final model first (no snapshots) must not leave the page's training
+    curve with only its last epoch: pages.training_curve trains once more with snapshots, and the
+    rewritten final model is the same model (CPU training is reproducible for a fixed thread layout)."""
+    cfg = TrainConfig.paper("mlp", "mnist", epochs=3, train_subset=300, seed=3)
+    _, first = train_model(cfg, device="cpu", progress=False)  # what run_and_save does
+    assert not checkpoint_paths(TrainConfig.paper("mlp", "mnist", epochs=1, train_subset=300, seed=3),
+                                tmp_cache)["meta"].is_file()
+    run = pages.Run(name="t", profile="quick", device=torch.device("cpu"), out=tmp_path)
+    curve = pages.training_curve(run, "mlp", "mnist", 3, epochs=3, train_subset=300)
+    assert list(curve.epoch) == [1, 2, 3]
+    assert float(curve.test_acc.iloc[-1]) == first["test_acc"]
+    assert list(curve.train_loss)[-1] == first["train_losses"][-1]

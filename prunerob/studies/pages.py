@@ -284,9 +284,21 @@ def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
         if rows is not None and len(rows) == epochs:
             return {"rows": rows, "adopted": adopt.label(folder)}
         scheduled = recipe.SCHEDULES.get(cfg.schedule).depends_on_total
+        snaps = () if scheduled else range(1, epochs)
         _model, info = train_model(cfg, device=run.device, data_root=data_root, progress=False,
-                                   snapshot_epochs=() if scheduled else range(1, epochs))
-        return {"rows": train_curve(cfg, data_key=info["data_key"])}
+                                   snapshot_epochs=snaps)
+        rows = train_curve(cfg, data_key=info["data_key"])
+        if snaps and len(rows) < epochs:
+            # the final model was already cached by a run without snapshots (a sweep that trained it
+            # first): train once more with them; CPU training is reproducible for a fixed thread
+            # layout, so the final checkpoint is rewritten with the same model
+            _model, info = train_model(cfg, device=run.device, data_root=data_root, progress=False,
+                                       snapshot_epochs=snaps, force=True)
+            rows = train_curve(cfg, data_key=info["data_key"])
+        if snaps and len(rows) < epochs:
+            raise RuntimeError(f"training curve of {arch} on {dataset}, seed {seed}: {len(rows)} of {epochs} "
+                               "epochs recorded")
+        return {"rows": rows}
 
     spec = {"train": train_fields(cfg), "train_hash": cfg.hash()}
     value = store.cached("curve", spec, compute, data=store.data_identity(test), device=run.device,
