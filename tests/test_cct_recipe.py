@@ -188,6 +188,8 @@ def test_every_committed_model_hash_is_reproduced():
             continue
         for r in df[df.arch != "transformer"].to_dict("records"):
             kw = {k: int(r[k]) for k in ("train_subset", "image_size") if k in r and pd.notna(r[k])}
+            if "precision" in r and pd.notna(r["precision"]):  # bf16 rows (the cpu profile's CIFAR-10 models)
+                kw["precision"] = str(r["precision"])
             cfg = TrainConfig.paper(r["arch"], r["dataset"], seed=int(r["seed"]), epochs=int(r["epochs"]),
                                     **kw)
             assert cfg.hash() == r["hash"], (f.parent.name, r)

@@ -45,7 +45,9 @@ def test_every_committed_model_row_hashes_as_recorded():
             for row in csv.DictReader(f):
                 if not row.get("hash"):
                     continue
-                opt = {k: int(float(row[k])) for k in ("train_subset", "image_size") if row.get(k)}
+                opt: dict = {k: int(float(row[k])) for k in ("train_subset", "image_size") if row.get(k)}
+                if row.get("precision"):  # bf16 rows: the cpu profile's CIFAR-10 models
+                    opt["precision"] = row["precision"]
                 cfg = TrainConfig.paper(row["arch"], row["dataset"], epochs=int(row["epochs"]),
                                         seed=int(row["seed"]), **opt)
                 assert cfg.hash() == row["hash"], (table, row)
