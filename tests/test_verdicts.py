@@ -267,3 +267,32 @@ def test_depth_claims_at_eps_01_read_only_their_budget(tmp_path):
     sweep.assign(eps=0.1).to_csv(d / "sweep.csv", index=False)
     c2 = V.claims(tmp_path, which=depth)
     assert list(c2[at01.values].verdict) == list(c[~at01.values].verdict)
+
+
+def test_a_transformer_gain_must_survive_the_pages_own_autoattack(tmp_path):
+    """The Taylor claims of score_vit are backed by its fixed-subset AutoAttack part, for whichever
+    transformer the page ran (VIT_MODELS resolves to the CCT here); FGSM at 8/255 has no AutoAttack at
+    8/255, so a gain there cannot be backed."""
+    d = tmp_path / "score_vit"
+    d.mkdir()
+    cct = {"model": "cct_2_3x2", "dataset": "cifar10"}
+    strong = pd.concat([_sweep([20, 24, 18], **cct, attack=a).assign(eps=e, method="taylor")
+                        for a, e in (("fgsm", 4 / 255), ("fgsm", 8 / 255))])
+    _models(0.80, 3, **cct).to_csv(d / "models.csv", index=False)
+    fig3, fig11 = (next(c for c in V.CLAIMS if c.notebook == "score_vit" and c.decide is V._gain
+                        and c.params["dataset"] == "cifar10" and c.params["attack"] == "fgsm"
+                        and np.isclose(c.params["eps"], e)) for e in (4 / 255, 8 / 255))
+    assert fig3.params["backed_by"] == fig11.params["backed_by"] == "score_vit"
+    strong.to_csv(d / "sweep.csv", index=False)
+    r = V.claims(tmp_path, which=[fig3, fig11])
+    assert list(r.verdict) == ["inconclusive"] * 2, r.reason
+    assert "AutoAttack was not run at keep 0.9, ε = 4/255 (score_vit)" in r.reason.iloc[0]
+    aa = _sweep([10, 12, 9], n=200, **cct, attack="autoattack").assign(method="taylor")
+    pd.concat([strong, aa]).to_csv(d / "sweep.csv", index=False)
+    r = V.claims(tmp_path, which=[fig3, fig11])
+    assert r.verdict.iloc[0] == "holds" and "backed by AutoAttack (score_vit" in r.reason.iloc[0], r.reason
+    assert r.verdict.iloc[1] == "inconclusive" and "ε = 8/255 (score_vit)" in r.reason.iloc[1], r.reason
+    lost = _sweep([-2, 0, -1], n=200, **cct, attack="autoattack").assign(method="taylor")
+    pd.concat([strong, lost]).to_csv(d / "sweep.csv", index=False)
+    r = V.claims(tmp_path, which=[fig3])
+    assert r.verdict.iloc[0] == "inconclusive" and "not backed by AutoAttack" in r.reason.iloc[0], r.reason
