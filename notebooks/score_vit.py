@@ -104,7 +104,8 @@ pages.report(run, res, "taylor", "(data set, attack, budget)", seeds, [
 # %% tags=["remove-input"]
 ds0 = datasets[0]
 curve = pages.training_curve(run, model, ds0, seeds[0], epochs=epochs[ds0], train_subset=train_subset[ds0],
-                             data_root=data_root, image_size=image_size[ds0])
+                             data_root=data_root, image_size=image_size[ds0],
+                             precision=precision[ds0] if isinstance(precision, dict) else precision)
 P.save_table(curve, run.out, "training_curve")
 limit = pages.threshold_of(model, ds0)
 shown = P.figure(P.training_curve_figure(curve, limit, epochs[ds0]), "fig-score_vit-curve", P.caption(
@@ -117,8 +118,8 @@ shown = P.figure(P.training_curve_figure(curve, limit, epochs[ds0]), "fig-score_
 # ## FGSM, PGD, CW and AutoAttack (Figs. 3, 10, 11, 13, 14)
 #
 # Four figures of at most two rows: FGSM and PGD at the main budget on each data set (Figs. 3 and
-# 10), FGSM at the larger budget (Fig. 11) and the subset attacks, CW and AutoAttack (Figs. 13 and
-# 14). A panel's curves are measured on the run's evaluation images; the competence accuracy in a
+# 10), FGSM at the larger budget (Fig. 11), and CW and AutoAttack (Figs. 13 and 14; the `cpu` profile
+# runs CW on the main images and AutoAttack on a fixed subset). A panel's curves are measured on the run's evaluation images; the competence accuracy in a
 # panel title is measured on the full test set, so the two numbers differ.
 #
 # ```{glue:figure} fig-score_vit-cifar10
@@ -152,11 +153,13 @@ is_main = abs(res.sweep.eps - main_eps) < 1e-9
 groups = {ds: res.sweep[(res.sweep.dataset == ds) & res.sweep.attack.isin(["fgsm", "pgd"]) & is_main
                         & (res.sweep.part == "main")] for ds in ("cifar10", "imagenette")}
 groups["fgsm-large"] = res.sweep[res.sweep.part == "fgsm_extra"]
-groups["subset"] = res.sweep[res.sweep.part == "subset"]
+# CW and AutoAttack share a figure, whether CW ran on the main images (the cpu profile) or on the subset
+groups["subset"] = res.sweep[(res.sweep.part == "subset")
+                             | ((res.sweep.part == "main") & ~res.sweep.attack.isin(["fgsm", "pgd"]))]
 what = {"cifar10": "CIFAR-10, main budget (paper Figs. 3, 10)",
         "imagenette": "Imagenette (64 px), main budget (paper Figs. 3, 10)",
         "fgsm-large": "FGSM at the larger budget (paper Fig. 11)",
-        "subset": "CW and AutoAttack on a fixed subset (paper Figs. 13, 14)"}
+        "subset": "CW and AutoAttack (paper Figs. 13, 14)"}
 for name, part in groups.items():
     cells = part[["dataset", "attack", "eps"]].drop_duplicates().itertuples()
     grid = [dict(dataset=c.dataset, attack=c.attack, eps=c.eps, title=pages.panel_title(

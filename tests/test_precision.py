@@ -277,3 +277,18 @@ def test_sweep_evaluates_a_cnn4_copy_in_channels_last(tmp_path, monkeypatch):
     nchw = sweep_mod.run_sweep(model, load_dataset("mnist", "test"), **kw)
     assert (fast.adv_correct - nchw.adv_correct).abs().max() <= 1
     assert (fast.clean_correct == nchw.clean_correct).all()
+
+
+def test_every_notebook_curve_is_trained_in_the_pages_precision():
+    """A training curve is of the model the sweep trained: a ``pages.training_curve`` call without
+    ``precision=`` trains an fp32 twin of a bf16 model (score_vit did: a 30-epoch fp32 CCT, hours)."""
+    import ast
+
+    calls = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "training_curve"):
+                calls.append((path.stem, {k.arg for k in node.keywords}))
+    assert {name for name, _ in calls} >= {"score_vit", "magnitude_cnn", "magnitude_mlp"}
+    assert [name for name, kw in calls if "precision" not in kw] == []
