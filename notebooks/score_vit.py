@@ -119,8 +119,9 @@ shown = P.figure(P.training_curve_figure(curve, limit, epochs[ds0]), "fig-score_
 #
 # Four figures of at most two rows: FGSM and PGD at the main budget on each data set (Figs. 3 and
 # 10), FGSM at the larger budget (Fig. 11), and CW and AutoAttack (Figs. 13 and 14; the `cpu` profile
-# runs CW on the main images and AutoAttack on a fixed subset). A panel's curves are measured on the run's evaluation images; the competence accuracy in a
-# panel title is measured on the full test set, so the two numbers differ.
+# runs CW on the main images and AutoAttack on a fixed subset). A panel's curves are measured on the
+# run's evaluation images; the competence accuracy in a panel title is measured on the full test set,
+# so the two numbers differ.
 #
 # ```{glue:figure} fig-score_vit-cifar10
 # :name: fig-score_vit-cifar10
