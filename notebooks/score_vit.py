@@ -104,8 +104,7 @@ pages.report(run, res, "taylor", "(data set, attack, budget)", seeds, [
 # %% tags=["remove-input"]
 ds0 = datasets[0]
 curve = pages.training_curve(run, model, ds0, seeds[0], epochs=epochs[ds0], train_subset=train_subset[ds0],
-                             data_root=data_root, image_size=image_size[ds0],
-                             precision=precision[ds0] if isinstance(precision, dict) else precision)
+                             data_root=data_root, image_size=image_size[ds0], precision=precision)
 P.save_table(curve, run.out, "training_curve")
 limit = pages.threshold_of(model, ds0)
 shown = P.figure(P.training_curve_figure(curve, limit, epochs[ds0]), "fig-score_vit-curve", P.caption(

@@ -292,3 +292,13 @@ def test_every_notebook_curve_is_trained_in_the_pages_precision():
                 calls.append((path.stem, {k.arg for k in node.keywords}))
     assert {name for name, _ in calls} >= {"score_vit", "magnitude_cnn", "magnitude_mlp"}
     assert [name for name, kw in calls if "precision" not in kw] == []
+
+
+def test_training_curve_takes_a_pages_precision_per_data_set():
+    """``precision`` of a page is one string or one per data set; the curve resolves it for its data
+    set, and a mapping without that data set is one clear line before any training starts."""
+    from prunerob.studies import pages
+
+    with pytest.raises(ConfigError, match=r"precision=\{'mnist': 'bf16'\} has no entry for the curve's "
+                                          r"data set 'cifar10'"):
+        pages.training_curve(None, "mlp", "cifar10", 0, epochs=1, precision={"mnist": "bf16"})

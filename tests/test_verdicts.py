@@ -298,3 +298,54 @@ def test_a_transformer_gain_must_survive_the_pages_own_autoattack(tmp_path):
     pd.concat([strong, lost]).to_csv(d / "sweep.csv", index=False)
     r = V.claims(tmp_path, which=[fig3])
     assert r.verdict.iloc[0] == "inconclusive" and "not backed by AutoAttack" in r.reason.iloc[0], r.reason
+
+
+def _two_methods(extra_taylor: list[int], n: int = 400, keeps=(1.0, 0.5, 0.2)) -> pd.DataFrame:
+    """One CCT sweep (FGSM 4/255) with Taylor and magnitude rows of the same seeds: at every pruned keep
+    the magnitude-pruned model is correct on the first n/2 - 100 (1 - keep) examples and the
+    Taylor-pruned one on ``extra_taylor[s]`` more (clean accuracy; attacked accuracy is irrelevant)."""
+    rows = []
+    for seed, extra in enumerate(extra_taylor):
+        for keep in keeps:
+            mag = np.zeros(n, dtype=bool)
+            mag[: n // 2 - int(100 * (1 - keep))] = True
+            tay = mag.copy()
+            if keep < 1:
+                tay[n // 2: n // 2 + extra] = True
+            for method, v in (("magnitude", mag), ("taylor", tay)):
+                rows.append({"model": "cct_2_3x2", "dataset": "cifar10", "method": method, "attack": "fgsm",
+                             "eps": 4 / 255, "keep_ratio": keep, "seed": seed, "n": n, "clean_acc": v.mean(),
+                             "clean_bits": _bits(v), "adv_acc": 0.1, "adv_bits": _bits(np.zeros(n, bool)),
+                             "part": "main", "profile": "test", "device": "cpu (1 threads)"})
+    return pd.DataFrame(rows)
+
+
+def test_score_vs_magnitude_is_a_paired_clean_accuracy_test(tmp_path):
+    """Sec. 6.3's score-vs-magnitude claim is decided by the verdict rule on the paired clean-accuracy
+    difference (Taylor minus magnitude at the same keep): a large consistent difference holds, none
+    fails (the equivalence half), one seed is inconclusive; the difference is the known mean."""
+    d = tmp_path / "score_vit"
+    d.mkdir()
+    _models(0.80, 3, model="cct_2_3x2", dataset="cifar10").to_csv(d / "models.csv", index=False)
+    claim = next(c for c in V.CLAIMS if c.decide is V._score_vs_magnitude)
+
+    big = _two_methods([40, 44, 36])
+    t = V.method_difference(big[big.attack == "fgsm"], "taylor", "magnitude")
+    assert sorted(t.keep_ratio) == [0.2, 0.5]
+    assert np.allclose(t.gain, 40 / 400) and t.n_seeds.eq(3).all()
+    big.to_csv(d / "sweep.csv", index=False)
+    r = V.claims(tmp_path, which=[claim]).iloc[0]
+    assert r.verdict == "holds", r.reason
+    assert "Taylor minus magnitude" in r.reason and "Bonferroni over 2 keeps" in r.reason, r.reason
+
+    _two_methods([0, 1, 0], n=4000).to_csv(d / "sweep.csv", index=False)
+    r = V.claims(tmp_path, which=[claim]).iloc[0]
+    assert r.verdict == "fails", r.reason
+
+    _two_methods([40]).to_csv(d / "sweep.csv", index=False)
+    r = V.claims(tmp_path, which=[claim]).iloc[0]
+    assert r.verdict == "inconclusive" and "one seed" in r.reason, r.reason
+
+    _two_methods([40, 44, 36]).query("method == 'taylor'").to_csv(d / "sweep.csv", index=False)
+    r = V.claims(tmp_path, which=[claim]).iloc[0]
+    assert r.verdict == "inconclusive" and "no magnitude-pruned run" in r.reason, r.reason

@@ -23,7 +23,7 @@ from IPython.display import Markdown, display
 
 from prunerob.analysis import competence, stats
 from prunerob.analysis.summary import environment_text, tidy_table
-from prunerob.config import device_name, format_eps, resolve_device
+from prunerob.config import ConfigError, device_name, format_eps, resolve_device
 from prunerob.core import recipe
 from prunerob.core.data import load_dataset
 from prunerob.core.precision import precision_label
@@ -266,13 +266,20 @@ def trained_model(
 
 def training_curve(run: Run, arch: str, dataset: str, seed: int, *, epochs: int,
                    train_subset: int | None = None, data_root: str | None = None,
-                   precision: str = "fp32", image_size: int | None = None) -> pd.DataFrame:
+                   precision: str | Mapping[str, str] = "fp32",
+                   image_size: int | None = None) -> pd.DataFrame:
     """Test accuracy after every epoch of one paper-recipe run (on ``train_subset`` images, in
-    ``precision``): trains ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the
+    ``precision``: one for every data set, or a mapping per data set as a page's ``precision``
+    parameter gives it): trains ``epochs`` epochs once with ``snapshot_epochs`` (or loads them from the
     cache), so each shorter run of the same seed is a cache entry too; the epoch count of a notebook
     is picked from it. A recipe whose schedule depends on the run's length (``cct_2_3x2``'s
     warmup-cosine) has no snapshots: the rows are the accuracies that one run recorded after each of
     its epochs."""
+    if not isinstance(precision, str):
+        if dataset not in precision:
+            raise ConfigError(f"precision={dict(precision)!r} has no entry for the curve's data set "
+                              f"{dataset!r}; give one per data set, e.g. {{{dataset!r}: 'bf16'}}")
+        precision = precision[dataset]
     over = {"image_size": image_size} if image_size is not None else {}
     cfg = TrainConfig.paper(arch, dataset, epochs=epochs, train_subset=train_subset, seed=seed,
                             precision=precision, **over)
