@@ -59,6 +59,7 @@ subset_keeps: list = [1.0, 0.5]  # keep ratios of the subset attacks
 subset_seeds: list = [0]  # seeds of the subset attacks
 precision: "str or dict" = "fp32"  # training precision: fp32, or bf16 (autocast); or one per data set
 subset_methods: "list or None" = None  # pruning methods of the subset attacks (None: `methods`)
+compare_methods: list = ["magnitude"]  # further methods, first attack only, main images (Sec. 6.3 comparison)
 
 # %% tags=["remove-input", "remove-stderr"]
 import warnings
@@ -72,15 +73,18 @@ from prunerob.studies import pages
 
 warnings.filterwarnings("ignore", message="taylor_scores: only")  # fewer than 20 batches with score_examples
 run = pages.setup("score_vit", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
+compare = [m for m in compare_methods if m not in methods]  # a method of the main sweep is there already
 extra = [SubsetSpec(attacks=["fgsm"], eps=fgsm_extra_eps, keeps=keeps if fgsm_extra_eps else [],
                     name="fgsm_extra"),
          SubsetSpec(attacks=subset_attacks, keeps=subset_keeps, n=subset_n, seeds=subset_seeds,
-                    methods=subset_methods)]
+                    methods=subset_methods),
+         # the comparison of methods (Sec. 6.3): same models, images, keeps and budget as the main sweep
+         SubsetSpec(attacks=attacks[:1], keeps=keeps if compare else [], methods=compare, name="compare")]
 res = pages.run_and_save(run, ExperimentSpec(
     datasets=datasets, models={ds: model for ds in datasets}, methods=methods, keeps=keeps, attacks=attacks,
     eps=eps, seeds=seeds, n=n_eval, epochs=epochs, train_subset=train_subset, image_size=image_size,
     precision=precision, subset=extra, score_examples=score_examples, data_root=data_root, download=download))
-main = res.sweep[(res.sweep.attack == attacks[0]) & (res.sweep.part == "main")]
+main = res.sweep[(res.sweep.attack == attacks[0]) & res.sweep.part.isin(["main", "compare"])]
 drops = stats.keep_at_drop(main, drop=0.02)
 pages.report(run, res, "taylor", "(data set, attack, budget)", seeds, [
     "\n".join(f"- {r.dataset}, {r.method}: clean accuracy stays within 2 points of the unpruned model's at "
@@ -118,9 +122,13 @@ shown = P.figure(P.training_curve_figure(curve, limit, epochs[ds0]), "fig-score_
 #
 # Four figures of at most two rows: FGSM and PGD at the main budget on each data set (Figs. 3 and
 # 10), FGSM at the larger budget (Fig. 11), and CW and AutoAttack (Figs. 13 and 14; the `cpu` profile
-# runs CW on the main images and AutoAttack on a fixed subset). A panel's curves are measured on the
-# run's evaluation images; the competence accuracy in a panel title is measured on the full test set,
-# so the two numbers differ.
+# runs CW on the main images and AutoAttack on a fixed subset). Methods in `compare_methods` (by
+# default magnitude) that are not in `methods` run under the first attack only, on the same models,
+# images and keep ratios: the comparison of methods of Sec. 6.3 ("the trade-off occurs at higher
+# pruning ratios") needs their clean accuracy, and their full sweep would cost as much CPU as
+# Taylor's again (`-p methods '["taylor", "magnitude"]'` runs it). A panel's curves are measured on
+# the run's evaluation images; the competence accuracy in a panel title is measured on the full test
+# set, so the two numbers differ.
 #
 # ```{glue:figure} fig-score_vit-cifar10
 # :name: fig-score_vit-cifar10
@@ -151,7 +159,7 @@ comp = pages.competence_of(res.models)
 main_eps = parse_eps(eps)
 is_main = abs(res.sweep.eps - main_eps) < 1e-9
 groups = {ds: res.sweep[(res.sweep.dataset == ds) & res.sweep.attack.isin(["fgsm", "pgd"]) & is_main
-                        & (res.sweep.part == "main")] for ds in ("cifar10", "imagenette")}
+                        & res.sweep.part.isin(["main", "compare"])] for ds in ("cifar10", "imagenette")}
 groups["fgsm-large"] = res.sweep[res.sweep.part == "fgsm_extra"]
 # CW and AutoAttack share a figure, whether CW ran on the main images (the cpu profile) or on the subset
 groups["subset"] = res.sweep[(res.sweep.part == "subset")
@@ -168,7 +176,8 @@ for name, part in groups.items():
     fig = (P.accuracy_grid(part, grid, ncols=2) if grid else
            P.placeholder_figure(f"{what[name]}: not run in profile {profile}."))
     shown = P.figure(fig, f"fig-score_vit-{name}", P.caption(
-        f"{' vs '.join(methods)} pruning of {label_of('arch', model)}: {what[name]}",
+        f"{' vs '.join([*methods, *compare])} pruning of {label_of('arch', model)}: "
+        f"{what[name]}",
         profile=profile, data=list(res.sources.values()),
         epochs=P.training_text(epochs, train_subset, list(res.sources)), seeds=seeds,
         n_eval=f"{n_eval}"
@@ -176,7 +185,9 @@ for name, part in groups.items():
            * bool(subset_attacks)),
         device=P.devices(res.sweep), attacks=part if len(part) else None,
         extra=f"Main budget {format_eps(main_eps)}; Taylor scores from {score_examples} training images. "
-        "Competence in a panel title: accuracy on the full test set; curves: on the evaluation images."),
+        + (f"{' and '.join(compare)} pruning under {P.attack_label(attacks[0])} only (the comparison of "
+           "methods, Sec. 6.3). " if compare and name in ("cifar10", "imagenette") else "")
+        + "Competence in a panel title: accuracy on the full test set; curves: on the evaluation images."),
         run.out)
 
 # %% [markdown]

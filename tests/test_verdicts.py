@@ -303,7 +303,8 @@ def test_a_transformer_gain_must_survive_the_pages_own_autoattack(tmp_path):
 def _two_methods(extra_taylor: list[int], n: int = 400, keeps=(1.0, 0.5, 0.2)) -> pd.DataFrame:
     """One CCT sweep (FGSM 4/255) with Taylor and magnitude rows of the same seeds: at every pruned keep
     the magnitude-pruned model is correct on the first n/2 - 100 (1 - keep) examples and the
-    Taylor-pruned one on ``extra_taylor[s]`` more (clean accuracy; attacked accuracy is irrelevant)."""
+    Taylor-pruned one on ``extra_taylor[s]`` more (clean accuracy; attacked accuracy is irrelevant).
+    Magnitude is in score_vit's ``compare`` part, as the cpu profile runs it."""
     rows = []
     for seed, extra in enumerate(extra_taylor):
         for keep in keeps:
@@ -316,7 +317,8 @@ def _two_methods(extra_taylor: list[int], n: int = 400, keeps=(1.0, 0.5, 0.2)) -
                 rows.append({"model": "cct_2_3x2", "dataset": "cifar10", "method": method, "attack": "fgsm",
                              "eps": 4 / 255, "keep_ratio": keep, "seed": seed, "n": n, "clean_acc": v.mean(),
                              "clean_bits": _bits(v), "adv_acc": 0.1, "adv_bits": _bits(np.zeros(n, bool)),
-                             "part": "main", "profile": "test", "device": "cpu (1 threads)"})
+                             "part": "main" if method == "taylor" else "compare", "profile": "test",
+                             "device": "cpu (1 threads)"})
     return pd.DataFrame(rows)
 
 

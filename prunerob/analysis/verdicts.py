@@ -444,8 +444,8 @@ def _score_vs_magnitude(res: Results, c: Claim) -> Outcome:
         return Outcome("inconclusive", _pending(c, lab), source=src)
     d = df[(df.model == model) & (df.dataset == p["dataset"]) & (df.attack == "fgsm")
            & np.isclose(df.eps.astype(float), PAPER_EPS)]
-    if "part" in d:
-        d = d[d.part == "main"]
+    if "part" in d:  # the main sweep and score_vit's comparison part (same models, images and keeps)
+        d = d[d.part.isin(["main", "compare"])]
     if not {"taylor", "magnitude"} <= set(d.method):
         why = ("no magnitude-pruned run of the same model to compare with (the paper compares across "
                "architectures)")
