@@ -340,6 +340,11 @@ def test_score_vs_magnitude_is_a_paired_clean_accuracy_test(tmp_path):
     assert r.verdict == "holds", r.reason
     assert "Taylor minus magnitude" in r.reason and "Bonferroni over 2 keeps" in r.reason, r.reason
 
+    swapped = big.assign(method=big.method.map({"taylor": "magnitude", "magnitude": "taylor"}))
+    swapped.to_csv(d / "sweep.csv", index=False)
+    r = V.claims(tmp_path, which=[claim]).iloc[0]
+    assert r.verdict == "fails" and "Taylor's largest shortfall: -10.00 pp at keep 0.5" in r.number, r.number
+
     _two_methods([0, 1, 0], n=4000).to_csv(d / "sweep.csv", index=False)
     r = V.claims(tmp_path, which=[claim]).iloc[0]
     assert r.verdict == "fails", r.reason

@@ -453,10 +453,16 @@ def _score_vs_magnitude(res: Results, c: Claim) -> Outcome:
     k = stats.keep_at_drop(d[d.method.isin(["taylor", "magnitude"])], drop=0.02).set_index("method").keep_min
     drop = (f"clean accuracy within 2 pp of the unpruned model's down to keep {k['taylor']:g} (Taylor) vs "
             f"{k['magnitude']:g} (magnitude)")
-    dec = rule.decide(method_difference(d, "taylor", "magnitude"))
+    diff = method_difference(d, "taylor", "magnitude")
+    dec = rule.decide(diff)
     what = "clean accuracy, Taylor minus magnitude pruned to the same keep ratio (paired)"
     if dec.reason.startswith("not run"):
         return Outcome("inconclusive", f"{lab}; no keep ratio where both methods were run", drop, src)
+    # the claim is one-sided; where Taylor falls behind is reported too (two-sided, pointwise)
+    worst = diff.loc[diff.gain.idxmin()]
+    if worst.gain < 0:
+        drop += (f"; Taylor's largest shortfall: {rule.pp2(worst.gain)} at keep {worst.keep_ratio:g} (95% "
+                 f"interval {rule.pp2(worst.gain_lo)} to {rule.pp2(worst.gain_hi)}, pointwise)")
     return Outcome(dec.verdict, f"{lab}; {what}: {dec.reason}", f"{dec.number}; {drop}", src)
 
 
