@@ -339,8 +339,8 @@ PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
 #: seeds of eps01_gain's cpu profile: max(15, the seeds its power calculation asks for), computed by
 #: prunerob.studies.sweetspot.eps01_report.seeds_for_cpu(4) on the committed sweet-spot table (+1 pp at
 #: 80% power, one-sided level 0.05/4): 17 on the table recomputed on 2026-12-06 (44 on the one before,
-#: whose models an older environment trained); tests/test_eps01.py checks that it still is. The page's
-#: own calculation on its 15 committed seeds asks for about 41.
+#: whose models an older environment trained); tests/test_eps01.py checks that it still is. On the
+#: page's 17 committed seeds the verdict rule's power estimate at its best keep asks for about 69.
 EPS01_CPU_SEEDS = list(range(17))
 PROFILE_VALUES["eps01_gain"] = {
     # the paper's MNIST MLP (the cached 30-epoch checkpoints of mlp_config(30, seed)). Unit costs on one
