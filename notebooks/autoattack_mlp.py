@@ -90,8 +90,8 @@ for name, group in (("gradient", ["fgsm", "pgd"]), ("accuracy", ["cw", "autoatta
                  title=pages.panel_title(comp, model, dataset, f"{model} / {dataset} / {P.attack_label(a)}"))
             for a in attacks if a in group]
     part = res.sweep[res.sweep.attack.isin(group)]
-    fig = (P.accuracy_grid(part, grid, ncols=2) if grid else
-           P.placeholder_figure(f"{' and '.join(map(P.attack_label, group))}: not run in profile {profile}."))
+    fig = P.grid_or_placeholder(part, grid,
+                                f"{' and '.join(map(P.attack_label, group))}: not run in profile {profile}.")
     shown = P.figure(fig, f"fig-autoattack_mlp-{name}", P.caption(
         f"Magnitude-pruned MLP under {' and '.join(map(P.attack_label, group))} on one fixed subset "
         "(paper Fig. 12, right)",

@@ -113,8 +113,8 @@ panels = [dict(model=m, attack=a, eps=e, title=pages.panel_title(
     comp, m, dataset, f"{m} / {P.attack_label(a)} {format_eps(e)}"))
     for e in sorted(extra.eps.unique()) for m in models for a in attacks]
 shown = P.figure(
-    P.accuracy_grid(extra, panels, ncols=2, row_height=2.3) if panels else P.placeholder_figure(
-        f"No further budget in profile {profile} (extra_eps = [])."),
+    P.grid_or_placeholder(extra, panels, f"No further budget in profile {profile} (extra_eps = []).",
+                          row_height=2.3),
     "fig-depth-extra",
     P.caption(
         f"Effect of depth at the further budgets {', '.join(map(str, extra_eps)) or '(none)'}: MLPs with "

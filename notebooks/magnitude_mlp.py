@@ -115,9 +115,8 @@ def panels(table, names):
 
 def grid(table, names, what):
     """The accuracy grid of ``table``'s panels, or a placeholder saying that this run has none."""
-    shown = panels(table, names)
-    return (P.accuracy_grid(table, shown, ncols=2) if shown else
-            P.placeholder_figure(f"{what}: not in this run (data sets {list(res.sources)})."))
+    return P.grid_or_placeholder(table, panels(table, names),
+                                 f"{what}: not in this run (data sets {list(res.sources)}).")
 
 
 others = [ds for ds in res.sources if ds != "cifar10"]  # CIFAR-10 has its own section below

@@ -69,7 +69,7 @@ drawn = {m: t[(abs(t.eps - e) < 1e-9) & t.attack.isin(wanted[m])] for m, t in ta
 fronts = {}
 for method, t in drawn.items():
     for (net, data, attack), d in t.groupby(["model", "dataset", "attack"]):
-        title = f"{net} / {data} / {method} / {attack} {format_eps(e)}"
+        title = f"{net} / {data} / {P.method_label(method)} / {P.attack_label(attack)} {format_eps(e)}"
         title = pages.panel_title(comps[method], net, data, title) if method in comps else (
             f"{title}\ncompetence unknown (no models table)")
         fronts[title] = pages.front_points(d, method)

@@ -173,8 +173,7 @@ for name, part in groups.items():
     grid = [dict(dataset=c.dataset, attack=c.attack, eps=c.eps, title=pages.panel_title(
         comp, model, c.dataset, f"{c.dataset} / {P.attack_label(c.attack)} {format_eps(c.eps)}"))
         for c in cells]
-    fig = (P.accuracy_grid(part, grid, ncols=2) if grid else
-           P.placeholder_figure(f"{what[name]}: not run in profile {profile}."))
+    fig = P.grid_or_placeholder(part, grid, f"{what[name]}: not run in profile {profile}.")
     shown = P.figure(fig, f"fig-score_vit-{name}", P.caption(
         f"{' vs '.join([*methods, *compare])} pruning of {label_of('arch', model)}: "
         f"{what[name]}",

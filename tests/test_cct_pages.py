@@ -13,10 +13,25 @@ FROM_SCRATCH = "trained from scratch; the paper fine-tunes an ImageNet-pretraine
 
 def test_competence_thresholds_of_the_transformers():
     cct = competence.threshold("cct_2_3x2", "cifar10")
-    assert cct is not None and cct.min_acc == 0.70
+    assert cct is not None and cct.min_acc == 0.75 and cct.min_acc >= 0.70  # issue 29: >= 70 %
     assert FROM_SCRATCH in cct.source and "converged accuracy" in cct.source
     tf = competence.threshold("transformer", "mnist")
     assert tf is not None and tf.min_acc == 0.90
+
+
+def test_the_cct_threshold_states_the_committed_models_converged_accuracy():
+    """The sentence behind the CCT's threshold quotes the accuracies of the committed 30-epoch models;
+    a retrained set (another machine, a GPU) must update it, and the threshold stays about 5 pp below."""
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "book" / "experiments" / "results"
+    models = pd.read_csv(results / "score_vit" / "models.csv")
+    acc = models[(models.arch == "cct_2_3x2") & (models.dataset == "cifar10")]
+    assert len(acc) >= 3 and (acc.epochs == profiles.CCT_CPU_EPOCHS).all()
+    cct = competence.threshold("cct_2_3x2", "cifar10")
+    lo, hi = acc.test_acc.min(), acc.test_acc.max()
+    assert f"{100 * lo:.1f}-{100 * hi:.1f}% at epoch {profiles.CCT_CPU_EPOCHS}" in cct.source
+    assert 0.04 <= lo - cct.min_acc <= 0.07
 
 
 def test_the_cct_is_labelled_as_trained_from_scratch():

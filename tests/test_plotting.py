@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import struct
+import subprocess
+import sys
 
 import matplotlib
 
@@ -274,6 +276,30 @@ def test_accuracy_grid_is_readable_at_page_width():
     plt.close(fig)
     with pytest.raises(ConfigError, match="no panels"):
         P.accuracy_grid(t, [])
+
+
+def test_legend_labels_do_not_depend_on_what_was_imported_before():
+    # a page rendered from the store may never import the attack and pruning packages; a fresh
+    # interpreter that imports only the plotting module must still label FGSM and magnitude pruning
+    code = ("import sys; from prunerob.render import plotting as P; "
+            "assert 'prunerob.core.attacks' not in sys.modules; "
+            "print(P.attack_label('fgsm'), P.attack_label('algorithm1'), '|', P.method_label('magnitude'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    import prunerob.core.attacks  # noqa: F401  (the labels below, read in this process)
+    import prunerob.core.pruning  # noqa: F401
+    want = f"{P.attack_label('fgsm')} algorithm1 | {P.method_label('magnitude')}"
+    assert out.strip() == want and want.startswith("FGSM ")
+
+
+def test_grid_or_placeholder_draws_the_grid_or_says_what_is_missing():
+    t = _table()
+    fig = P.grid_or_placeholder(t, [dict(dataset="mnist", title="x")], "unused")
+    assert sum(ax.get_visible() for ax in fig.axes) == 2  # the accuracy panel and its gain panel
+    plt.close(fig)
+    fig = P.grid_or_placeholder(t, [], "CIFAR-10: not in this run.")
+    texts = [x.get_text() for ax in fig.axes for x in ax.texts]
+    assert texts == ["CIFAR-10: not in this run."] and not fig.axes[0].axison
+    plt.close(fig)
 
 
 def test_rendered_font_size_follows_the_page_scaling():

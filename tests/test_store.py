@@ -266,6 +266,63 @@ def test_verify_against_a_revision_compares_old_and_new_code_not_the_stored_valu
         verify.compare_revisions(e, groups_of[e.key.digest], {"other": changed}, here, st.root)
 
 
+def test_verify_takes_a_page_study_proof_from_a_store_recomputed_with_the_current_code(tmp_store, tmp_path):
+    """``store verify --recomputed STORE``: page-study units have no cell or model to sample; a run of
+    the page with the current code elsewhere fills STORE, each stale unit found there is compared with
+    the stored one (all but how it ran) and the group is re-keyed only when every pair agrees."""
+    import pandas as pd
+
+    from prunerob.engine import verify
+    from prunerob.studies import units
+
+    table = pd.DataFrame({"keep_ratio": [1.0, 0.5], "adv_acc": [0.25, 0.5],
+                          "device": ["cpu (1 threads)"] * 2})
+    for seed in (0, 1):
+        units.table("demo_study", {"seed": seed}, lambda: table, device="cpu",
+                    code=["prunerob.studies.risk_sweep"])
+    st = store.get_store()
+    out = tmp_path / "page"
+    st.log.write(out)
+    data = json.loads((out / "units.json").read_text())
+    ((_, g),) = data["groups"].items()
+    current = g["code"]
+    g["code"], g["files"]["studies/risk_sweep.py"] = "0" * 64, "0" * 16  # as if risk_sweep.py had changed
+    (out / "units.json").write_text(json.dumps(data))
+    old, computed = {}, st
+    st = store.Store(tmp_path / "committed")  # holds the units as the old code stored them
+    for u in data["units"]:
+        e = computed.entry(u["digest"])
+        k = store.Key.from_dict({**e.key.as_dict(), "code": "0" * 64})
+        st.put([(k, e.value, e.seconds)])
+        u["digest"] = k.digest
+        old[e.key.spec["seed"]] = (k, e.value)
+    (out / "units.json").write_text(json.dumps(data))
+    assert verify.stale_units([out], st)  # compute-stale, and no cell or model to sample
+    assert "no stale model or cell" in verify.verify_and_rekey([out], st, dry_run=True)[0].differences[0]
+
+    def proof(name, value):
+        p = store.Store(tmp_path / name)
+        k, _ = old[0]
+        p.put([(store.Key.from_dict({**k.as_dict(), "code": current}), value, 9.9)])
+        p.put([(k, {"columns": ["x"], "records": [[1]]}, 1.0)])  # an old-code unit there is no proof
+        return p
+
+    (rep,) = verify.verify_with_recomputed([out], st, store.Store(tmp_path / "empty"), dry_run=True)
+    assert rep.sampled == 0 and "holds none" in rep.differences[0]
+    v = old[0][1]
+    moved = {**v, "records": [[r[0], r[1] + (0.25 if r[0] < 1 else 0), r[2]] for r in v["records"]]}
+    (rep,) = verify.verify_with_recomputed([out], st, proof("moved", moved))
+    assert rep.rekeyed == 0 and "differs in records (adv_acc)" in rep.differences[0]
+    assert verify.stale_units([out], st)
+    # the same numbers, computed on two threads in another time: identical; both seeds re-keyed
+    again = {**v, "seconds": 123.0, "records": [[*r[:2], "cpu (2 threads)"] for r in v["records"]]}
+    (rep,) = verify.verify_with_recomputed([out], st, proof("again", again))
+    assert (rep.sampled, rep.identical, rep.differences, rep.rekeyed) == (1, 1, [], 2)
+    for seed in (0, 1):
+        k = store.Key.from_dict({**old[seed][0].as_dict(), "code": current})
+        assert st.entry(k.digest).value["verified"]["recomputed"] == str(tmp_path / "again")
+
+
 def test_a_source_file_changed_while_the_process_ran_is_refused(monkeypatch):
     """A key names the code that ran: a process whose source files changed on disk since it started
     (a merge during a long run) must not key new results with the new files' hash."""

@@ -85,11 +85,13 @@ for _m in ("vit_small", "vit_tiny"):
 #: the offline transformer of the cpu profile (prunerob.core.cct)
 _CCT = ("cct_2_3x2: trained from scratch; the paper fine-tunes an ImageNet-pretrained ViT-Tiny (App. I), "
         "whose number it does not give. ")
-register_threshold("cct_2_3x2", "cifar10", 0.70, _CCT + (
+register_threshold("cct_2_3x2", "cifar10", 0.75, _CCT + (
     "Set from converged accuracy: CCT-2/3x2 converges at 89% after 200 epochs with heavy augmentation "
-    "(Hassani et al. 2021); a 30-epoch recipe for a ~0.4M-parameter CCT reports 76-78%; a CCT-2/3x2-like "
-    "model on this machine's JPEG copy reached 72% after 9 epochs of crop + flip training (issue 29); "
-    "threshold 0.70, to be checked against the measured 30-epoch curve (runner.profiles.CCT_CPU_EPOCHS)"))
+    "(Hassani et al. 2021); a 30-epoch recipe for a ~0.4M-parameter CCT reports 76-78%. Measured here "
+    "(the score_vit training curves of seeds 0-2: the lossy CIFAR-10 JPEG copy, crop + flip, AdamW with "
+    "a cosine schedule over runner.profiles.CCT_CPU_EPOCHS = 30 epochs, bf16): 80.6-80.9% at epoch 30, "
+    "within 0.4 pp of it over epochs 27-30, so the curve has flattened; threshold 0.75, about 5 pp below "
+    "that, the margin of the 4-layer CNN's and the MNIST transformer's thresholds"))
 register_threshold("cct_2_3x2", "imagenette", 0.60, _CCT + (
     "The paper uses ImageNet-100, not Imagenette; a small transformer trained from scratch on the 10 "
     "Imagenette classes at 64 px converges at about 65-75%; threshold 0.60, as for the ViTs"))

@@ -49,8 +49,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.sample < 1:
         raise ConfigError(f"--sample={args.sample} must be an integer >= 1")
     results = sorted((default_output_dir() / "results").glob("*/"))
-    reps = verify.verify_and_rekey(results, _store(args), sample=args.sample, dry_run=args.dry_run,
-                                   max_train_seconds=args.max_train_seconds, against=args.against or ())
+    if args.recomputed is not None:
+        from prunerob.engine import store
+
+        if args.against:
+            raise ConfigError("--recomputed and --against are two proofs: give one of them")
+        src = Path(args.recomputed)
+        if not src.is_dir():
+            raise ConfigError(f"--recomputed={str(src)!r} is not a folder; give the store folder of a run "
+                              "of the page with the current code")
+        reps = verify.verify_with_recomputed(results, _store(args), store.Store(src), dry_run=args.dry_run)
+    else:
+        reps = verify.verify_and_rekey(results, _store(args), sample=args.sample, dry_run=args.dry_run,
+                                       max_train_seconds=args.max_train_seconds, against=args.against or ())
     if not reps:
         print("no compute-stale units: nothing to verify")
     for r in reps:
@@ -85,4 +96,8 @@ def register(subparsers: Any) -> None:
                         "each sample with it and with the current code, in fresh one-thread processes, "
                         "and require the two to agree, instead of comparing with the stored value "
                         "(training is reproducible only in the environment that trained a model)")
+    a.add_argument("--recomputed", metavar="STORE", default=None,
+                   help="take the proof from another store, filled by a run of the page with the current "
+                        "code (page-study units, which only their page computes): each stale unit found "
+                        "there is compared with the stored one, all but timing and provenance fields")
     a.set_defaults(func=cmd_verify)

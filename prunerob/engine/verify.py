@@ -21,6 +21,15 @@ to be the code the stale units were computed with: its code hash must equal thei
 the current code, and the two results must be identical. That is a statement about the change
 alone, independent of the machine, and the stored value (computed by ``REV``'s code) is then
 also the current code's value.
+
+A group of *page-study* units alone (risk tables, sweet-spot grids, the eps = 0.1 tables) has no cell
+or model to sample: such a unit is computed by its page, not from its key. ``recomputed``
+(``prunerob store verify --recomputed STORE``) takes the proof from another store instead, one that
+a run of the page with the current code filled (e.g. ``prunerob reproduce eps01_gain -p seeds
+'[0]'`` in a worktree, which recomputes the units of one seed): every stale unit that this store
+holds under the current code is compared with the stale one, value for value except the fields that
+record how it ran (:data:`VOLATILE`), and when every such pair is identical the whole group is
+re-keyed, as above.
 """
 from __future__ import annotations
 
@@ -30,7 +39,7 @@ import random
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,6 +188,49 @@ print("@@prunerob-verify@@" + json.dumps({"code": code, "file": prunerob.__file_
 
 #: fields compared for a trained model (its summary after retraining)
 TRAIN_COMPARED = ("test_acc", "n_train")
+#: what records how a unit ran, not what it computed: left out when a recomputed unit is compared
+#: (keys of a unit's value and columns of its tables)
+VOLATILE = frozenset({"seconds", "epoch_times_s", "cached", "device", "path", "verified", "adopted"})
+
+
+def comparable(value: Any) -> Any:
+    """``value`` without its :data:`VOLATILE` fields, at any depth: a dict drops those keys, a table
+    (``{"columns", "records"}`` as :func:`prunerob.studies.units.encode` writes it, or a cell's
+    ``{"cols", "vals"}``) drops those columns; floats are compared by their ``repr``."""
+    if isinstance(value, dict):
+        for cols, rows in (("columns", "records"), ("cols", "vals")):
+            if cols in value and rows in value:
+                keep = [i for i, c in enumerate(value[cols]) if c not in VOLATILE]
+                rest = {k: v for k, v in value.items() if k not in (cols, rows)}
+                data = value[rows]
+                kept = ([[r[i] for i in keep] for r in data] if data and isinstance(data[0], list)
+                        else [data[i] for i in keep])
+                return {**comparable(rest), cols: [value[cols][i] for i in keep], rows: comparable(kept)}
+        return {k: comparable(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list | tuple):
+        return [comparable(v) for v in value]
+    return repr(value) if isinstance(value, float) else value
+
+
+def value_difference(stored: Mapping[str, Any], recomputed: Mapping[str, Any]) -> str | None:
+    """None when the two unit values agree on everything but :data:`VOLATILE`; else the first
+    field (key, or column of a table) where they differ."""
+    a, b = comparable(dict(stored)), comparable(dict(recomputed))
+    if a == b:
+        return None
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            cols = a.get("columns") or a.get("cols")
+            if k in ("records", "vals") and cols and a.get(k) and b.get(k):
+                rows_a = a[k] if isinstance(a[k][0], list) else [a[k]]
+                rows_b = b[k] if isinstance(b[k][0], list) else [b[k]]
+                if len(rows_a) != len(rows_b):
+                    return f"{k}: {len(rows_a)} rows against {len(rows_b)}"
+                bad = sorted({c for ra, rb in zip(rows_a, rows_b, strict=True)
+                              for c, x, y in zip(cols, ra, rb, strict=False) if x != y})
+                return f"{k} ({', '.join(bad) or 'row length'})"
+            return k
+    return "value"
 
 
 def revision_tree(rev: str, into: Path) -> Path:
@@ -313,17 +365,57 @@ def _verify_group(changed: frozenset[str], items: list[tuple[store_mod.Entry, st
         rep.differences.append("no stale model or cell cheap enough to recompute touches these files "
                                f"(<= {max_train_seconds:.0f} s of training); recompute the pages")
     if rep.sampled and not rep.differences and not dry_run:
-        batch, seen = [], set()
+        rep.rekeyed = _rekey(items, changed, st, {"sample": rep.sampled, **(
+            {"against": list(against)} if against else {})})  # against: the revisions compared
+    return rep
+
+
+def _rekey(items: list[tuple[store_mod.Entry, str]], changed: frozenset[str], st: store_mod.Store,
+           proof: Mapping[str, Any]) -> int:
+    """Store every unit of ``items`` again under its current code hash, with a ``verified`` note
+    (``proof``, the changed files, the old code hash); returns how many."""
+    batch, seen = [], set()
+    for e, code in items:
+        if e.key.digest in seen:
+            continue
+        seen.add(e.key.digest)
+        k = store_mod.Key.from_dict({**e.key.as_dict(), "code": code})
+        note = {**proof, "changed": sorted(changed), "from_code": e.key.code}
+        batch.append((k, {**e.value, "verified": note}, e.seconds))
+    for kind in sorted({k.kind for k, _, _ in batch}):
+        st.put([b for b in batch if b[0].kind == kind])
+    return len(batch)
+
+
+def verify_with_recomputed(results_dirs: Iterable[Path], st: store_mod.Store, proof: store_mod.Store, *,
+                           dry_run: bool = False) -> list[GroupReport]:
+    """For every set of changed files: compare each stale unit that ``proof`` holds recomputed with the
+    current code (same kind, specification, data and device class; its code hash the group's current
+    one) with the stored one (:func:`value_difference`); when at least one was recomputed and every
+    one is identical, re-key every stale unit of that set (the module docstring says when to use
+    this: page-study units, which only their page computes)."""
+    stale = stale_units(results_dirs, st)
+    found: dict[tuple[str, str, str], store_mod.Entry] = {
+        (e.key.identity, e.key.device_class, e.key.code): e for e in proof.entries()}
+    reports = []
+    for changed, items in sorted(stale.items(), key=lambda kv: sorted(kv[0])):
+        rep = GroupReport(tuple(sorted(changed)), (), len({e.key.digest for e, _ in items}))
+        seen = set()
         for e, code in items:
-            if e.key.digest in seen:
+            redo = found.get((e.key.identity, e.key.device_class, code))
+            if redo is None or e.key.digest in seen:
                 continue
             seen.add(e.key.digest)
-            k = store_mod.Key.from_dict({**e.key.as_dict(), "code": code})
-            note = {"sample": rep.sampled, "changed": sorted(changed), "from_code": e.key.code}
-            if against:
-                note["against"] = list(against)  # the proof compared those revisions with the current code
-            batch.append((k, {**e.value, "verified": note}, e.seconds))
-        for kind in sorted({k.kind for k, _, _ in batch}):
-            st.put([b for b in batch if b[0].kind == kind])
-        rep.rekeyed = len(batch)
-    return rep
+            rep.sampled += 1
+            diff = value_difference(e.value, redo.value)
+            if diff:
+                rep.differences.append(f"{e.key.kind} {e.key.digest[:12]} differs in {diff}")
+            else:
+                rep.identical += 1
+        if not rep.sampled:
+            rep.differences.append(f"{proof.root} holds none of these units recomputed with the current code "
+                                   "(run the page there with the current code first)")
+        elif not rep.differences and not dry_run:
+            rep.rekeyed = _rekey(items, changed, st, {"sample": rep.sampled, "recomputed": str(proof.root)})
+        reports.append(rep)
+    return reports

@@ -51,17 +51,31 @@ METHOD_COLORS = {
 }
 
 
+#: the package whose import fills each registry that legends read
+_REGISTERING = {"method": "prunerob.core.pruning", "attack": "prunerob.core.attacks"}
+
+
+def _label(param: str, name: str) -> str:
+    """``label_of(param, name)`` with the registry loaded: a page that renders from the result store
+    may never import the (torch) package that registers the entries, and a legend must not read
+    ``fgsm`` on one page and ``FGSM`` on the next depending on what happened to be imported."""
+    if registered(param) is None:
+        import importlib
+
+        importlib.import_module(_REGISTERING[param])
+    return label_of(param, name)
+
+
 def method_label(name: str) -> str:
     """Legend name of a pruning method: the ``label`` of its entry in the :mod:`prunerob.core.pruning`
-    registry; a name that is not a registered method (e.g. ``algorithm1``) is returned as is.
-    Read through the torch-free ``prunerob.core.registry.label_of``."""
-    return label_of("method", name)
+    registry; a name that is not a registered method (e.g. ``algorithm1``) is returned as is."""
+    return _label("method", name)
 
 
 def attack_label(name: str) -> str:
     """Legend name of an attack: the ``label`` of its entry in the :mod:`prunerob.core.attacks`
     registry (``FGSM``, ``PGD``, ``CW-Linf``, ``AutoAttack``); other names as they are."""
-    return label_of("attack", name)
+    return _label("attack", name)
 
 
 class _RegistryLabels(Mapping):
@@ -768,6 +782,14 @@ def placeholder_figure(text: str):
         ax.axis("off")
         ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
     return fig
+
+
+def grid_or_placeholder(df: pd.DataFrame, panels: Sequence[Mapping[str, Any]], missing: str, *,
+                        ncols: int = 2, **kw: Any):
+    """:func:`accuracy_grid` of ``panels``, or, when this run has none, :func:`placeholder_figure`
+    with the sentence ``missing`` (a part of a page not run in its profile, or a data set left out
+    with ``-p datasets``), so that the numbered figure, its glue and its caption still exist."""
+    return accuracy_grid(df, panels, ncols=ncols, **kw) if panels else placeholder_figure(missing)
 
 
 def save_table(df: pd.DataFrame, out_dir: str | os.PathLike, name: str) -> Path:
