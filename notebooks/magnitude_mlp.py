@@ -130,9 +130,9 @@ shown = P.figure(grid(main, ["fgsm", "pgd"], "MNIST under FGSM and PGD"), "fig-m
 #
 # The paper's CIFAR-10 MLP has four hidden layers of 8192, 4096, 2048 and 1024 units (69M
 # weights) and is trained for 100 epochs. That does not fit this CPU: the `cpu` profile trains it on
-# all 50,000 training images for `epochs["cifar10"]` epochs (15, in bf16, three seeds), where the
-# seed-0 curve below has flattened, and the curve shows where that leaves it against the competence
-# threshold. The recipe
+# all 50,000 training images for `epochs["cifar10"]` epochs (15, in bf16; the caption gives the
+# seeds), where the seed-0 curve below has flattened, and the curve shows where that leaves it
+# against the competence threshold. The recipe
 # (Adam, lr $10^{-3}$, no schedule) does not depend on the epoch count, so every point of the
 # seed-0 curve is exactly the model a shorter run would give. The `quick` profile puts the small
 # `mlp` (one hidden layer of 512 units) in its place, to show that the code runs.

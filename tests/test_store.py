@@ -314,13 +314,17 @@ def test_verify_takes_a_page_study_proof_from_a_store_recomputed_with_the_curren
     (rep,) = verify.verify_with_recomputed([out], st, proof("moved", moved))
     assert rep.rekeyed == 0 and "differs in records (adv_acc)" in rep.differences[0]
     assert verify.stale_units([out], st)
-    # the same numbers, computed on two threads in another time: identical; both seeds re-keyed
+    # the same numbers, computed on two threads in another time: identical; the group is re-keyed
     again = {**v, "seconds": 123.0, "records": [[*r[:2], "cpu (2 threads)"] for r in v["records"]]}
     (rep,) = verify.verify_with_recomputed([out], st, proof("again", again))
     assert (rep.sampled, rep.identical, rep.differences, rep.rekeyed) == (1, 1, [], 2)
     for seed in (0, 1):
         k = store.Key.from_dict({**old[seed][0].as_dict(), "code": current})
-        assert st.entry(k.digest).value["verified"]["recomputed"] == str(tmp_path / "again")
+        # each re-keyed unit names the units whose recomputation proved its group (seed 0's here)
+        assert st.entry(k.digest).value["verified"]["recomputed"] == [f"demo_study {old[0][0].identity[:12]}"]
+    # now nothing is stale: a copy of this store (a worktree's) is no proof of anything, and says nothing
+    shutil.copytree(st.root, tmp_path / "copy")
+    assert verify.verify_with_recomputed([out], st, store.Store(tmp_path / "copy")) == []
 
 
 def test_a_source_file_changed_while_the_process_ran_is_refused(monkeypatch):

@@ -65,9 +65,9 @@ class GroupReport:
     def line(self) -> str:
         what = "changed " + ", ".join(self.seeds)
         if self.differences:
-            return (f"{what}: {self.stale} stale; {self.identical} of {self.sampled} sampled cells "
+            return (f"{what}: {self.stale} stale; {self.identical} of {self.sampled} sampled units "
                     f"identical; NOT re-keyed ({self.differences[0]})")
-        return (f"{what}: {self.stale} stale; {self.identical} of {self.sampled} sampled cells "
+        return (f"{what}: {self.stale} stale; {self.identical} of {self.sampled} sampled units "
                 f"identical; {self.rekeyed} re-keyed")
 
 
@@ -363,7 +363,8 @@ def _verify_group(changed: frozenset[str], items: list[tuple[store_mod.Entry, st
             rep.identical += 1
     if not rep.sampled and not rep.differences:
         rep.differences.append("no stale model or cell cheap enough to recompute touches these files "
-                               f"(<= {max_train_seconds:.0f} s of training); recompute the pages")
+                               f"(<= {max_train_seconds:.0f} s of training); recompute the pages, or "
+                               "give --recomputed STORE: a run of one page's cheapest part with this code")
     if rep.sampled and not rep.differences and not dry_run:
         rep.rekeyed = _rekey(items, changed, st, {"sample": rep.sampled, **(
             {"against": list(against)} if against else {})})  # against: the revisions compared
@@ -399,13 +400,20 @@ def verify_with_recomputed(results_dirs: Iterable[Path], st: store_mod.Store, pr
         (e.key.identity, e.key.device_class, e.key.code): e for e in proof.entries()}
     reports = []
     for changed, items in sorted(stale.items(), key=lambda kv: sorted(kv[0])):
+        # a unit that this store already holds under the current code needs nothing; and a copy of
+        # this store (a worktree's) then proves nothing, since its current-code units are these
+        items = [(e, code) for e, code in items
+                 if not st.has(store_mod.Key.from_dict({**e.key.as_dict(), "code": code}).digest)]
+        if not items:
+            continue
         rep = GroupReport(tuple(sorted(changed)), (), len({e.key.digest for e, _ in items}))
-        seen = set()
+        seen, sampled = set(), []
         for e, code in items:
             redo = found.get((e.key.identity, e.key.device_class, code))
             if redo is None or e.key.digest in seen:
                 continue
             seen.add(e.key.digest)
+            sampled.append(f"{e.key.kind} {e.key.identity[:12]}")
             rep.sampled += 1
             diff = value_difference(e.value, redo.value)
             if diff:
@@ -416,6 +424,6 @@ def verify_with_recomputed(results_dirs: Iterable[Path], st: store_mod.Store, pr
             rep.differences.append(f"{proof.root} holds none of these units recomputed with the current code "
                                    "(run the page there with the current code first)")
         elif not rep.differences and not dry_run:
-            rep.rekeyed = _rekey(items, changed, st, {"sample": rep.sampled, "recomputed": str(proof.root)})
+            rep.rekeyed = _rekey(items, changed, st, {"sample": rep.sampled, "recomputed": sampled})
         reports.append(rep)
     return reports
