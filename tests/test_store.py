@@ -327,6 +327,20 @@ def test_verify_takes_a_page_study_proof_from_a_store_recomputed_with_the_curren
     assert verify.verify_with_recomputed([out], st, store.Store(tmp_path / "copy")) == []
 
 
+def test_value_difference_ignores_how_a_unit_ran_and_names_what_it_computed_differently():
+    from prunerob.engine.verify import value_difference as diff
+
+    cell = {"cols": ["adv_correct", "device"], "vals": [7, "cpu (1 threads)"]}
+    assert diff(cell, {**cell, "vals": [7, "cuda"], "verified": {"sample": 3}}) is None
+    assert diff(cell, {**cell, "vals": [8, "cpu (1 threads)"]}) == "vals (adv_correct)"
+    table = {"columns": ["keep", "seconds"], "records": [[0.5, 1.0], [0.4, 2.0]], "seconds": 5.0}
+    assert diff(table, {**table, "records": [[0.5, 9.0], [0.4, 9.0]], "seconds": 6.0}) is None
+    assert diff(table, {**table, "records": [[0.5, 1.0]]}) == "records: 2 rows against 1"
+    assert diff({"columns": ["keep"], "records": []}, {"columns": ["keep"], "records": []}) is None
+    assert diff({"note": "a", "rows": [{"acc": 0.5, "seconds": 1}]},
+                {"note": "a", "rows": [{"acc": 0.5000001, "seconds": 1}]}) == "rows"
+
+
 def test_a_source_file_changed_while_the_process_ran_is_refused(monkeypatch):
     """A key names the code that ran: a process whose source files changed on disk since it started
     (a merge during a long run) must not key new results with the new files' hash."""

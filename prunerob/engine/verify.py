@@ -203,7 +203,7 @@ def comparable(value: Any) -> Any:
                 keep = [i for i, c in enumerate(value[cols]) if c not in VOLATILE]
                 rest = {k: v for k, v in value.items() if k not in (cols, rows)}
                 data = value[rows]
-                kept = ([[r[i] for i in keep] for r in data] if data and isinstance(data[0], list)
+                kept = ([] if not data else [[r[i] for i in keep] for r in data] if isinstance(data[0], list)
                         else [data[i] for i in keep])
                 return {**comparable(rest), cols: [value[cols][i] for i in keep], rows: comparable(kept)}
         return {k: comparable(v) for k, v in value.items() if k not in VOLATILE}
