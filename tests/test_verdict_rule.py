@@ -2,6 +2,7 @@
 hand-made sweeps (each test fails on the rule of commit 26cde73), and the calibration by simulation."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -48,9 +49,9 @@ def _sweep(changes: dict[float, list[tuple[int, int]]], n: int = 1000, model: st
     return pd.DataFrame(rows)
 
 
-def _decide(tmp_path: Path, sweep: pd.DataFrame, n_seeds: int) -> pd.Series:
-    """The Findings claim "magnitude pruning raises FGSM accuracy: cnn4 on cifar10" (no AutoAttack
-    backing) on ``sweep``."""
+def _decide(tmp_path: Path, sweep: pd.DataFrame, n_seeds: int, backed: bool = False) -> pd.Series:
+    """The Findings claim "magnitude pruning raises FGSM accuracy: cnn4 on cifar10" on ``sweep``; its
+    AutoAttack backing left out unless ``backed`` (these tests are about the rule on one table)."""
     d = tmp_path / "magnitude_cnn"
     d.mkdir(parents=True, exist_ok=True)
     sweep.assign(model="cnn4", dataset="cifar10").to_csv(d / "sweep.csv", index=False)
@@ -58,7 +59,23 @@ def _decide(tmp_path: Path, sweep: pd.DataFrame, n_seeds: int) -> pd.Series:
         d / "models.csv", index=False)
     claim = next(c for c in V.CLAIMS if c.decide is V._gain and c.params["model"] == "cnn4"
                  and c.params["attack"] == "fgsm")
+    if not backed:
+        claim = dataclasses.replace(claim, params={**claim.params, "backed_by": None})
     return V.claims(tmp_path, which=[claim]).iloc[0]
+
+
+def test_every_weak_attack_gain_needs_autoattack_even_on_cifar10(tmp_path):
+    # the CNN's FGSM gain holds by the rule, but its page ran no AutoAttack: inconclusive, saying so
+    changes = {0.9: [(30, 0)] * 5, 0.8: [(0, 4)] * 5}
+    r = _decide(tmp_path, _sweep(changes), 5, backed=True)
+    assert r.verdict == "inconclusive" and "not backed: AutoAttack was not run at keep 0.9" in r.reason
+    # the same gain under AutoAttack on the page's table: it holds, backed
+    weak = _sweep(changes)
+    both = pd.concat([weak, weak.assign(attack="autoattack")], ignore_index=True)
+    r = _decide(tmp_path, both, 5, backed=True)
+    assert r.verdict == "holds" and "backed by AutoAttack (magnitude_cnn" in r.reason
+    assert all(c.params.get("backed_by") for c in V.CLAIMS
+               if c.decide is V._gain and c.params["attack"] in ("fgsm", "pgd", "cw"))
 
 
 NULL = [(0, 0)] * 5
