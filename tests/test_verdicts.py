@@ -248,8 +248,8 @@ def test_source_falls_back_to_stamp_and_provenance(tmp_path):
 
 
 def test_depth_claims_at_eps_01_read_only_their_budget(tmp_path):
-    """The depth claims at ε = 0.1 (beyond the paper; not in CLAIMS until the depth page runs that
-    budget) use the rows at 0.1 only: with rows at 4/255
+    """The depth claims at ε = 0.1 (beyond the paper; in CLAIMS since the depth page ran that budget,
+    session 11) use the rows at 0.1 only: with rows at 4/255
     alone they are *not run*; the paper-budget claims still decide from the 4/255 rows."""
     d = tmp_path / "depth"
     d.mkdir()
@@ -258,7 +258,7 @@ def test_depth_claims_at_eps_01_read_only_their_budget(tmp_path):
     sweep.to_csv(d / "sweep.csv", index=False)
     pd.concat([_models(0.98, 5, model=m) for m in ("mlp", "mlp3", "mlp4")]).to_csv(d / "models.csv",
                                                                                    index=False)
-    assert [c.params["eps"] for c in V.CLAIMS if c.decide is V._depth] == [4 / 255] * 2
+    assert [c.params["eps"] for c in V.CLAIMS if c.decide is V._depth] == [4 / 255] * 2 + [0.1] * 2
     depth = V.depth_claims(4 / 255) + V.depth_claims(0.1)
     assert depth[2].claim.endswith("(FGSM, ε = 0.1)") and "beyond the paper" in depth[2].paper
     c = V.claims(tmp_path, which=depth)
