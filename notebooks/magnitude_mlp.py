@@ -181,13 +181,14 @@ shown = P.figure(
 # ```
 
 # %% tags=["remove-input"]
-extra = res.sweep[res.sweep.attack.isin(["cw", "autoattack"])]
+strong = list(dict.fromkeys(["cw", "autoattack", *subset_attacks]))  # e.g. PGD-50x5 on the subset
+extra = res.sweep[res.sweep.attack.isin(strong)]
 fields = {**cap([ds for ds in res.sources if ds in set(extra.dataset)]), "seeds": sorted(extra.seed.unique())}
 fields["n_eval"] += (f"; {' and '.join(map(P.attack_label, subset_attacks))} (subset attacks): {subset_n} "
                      f"fixed images at keeps {', '.join(map(str, subset_keeps))}, seeds "
                      f"{', '.join(map(str, subset_seeds))}, {' and '.join(subset_methods)} pruning"
                      ) * bool(subset_keeps)
-shown = P.figure(grid(extra, ["cw", "autoattack"], "CW and AutoAttack"),
+shown = P.figure(grid(extra, strong, " and ".join(map(P.attack_label, strong))),
                  "fig-magnitude_mlp-cw-autoattack",
                  P.caption("MLP under CW (L∞ margin) and AutoAttack (paper Fig. 12)", **fields,
                            device=pages.devices(extra), attacks=extra),

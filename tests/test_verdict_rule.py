@@ -271,10 +271,16 @@ def test_item9_depth_claim_fails_when_every_depth_fails(tmp_path):
     assert "every depth's gain fails" in r.reason
     gain = {0.9: [(0, 1), (0, 0), (1, 0)], 0.5: [(80, 0), (85, 0), (90, 0)]}
     shallow = {0.9: [(80, 0), (85, 0), (90, 0)], 0.5: [(0, 40), (0, 50), (0, 45)]}
-    assert _depth_sweep(tmp_path, {"mlp": shallow, "mlp3": gain, "mlp4": gain}).verdict == "holds"
-    # the deepest has no gain (best keep 1) while the shallowest has one at 0.9: fails
+    # the locations decrease with depth, but each rests on an FGSM gain that no AutoAttack backs
+    r = _depth_sweep(tmp_path, {"mlp": shallow, "mlp3": gain, "mlp4": gain})
+    assert r.verdict == "inconclusive", r.reason
+    assert r.reason.startswith("the best keep decreases with depth (mlp 0.9, mlp3 0.5, mlp4 0.5), but that "
+                               "rests on the FGSM gains of mlp, mlp3, mlp4; not backed"), r.reason
+    # the deepest has no gain (best keep 1) while the shallowest has one at 0.9: that would fail, but the
+    # shallowest's location is an unbacked gain too
     r = _depth_sweep(tmp_path, {"mlp": shallow, "mlp3": gain, "mlp4": no_gain})
-    assert r.verdict == "fails" and "mlp4 1 > mlp 0.9" in r.reason, r.reason
+    assert r.verdict == "inconclusive" and "mlp4 1 > mlp 0.9" in r.reason, r.reason
+    assert "rests on the FGSM gains of mlp, mlp3; not backed" in r.reason, r.reason
 
 
 def test_item10_strong_attack_label_follows_the_strongest_attack():

@@ -110,8 +110,22 @@ def test_holds_when_the_corrected_lower_bound_is_above_zero_and_backed_by_autoat
     assert r.number.startswith("keep 0.9: +5.") and "gain in 5, loss in 0 of 5 seeds" in r.number
     assert "Bonferroni over 2 keeps) is above 0" in r.reason
     assert "backed by AutoAttack" in r.reason and "AutoAttack keep 0.9: +5." in r.number
-    assert "Bonferroni over 1 keep)" in r.number  # the AutoAttack keep was chosen on other data
+    # the AutoAttack keep was chosen among the 2 pruned keeps of the FGSM sweep (same models): its test is
+    # corrected for both
+    assert r.number.count("Bonferroni over 2 keeps)") == 2, r.number
     assert r.source == "magnitude_mlp (profile test; cpu (1 threads))"
+
+
+def test_pgd_50x5_backs_a_gain_where_autoattack_was_not_run(tmp_path):
+    strong = _sweep([20, 24, 18, 22, 25])
+    pgd = _sweep([10, 12, 9], n=200, attack="pgd-50x5")
+    r = _decide(tmp_path, strong, _models(0.98, 5), pgd)
+    assert r.verdict == "holds" and "backed by PGD-50x5 (autoattack_mlp" in r.reason, r.reason
+    assert "PGD-50x5 keep 0.9: +5." in r.number
+    # AutoAttack comes first where both ran: here it loses the gain, so the claim is not backed
+    lost = _sweep([-2, 0, -1], n=200, attack="autoattack")
+    r = _decide(tmp_path, strong, _models(0.98, 5), pd.concat([pgd, lost]))
+    assert r.verdict == "inconclusive" and "not backed by AutoAttack" in r.reason, r.reason
 
 
 def test_gain_not_backed_by_autoattack_is_inconclusive(tmp_path):

@@ -12,6 +12,7 @@ model, dataset, method, keep_ratio, attack, eps, seed; accuracies are fractions 
 """
 from __future__ import annotations
 
+import importlib
 import io
 import math
 import os
@@ -59,9 +60,7 @@ def _label(param: str, name: str) -> str:
     """``label_of(param, name)`` with the registry loaded: a page that renders from the result store
     may never import the (torch) package that registers the entries, and a legend must not read
     ``fgsm`` on one page and ``FGSM`` on the next depending on what happened to be imported."""
-    if registered(param) is None:
-        import importlib
-
+    if registered(param) is None:  # imported here, not at the top: the registering package loads torch
         importlib.import_module(_REGISTERING[param])
     return label_of(param, name)
 

@@ -117,8 +117,9 @@ MLP_CIFAR_CURVE_EPOCHS = 20
 #: 75.1, 76.6, 77.2, 77.9, 78.4, 79.0, 79.2, 79.3, 79.6, 80.2, 80.5, 80.5, 80.6, 80.9, 80.9, 80.8, 80.8%:
 #: past the 70% threshold from epoch 8, flat within 0.4 pp over the last 6 epochs (the cosine's end).
 #: Seeds 1 and 2 (2026-12-06, 60 min each, the other core busy) end at 80.6% and 80.9%, past 70% at
-#: epoch 8 too (curves in checkpoints/README.md). The three checkpoints are committed in checkpoints/
-#: (a fresh machine copies them into the cache).
+#: epoch 8 too; seeds 3 and 4 (2026-12-07, 67 min each, the other core busy) end at 81.4% and 81.6%,
+#: past 70% at epochs 8 and 7 (curves in checkpoints/README.md). The five checkpoints are committed in
+#: checkpoints/ (a fresh machine copies them into the cache).
 CCT_CPU_EPOCHS = 30
 #: keep ratios of the CCT's AutoAttack (Fig. 14) on 1,000 fixed images in the cpu profile
 CCT_AA_KEEPS = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
@@ -186,7 +187,8 @@ PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
             "tf_epochs": TF_CPU_EPOCHS, "tf_train_subset": None, "tf_n_eval": 100,
             "run_cnn": True, **_CNN_PREFIXED["cpu"], "cnn_seeds": SEEDS,
             "cnn_precision": CPU_PRECISION, "vit_precision": CPU_PRECISION,
-            # the transformer panel of Fig. 7: the CCT models of score_vit (same config, same checkpoints),
+            # the transformer panel of Fig. 7: the CCT models of score_vit (same config, same checkpoints;
+            # its first three seeds, on which the risk claim holds),
             # at the CNN panel's sizes (radii 0.5 and 1, 32 images, 2 masks, K = 16; the notebook's
             # defaults but for vit_n_eval): the CNN's unit took 597 s for 3 seeds, and a CCT
             # forward-backward pass costs about twice a CNN4's here (estimated from an epoch of each), so
@@ -255,19 +257,21 @@ PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "score_vit": {
         # cct_2_3x2 (trained from scratch; the paper fine-tunes an ImageNet-pretrained ViT-Tiny) on all
-        # 50k CIFAR-10 images for CCT_CPU_EPOCHS epochs, 3 seeds; Taylor pruning (App. I's 20 batches of
-        # 128) at 12 keeps; FGSM, PGD-5 and CW at 4/255 and FGSM at 8/255 on 2,000 test images (about
-        # 27 CPU minutes per seed); AutoAttack (Fig. 14) with Taylor pruning on a fixed 1,000-image
-        # subset. Magnitude pruning of the same models under FGSM 4/255 only (the notebook's default
-        # compare_methods: the comparison of methods of Sec. 6.3 needs its clean accuracy; a few CPU
-        # minutes per seed, where its full sweep would cost about as much as Taylor's). Imagenette is
-        # left out (about the CIFAR-10 cost again: 9,469 images of 256 tokens each).
-        "cpu": {"datasets": ["cifar10"], "seeds": SEEDS,
+        # 50k CIFAR-10 images for CCT_CPU_EPOCHS epochs, five seeds (three left its FGSM 4/255 and CW
+        # claims open: about 5 and 7 seeds by the rule's power estimate, session 11); Taylor pruning
+        # (App. I's 20 batches of 128) at 12 keeps; FGSM, PGD-5 and CW at 4/255 and FGSM at 8/255 on
+        # 2,000 test images (about 27 CPU minutes per seed); AutoAttack (Fig. 14) with Taylor pruning on
+        # a fixed 1,000-image subset. Magnitude pruning of the same models under FGSM 4/255 only (the
+        # notebook's default compare_methods: the comparison of methods of Sec. 6.3 needs its clean
+        # accuracy; a few CPU minutes per seed, where its full sweep would cost about as much as
+        # Taylor's). Imagenette is left out: 256 tokens per image make a step and an attacked image
+        # about 4.9x CIFAR-10's (verdicts.IMAGENETTE_OUT), about 4 CPU hours per seed.
+        "cpu": {"datasets": ["cifar10"], "seeds": CPU_SEEDS,
                 "train_subset": dict.fromkeys(_VIT_DATASETS), "score_examples": None,
                 "epochs": dict.fromkeys(_VIT_DATASETS, CCT_CPU_EPOCHS), "methods": ["taylor"],
                 "keeps": CPU_KEEPS, "attacks": ["fgsm", "pgd", "cw"], "n_eval": 2000,
                 "subset_attacks": ["autoattack"], "subset_n": 1000, "subset_keeps": CCT_AA_KEEPS,
-                "subset_seeds": SEEDS, "subset_methods": ["taylor"], "precision": CPU_PRECISION},
+                "subset_seeds": CPU_SEEDS, "subset_methods": ["taylor"], "precision": CPU_PRECISION},
         # App. I fine-tunes an ImageNet-pretrained ViT-Tiny for 10 epochs: vit_tiny with timm's weights
         # (TrainConfig.paper sets pretrained=True; downloaded on the GPU host). CIFAR-100 and
         # ImageNet-100 are used when available (else skipped, with a note);
