@@ -47,6 +47,7 @@ strong_n: int = 100  # images of PGD-50x5, AutoAttack and FAB (the first n of th
 strong_keeps: int = 1  # pruned keeps re-attacked: those with the largest PGD-5 gains at verdict_eps
 strong_methods: list = ["magnitude", "magnitude_global", "random"]  # rules re-attacked by PGD-50x5
 aa_methods: list = ["magnitude"]  # rules re-attacked by AutoAttack standard (the most expensive attack)
+strong_seeds: "list or None" = None  # seeds of PGD-50x5 and AutoAttack (None: all `seeds`)
 fab_seeds: "list or None" = None  # seeds of the FAB security curves (None: all `seeds`)
 fab_steps: int = 10  # FAB-T iterations per target class (the minimal-distance attack)
 fab_restarts: int = 1  # FAB-T restarts (restart 0 starts at the image, later ones at random points)
@@ -82,9 +83,10 @@ eps01.check(
     fab_tol=fab_tol,
     train_subset=train_subset,
 )
-if fab_seeds is not None and not (isinstance(fab_seeds, list) and fab_seeds and set(fab_seeds) <= set(seeds)):
-    raise ConfigError(f"fab_seeds={fab_seeds!r} must be None or a non-empty list of seeds from "
-                      f"seeds={seeds!r}")
+for _name, _val in (("strong_seeds", strong_seeds), ("fab_seeds", fab_seeds)):
+    if _val is not None and not (isinstance(_val, list) and _val and set(_val) <= set(seeds)):
+        raise ConfigError(f"{_name}={_val!r} must be None or a non-empty list of seeds from seeds={seeds!r}")
+strong_seed_list = seeds if strong_seeds is None else strong_seeds
 fab_seed_list = seeds if fab_seeds is None else fab_seeds
 ve = parse_eps(verdict_eps)
 eps_values = [parse_eps(e) for e in eps_grid]
@@ -137,7 +139,7 @@ strong = pd.concat(
             mask_draws=mask_draws,
             **common,
         )
-        for s in seeds
+        for s in strong_seed_list
     ],
     ignore_index=True,
 )
@@ -190,6 +192,7 @@ run_info = pd.DataFrame(
             profile=profile,
             epochs=epochs,
             seeds=str(seeds),
+            strong_seeds=str(strong_seed_list),
             fab_seeds=str(fab_seed_list),
             n_eval=n_eval,
             strong_n=strong_n,
@@ -242,7 +245,8 @@ pages.say("**The same calculation on this page's seeds.** " + power_calc.describ
 # %% tags=["remove-input"]
 pages.say(
     f"**This run**: profile `{profile}`, MNIST MLP {epochs} epochs, seeds {seeds}, PGD-5 on {n_eval} "
-    f"images, PGD-50x5 / AutoAttack / FAB-T on {strong_n}, device {P.devices(pgd)}.",
+    f"images; PGD-50x5 and AutoAttack on {strong_n} (seeds {strong_seed_list}), FAB-T on {strong_n} "
+    f"(seeds {fab_seed_list}); device {P.devices(pgd)}.",
     verdict_text,
 )
 pages.table(
@@ -375,7 +379,7 @@ pages.say(
 pages.say(
     f"Keeps re-attacked (largest PGD-5 gains of magnitude pruning at ε = {format_eps(ve)}): {chosen}; "
     f"PGD-50x5 for {strong_methods}, AutoAttack for {aa_methods}, on the first {strong_n} images of the "
-    "grid's permutation."
+    f"grid's permutation, seeds {strong_seed_list}."
 )
 pages.table(
     grid.gains(strong),
