@@ -76,3 +76,42 @@ def test_local_cluster_equals_serial(tmp_cache, tmp_path, monkeypatch):
     assert set(serial.skipped) == set(dask.skipped) == {"cifar100"} and dask.sources == serial.sources
     assert dask.provenance["scheduler"].startswith("dask client")
     assert time.perf_counter() - t0 < TIME_LIMIT_S
+
+
+@pytest.mark.skipif(not _mnist_available(), reason="MNIST is not available offline on this machine")
+def test_a_worker_computes_only_the_cells_the_store_lacks(tmp_cache, tmp_path, monkeypatch):
+    """A subset part added to a stored unit (e.g. a strong attack on a page whose main sweep is in the
+    store): the client sends the unit's stored entries with it (``stored_entries``), and the worker
+    (``remote_unit``, run in this process so its sweeps can be counted) runs only the subset's cells,
+    whose rows equal those of a serial run; with no entries sent it runs the whole unit."""
+    from prunerob.engine import experiment as E
+    from prunerob.engine import store as S
+
+    common = dict(datasets=["mnist"], models="mlp", methods=["magnitude"], keeps=[1.0, 0.5],
+                  attacks=["fgsm"], eps="4/255", seeds=[0], n=60, epochs=1, train_subset=300, device="cpu")
+    st = S.Store(tmp_path / "store")
+    run_experiment(ExperimentSpec(**common), store=st)  # the main sweep and the model summary: stored
+    spec = ExperimentSpec(**common, subset=E.SubsetSpec(attacks=["pgd"], keeps=[1.0], n=20))
+    unit = E.plan_units(spec)[0]
+    test = load_dataset("mnist", "test", download=False)
+    known = E.stored_entries(unit, spec, test, st)
+    assert sorted(k["kind"] for k, _, _ in known) == ["cell", "cell", "train"]
+    calls = []
+    real = E.sweep_validated
+
+    def counted(model, examples, args, **kw):
+        calls.append(sorted(a for a, _ in args.specs))
+        return real(model, examples, args, **kw)
+
+    monkeypatch.setattr(E, "sweep_validated", counted)
+    out = E.remote_unit(unit, spec, E.cached_checkpoints(unit, None), known)
+    assert calls == [["pgd"]], calls  # the subset alone; the main cells came from the entries sent
+    calls.clear()
+    whole = E.remote_unit(unit, spec, E.cached_checkpoints(unit, None))
+    assert calls == [["fgsm"], ["pgd"]], calls
+    serial = run_experiment(spec, store=S.Store(tmp_path / "fresh"))
+    cols = ["part", "method", "keep_ratio", "attack", "adv_acc", "clean_acc", "adv_bits"]
+    for tables in (out["tables"], whole["tables"]):
+        got = pd.concat(tables, ignore_index=True).sort_values(KEY).reset_index(drop=True)[cols]
+        want = serial.sweep.sort_values(KEY).reset_index(drop=True)[cols]
+        pd.testing.assert_frame_equal(got, want)

@@ -2,13 +2,16 @@
 (prunerob.analysis.verdicts)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from prunerob.analysis import competence as C
+from prunerob.analysis import verdict_rule as rule
 from prunerob.analysis import verdicts as V
 from prunerob.config import ConfigError
 
@@ -370,3 +373,49 @@ def test_score_vs_magnitude_is_a_paired_clean_accuracy_test(tmp_path):
     _two_methods([40, 44, 36]).query("method == 'taylor'").to_csv(d / "sweep.csv", index=False)
     r = V.claims(tmp_path, which=[claim]).iloc[0]
     assert r.verdict == "inconclusive" and "no magnitude-pruned run" in r.reason, r.reason
+
+
+# ----------------------------------------------------------------------------------------------
+# looks: seeds raised while a verdict was open (optional stopping)
+# ----------------------------------------------------------------------------------------------
+def test_a_second_look_halves_the_level_of_holds_and_fails(tmp_path, monkeypatch):
+    """[1, 9, 17, 4, 13] more correct images at keep 0.9 (of 400; gain +2.2 pp): its corrected lower
+    bound is +0.18 pp at level 0.05 and -0.20 pp at 0.025, the latter also computed here from the
+    rule's standard error and degrees of freedom with scipy's t quantile at 1 - 0.025 / 2 (two keeps)."""
+    sweep, aa = _sweep([1, 9, 17, 4, 13]), _sweep([10, 12, 9, 11, 10], n=200, attack="autoattack")
+    r = _decide(tmp_path, sweep, _models(0.98, 5), aa)
+    assert r.verdict == "holds" and "looks" not in r.reason, r.reason
+    monkeypatch.setattr(V, "LOOKS", {("magnitude_mlp", "mlp", "mnist"): (3, 5)})
+    r = _decide(tmp_path, sweep, _models(0.98, 5), aa)
+    assert r.verdict == "inconclusive", r.reason
+    assert "level α/2 = 0.025 (2 looks: 3, then 5 seeds" in r.reason
+    t = rule.keep_table(sweep, alpha=0.025)
+    k = t[np.isclose(t.keep_ratio, 0.9)].iloc[0]
+    lower = k.gain - scipy_stats.t.ppf(1 - 0.025 / 2, k.df) * k.se
+    assert f"lower {rule.pp2(lower)} (corrected" in r.number and rule.pp2(lower) == "-0.20 pp", r.number
+    assert "(97.5%, uncorrected)" in r.number
+    # fails needs its upper bound below +1 pp at the lower level too: a wider interval
+    small = _sweep([2, -2, 3, -1, 1], n=1000)
+    monkeypatch.setattr(V, "LOOKS", {})
+    one = _decide(tmp_path, small, _models(0.98, 5))
+    monkeypatch.setattr(V, "LOOKS", {("magnitude_mlp", "mlp", "mnist"): (3, 5)})
+    two = _decide(tmp_path, small, _models(0.98, 5))
+    up = [float(re.search(r"the largest is ([+-][0-9.]+) pp", x.reason).group(1)) for x in (one, two)]
+    assert one.verdict == two.verdict == "fails" and up == [0.27, 0.32], (one.reason, two.reason)
+
+
+def test_looks_count_only_for_a_table_of_the_last_looks_seeds(monkeypatch):
+    monkeypatch.setattr(V, "LOOKS", {("nb", "m", "d"): (17, 40)})
+    assert V.level("nb", "m", "d", 40)[0] == V.ALPHA / 2
+    assert V.level("nb", "m", "d", 17) == (V.ALPHA, "")  # another run (e.g. the paper profile's)
+    assert V.level("other", "m", "d", 40) == (V.ALPHA, "")
+
+
+def test_looks_name_the_committed_tables_seed_counts():
+    """Each setting of :data:`verdicts.LOOKS` ends at its committed table's seed count, so a claim
+    decided there is decided at the lowered level (a table whose seeds grow again must add a look)."""
+    for (notebook, model, dataset), seen in V.LOOKS.items():
+        df = pd.read_csv(REPO / "book/experiments/results" / notebook / "sweep.csv")
+        n = df[(df.model == model) & (df.dataset == dataset)].seed.nunique()
+        assert list(seen) == sorted(set(seen)) and len(seen) >= 2
+        assert n == seen[-1], f"{notebook} {model} {dataset}: {n} seeds committed, LOOKS ends at {seen[-1]}"

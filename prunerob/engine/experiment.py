@@ -419,6 +419,17 @@ def unit_complete(unit: Unit, spec: ExperimentSpec, test: ArrayDataset, st: stor
     return st.get(tkey) is not None and all(st.get(k) is not None for k in cells)
 
 
+def stored_entries(unit: Unit, spec: ExperimentSpec, test: ArrayDataset,
+                   st: store_mod.Store) -> list[tuple[dict[str, Any], dict[str, Any], float]]:
+    """The unit's model summary and evaluation cells that ``st`` already holds, as plain
+    ``(key dict, value, seconds)`` triples to send to a worker (:func:`remote_unit`), which then
+    computes only the cells that are missing (e.g. a subset part added to a page whose main sweep is
+    stored) instead of the whole unit."""
+    tkey, parts = _keys(unit, spec, test)
+    found = [st.get(k) for k in (tkey, *(k for ks in parts.values() for k in ks.values()))]
+    return [(e.key.as_dict(), dict(e.value), float(e.seconds)) for e in found if e is not None]
+
+
 def absorb(unit: Unit, spec: ExperimentSpec, tables: Sequence[pd.DataFrame], info: Mapping[str, Any],
            st: store_mod.Store) -> None:
     """Put the tables and train info a worker computed for ``unit`` into the store."""
@@ -591,12 +602,15 @@ def _worker_data(dataset: str, split: str, root: str | None, download: bool,
 
 
 def remote_unit(unit: Unit, spec: ExperimentSpec,
-                checkpoints: Mapping[str, dict[str, bytes]] | None) -> dict[str, Any]:
+                checkpoints: Mapping[str, dict[str, bytes]] | None,
+                known: Sequence[tuple[Mapping[str, Any], Mapping[str, Any], float]] = ()) -> dict[str, Any]:
     """:func:`run_unit` on a Dask worker with a private temporary cache (no shared file system).
 
     ``checkpoints``: data key -> ``{"weights": bytes, "meta": bytes}``, the entries of this unit's
     config the client has cached (:func:`cached_checkpoints`); the worker loads the one trained on
-    its own data (same data key) instead of training. Returns the tables, the train info, the data
+    its own data (same data key) instead of training. ``known``: the unit's entries in the client's
+    result store (:func:`stored_entries`), put into a private store here so that only the missing
+    cells are computed (with none, the whole unit is). Returns the tables, the train info, the data
     source, the data key and the checkpoint's bytes, which the client writes into its own cache;
     or ``{"skipped": reason}`` when the worker cannot load the data set.
     """
@@ -613,7 +627,14 @@ def remote_unit(unit: Unit, spec: ExperimentSpec,
         if checkpoints and key in checkpoints:
             for k in ("weights", "meta"):
                 atomic_write_bytes(paths[k], checkpoints[key][k])
-        tables, info = run_unit(unit, spec, test=test, train=train, cache_dir=tmp)
+        st = None
+        if known:
+            st = store_mod.Store(tmp / "store")
+            st.put((store_mod.Key.from_dict(k), v, s) for k, v, s in known)
+        tables, info = run_unit(unit, spec, test=test, train=train, cache_dir=tmp, store=st)
+        if not paths["weights"].is_file():  # every cell was known: no model was loaded or trained
+            return {"tables": tables, "info": info, "checkpoint": None, "data_key": key,
+                    "source": test.source, "host": platform.node()}
         files = {k: paths[k].read_bytes() for k in ("weights", "meta")}
         return {"tables": tables, "info": info, "checkpoint": files, "data_key": key, "source": test.source,
                 "host": platform.node()}
@@ -740,8 +761,18 @@ def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: boo
                     if u.needs_train_data else None
                 tables, info = run_unit(u, spec, test=test, train=train, store=st)
                 local[i] = (tables, info, test.source)
-        payloads = [(u, spec, cached_checkpoints(u, spec.cache_dir))
-                    for i, u in enumerate(units) if i not in local]
+        payloads = []
+        for i, u in enumerate(units):
+            if i in local:
+                continue
+            known: list[tuple[dict[str, Any], dict[str, Any], float]] = []
+            if st is not None:
+                try:
+                    known = stored_entries(u, spec, _worker_data(u.dataset, "test", root, spec.download,
+                                                                 u.image_size), st)
+                except ConfigError:
+                    known = []
+            payloads.append((u, spec, cached_checkpoints(u, spec.cache_dir), known))
         outs = iter(distributed.map_units(remote_unit, payloads, scheduler) if payloads else [])
         hosts_set = {platform.node()} if local else set()
         for i, u in enumerate(units):
@@ -756,7 +787,8 @@ def run_experiment(spec: ExperimentSpec, scheduler: Any = None, *, progress: boo
                 skipped.setdefault(u.dataset, o["skipped"])
                 continue
             sources.setdefault(u.dataset, o["source"])
-            ckpt = str(store_checkpoint(u, o["checkpoint"], spec.cache_dir, o["data_key"]))
+            ckpt = (str(store_checkpoint(u, o["checkpoint"], spec.cache_dir, o["data_key"]))
+                    if o["checkpoint"] is not None else None)
             tables, info = o["tables"], o["info"]
             if st is not None:  # the worker's units go into the store; the tables come from it
                 absorb(u, spec, tables, info, st)

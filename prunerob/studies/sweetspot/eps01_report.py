@@ -110,10 +110,13 @@ def decisions(
     methods: Sequence[str],
     eps_grid: Sequence[float],
     strong_attack: str,
+    alpha: float = rule.ALPHA,
 ) -> pd.DataFrame:
     """One row per (method, attack, ε) decided: ``method``, ``attack``, ``eps``, ``n``, ``n_seeds``,
     ``keeps`` (pruned keeps searched = the family), ``verdict``, ``keep``, ``gain`` and its
-    ``lower`` (corrected) / ``upper`` bounds at the reported keep, ``reason``, ``number``."""
+    ``lower`` (corrected) / ``upper`` bounds at the reported keep, ``reason``, ``number``. ``alpha``:
+    the level of every test (:func:`prunerob.analysis.verdicts.level`: lower where the seeds were raised
+    after an open verdict)."""
     out = []
     todo = [(m, "pgd", float(e), pgd) for m in methods for e in eps_grid]
     if strong is not None and len(strong):
@@ -127,8 +130,8 @@ def decisions(
         s = setting(rows, m, a, e)
         if s.empty:
             continue
-        t = rule.keep_table(s)
-        d = rule.decide(t)
+        t = rule.keep_table(s, alpha=alpha)
+        d = rule.decide(t, alpha=alpha)
         r = t[np.isclose(t.keep_ratio, d.keep)].iloc[0] if np.isfinite(d.keep) else None
         out.append(
             {
@@ -166,8 +169,10 @@ def verdict(
     strong_attack: str,
     chosen: Sequence[float],
     others: Sequence[str] = ("magnitude_global", "random"),
+    looks: str = "",
 ) -> tuple[str, str]:
-    """``(verdict, text)`` for ε ≈ ``eps`` from :func:`decisions` (module docstring)."""
+    """``(verdict, text)`` for ε ≈ ``eps`` from :func:`decisions` (module docstring); ``looks``: the
+    words of :func:`prunerob.analysis.verdicts.level`, said after the verdict where not empty."""
     e = format_eps(eps)
     p = _row(dec, "magnitude", "pgd", eps)
     if p is None:
@@ -189,7 +194,7 @@ def verdict(
     else:
         v, why = p["verdict"], f"PGD-5: {p['reason']}"
     lines = [
-        f"**Verdict for ε = {e} (magnitude pruning, MNIST MLP): {v}**: {why}.",
+        f"**Verdict for ε = {e} (magnitude pruning, MNIST MLP): {v}**: {why}{f'; {looks}' if looks else ''}.",
         f"- PGD-5, {p['n_seeds']} seeds × {p['n']} images, {p['keeps']} pruned keeps (Bonferroni over them): "
         f"{p['number']}.",
     ]
