@@ -195,10 +195,13 @@ PENDING = "the cpu profile's CCT run is pending"
 #: CCT training step and an attacked image cost about 4.9x CIFAR-10's at 64 px (256 tokens against 64;
 #: ``benchmarks/train_epoch.py --dataset imagenette --precision bf16``: 2.35 s against 0.48 s per step
 #: of 128 under the same load, 2026-12-07), so an epoch of its 9,469 images costs about one of CIFAR-10's
-#: 50,000, and a seed of 30 epochs plus the sweep and AutoAttack about 4 CPU hours
+#: 50,000, and a seed of 30 epochs plus the sweep and AutoAttack about 4 CPU hours. A third tokenizer
+#: conv brings 64 px back to 64 tokens at 1.9x CIFAR-10's step (benchmarks/cct_tokenizer.py,
+#: 2026-12-07): about half the cost, for a model whose accuracy on Imagenette nobody has measured here
 IMAGENETTE_OUT = ("the cpu profile runs the CCT on CIFAR-10 only: at 64 px a training step and an attacked "
                   "image cost about 4.9x CIFAR-10's (measured), so three seeds would take at least 12 CPU "
-                  "hours here")
+                  "hours here; a third tokenizer conv (64 tokens, measured at 1.9x) would about halve that, "
+                  "its competence on Imagenette untested")
 
 
 def _pending(claim: Claim, reason: str) -> str:
