@@ -388,7 +388,7 @@ def test_a_second_look_halves_the_level_of_holds_and_fails(tmp_path, monkeypatch
     monkeypatch.setattr(V, "LOOKS", {("magnitude_mlp", "mlp", "mnist"): (3, 5)})
     r = _decide(tmp_path, sweep, _models(0.98, 5), aa)
     assert r.verdict == "inconclusive", r.reason
-    assert "level α/2 = 0.025 (2 looks: 3, then 5 seeds" in r.reason
+    assert "level α/2 = 0.025 (2 looks at these models: 3, then 5 seeds)" in r.reason
     t = rule.keep_table(sweep, alpha=0.025)
     k = t[np.isclose(t.keep_ratio, 0.9)].iloc[0]
     lower = k.gain - scipy_stats.t.ppf(1 - 0.025 / 2, k.df) * k.se

@@ -170,8 +170,8 @@ def level(notebook: str, model: str, dataset: str | None, n_seeds: int) -> tuple
     seen = LOOKS.get((notebook, model, str(dataset)), ())
     if len(seen) < 2 or int(n_seeds) != seen[-1]:
         return ALPHA, ""
-    return ALPHA / len(seen), (f"level α/{len(seen)} = {ALPHA / len(seen):g} ({len(seen)} looks: "
-                               f"{', then '.join(map(str, seen))} seeds, raised while the verdict was open)")
+    return ALPHA / len(seen), (f"level α/{len(seen)} = {ALPHA / len(seen):g} ({len(seen)} looks at these "
+                               f"models: {', then '.join(map(str, seen))} seeds)")
 
 
 def _upper_level(text: str, alpha: float) -> str:
