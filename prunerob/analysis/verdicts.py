@@ -151,14 +151,13 @@ class Results:
 #: counts at which its verdict was published before its seeds were raised *because it was open*, on
 #: data that its current table still holds, and the current count last (optional stopping; :data:`RULE`
 #: decides each look at ALPHA / L). Found from the git history of the committed tables (session 13):
-#: the CIFAR-10 MLP and the CCT went from 3 to 5 seeds on the same models, eps01_gain from 17 to 40 (its
-#: 15-seed table was raised to 17 by a recalculated power estimate on another table, not by its verdict).
+#: the CIFAR-10 MLP and the CCT went from 3 to 5 seeds on the same models. eps01_gain's 15-seed table was
+#: raised to 17 by a recalculated power estimate on another table, not by its verdict: one look so far.
 #: The earlier tables of every other setting hold other models (a recipe or environment change), so
 #: their current seeds are a first look. tests/test_verdicts.py checks the last count against the table.
 LOOKS: dict[tuple[str, str, str], tuple[int, ...]] = {
     ("magnitude_mlp", "mlp_cifar", "cifar10"): (3, 5),
     ("score_vit", "cct_2_3x2", "cifar10"): (3, 5),
-    ("eps01_gain", "mlp", "mnist"): (17, 40),
 }
 
 
