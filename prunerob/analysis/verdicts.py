@@ -58,10 +58,10 @@ RULE = (
     "the known keeps do not decrease with depth (so when every depth's gain fails), holds when they do "
     "and every depth is known, and is *inconclusive* otherwise; a verdict that rests on a depth's "
     "FGSM or PGD gain (its location) is *inconclusive* too, since the depth page runs no AutoAttack. "
-    "**Looks.** Where a setting's seeds were raised because its verdict was open, and the larger table "
-    "still holds the seeds looked at before, each of its L looks is decided at level α/L (Bonferroni over "
-    "the looks, for *holds* and *fails* alike): adding seeds until a verdict appears would otherwise "
-    "raise the chance of a false one."
+    "**Looks.** Where a model's seeds were raised after its verdicts had been published (because some were "
+    "open), and the larger table still holds the seeds looked at before, every claim on it is decided at "
+    "level α/L over its L looks (Bonferroni over the looks, for *holds* and *fails* alike): adding seeds "
+    "until a verdict appears would otherwise raise the chance of a false one."
 )
 
 
