@@ -172,8 +172,8 @@ power_here = power_calc.power_from_table(
     source=f"this page's PGD-5 grid ({len(seeds)} seeds)", **report.POWER_CELL,
 )
 
-# the level of every test: ALPHA over the looks at these seeds (verdicts.LOOKS; the seeds were raised
-# after the first look left the verdict open), as on the Findings page
+# the level of every test: ALPHA over the looks at these seeds (verdicts.LOOKS: lower once a second look
+# adds seeds to an open verdict), as on the Findings page
 alpha, looks = verdicts.level("eps01_gain", "mlp", "mnist", len(seeds))
 dec = report.decisions(pgd, strong, methods=methods, eps_grid=eps_values, strong_attack=eps01.STRONG_ATTACK,
                        alpha=alpha)

@@ -402,3 +402,12 @@ def test_number_formatting():
     assert pct(0.91234) == "91.2%" and pct(float("nan")) == "n/a"
     assert pp(0.031) == "+3.1 pp" and pp(-0.0) == "+0.0 pp"
     assert pp(-0.00001) == "+0.0 pp" and pp(-0.02) == "-2.0 pp"
+
+
+def test_step_sizes_read_in_grey_levels_where_the_decimal_is_long():
+    """PGD-50x5's step ε/20 at ε = 4/255 is 0.2/255, not 0.000784314; short decimals stay as they are."""
+    from prunerob.render.plotting import _fmt_alpha
+
+    assert [_fmt_alpha(x) for x in (4 / 255 / 20, 2 / 255, 8 / 255 / 10, 0.01, 0.025, 0.1, 0.0075)] == [
+        "0.2/255", "2/255", "0.8/255", "0.01", "0.025", "0.1", "0.0075"]
+    assert _fmt_alpha(float("nan")) == "n/a" and _fmt_alpha("x") == "x"

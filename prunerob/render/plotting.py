@@ -588,7 +588,12 @@ def _fmt_alpha(a: Any) -> str:
         return str(a)
     if not math.isfinite(a):
         return "n/a"
-    return format_eps(a)
+    text = format_eps(a)
+    if "/" not in text and len(text) > 6:  # a long decimal in tenths of a grey level: 0.2/255 (ε/20)
+        k = round(a * 255, 1)
+        if k > 0 and math.isclose(k / 255, a, rel_tol=1e-9):
+            return f"{k:g}/255"
+    return text
 
 
 def attack_summary(df: pd.DataFrame) -> str:
