@@ -232,12 +232,12 @@ for name, t in dict(
 # The first look's seed count came from a power calculation (`prunerob.analysis.power`) on the per-seed
 # paired gains of the sweet-spot chapter's committed main grid at the open cell, under the verdict rule's
 # level and its Bonferroni correction over the pruned keeps of this page: max(15, that number), 17 seeds,
-# each with PGD-5, PGD-50x5, AutoAttack and FAB-T (`strong_seeds`, `fab_seeds`). Those 17 leave the verdict
-# open (below). A second look would add seeds to the PGD-5 grid alone (the verdict's attack; about 3.5 CPU
-# minutes per seed against 13 with the strong attacks), with `strong_seeds` and `fab_seeds` kept on the
-# first 17. A second look at data that holds the first is a second chance of a false verdict, so both
-# looks would then be decided at level α/2 (`prunerob.analysis.verdicts.LOOKS`), on this page and in the
-# Findings alike; the cpu profile's comment gives the plan.
+# each with PGD-5, PGD-50x5, AutoAttack and FAB-T (`strong_seeds`, `fab_seeds`). Those 17 left the
+# verdict open. The cpu profile then took a second look, planned before any of its results were seen:
+# 40 seeds of the PGD-5 grid alone (the verdict's attack; about 3.5 CPU minutes per seed against 13 with
+# the strong attacks), with `strong_seeds` and `fab_seeds` kept on the first 17. A second look at data
+# that holds the first is a second chance of a false verdict, so both looks are decided at level α/2
+# (`prunerob.analysis.verdicts.LOOKS`), on this page and in the Findings alike. No third look is planned.
 
 # %% tags=["remove-input"]
 pages.say(power_calc.describe(power, len(seeds)))

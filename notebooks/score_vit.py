@@ -64,6 +64,8 @@ compare_methods: list = ["magnitude"]  # further methods, first attack only, mai
 # %% tags=["remove-input", "remove-stderr"]
 import warnings
 
+import pandas as pd
+
 from prunerob.analysis import stats
 from prunerob.config import format_eps, parse_eps
 from prunerob.core.registry import label_of
@@ -93,8 +95,8 @@ pages.report(run, res, "taylor", "(data set, attack, budget)", seeds, [
 # %% [markdown]
 # ## How many epochs the transformer needs
 #
-# The seed-0 model of the first data set, trained as in the sweep, with its test accuracy after
-# every epoch. `cct_2_3x2` trains with a warmup-cosine schedule, which depends on the run's length:
+# The seed-0 model of each data set, trained as in the sweep, with its test accuracy after every
+# epoch. `cct_2_3x2` trains with a warmup-cosine schedule, which depends on the run's length:
 # the curve is that of one run (not of shorter runs, which would decay earlier), so where it
 # flattens, and not only where it first passes the threshold, is what tells whether more epochs
 # would help. A constant-rate recipe (`vit_tiny`, App. I) gives every shorter run's model instead.
@@ -106,16 +108,21 @@ pages.report(run, res, "taylor", "(data set, attack, budget)", seeds, [
 # ```
 
 # %% tags=["remove-input"]
-ds0 = datasets[0]
-curve = pages.training_curve(run, model, ds0, seeds[0], epochs=epochs[ds0], train_subset=train_subset[ds0],
-                             data_root=data_root, image_size=image_size[ds0], precision=precision)
-P.save_table(curve, run.out, "training_curve")
-limit = pages.threshold_of(model, ds0)
-shown = P.figure(P.training_curve_figure(curve, limit, epochs[ds0]), "fig-score_vit-curve", P.caption(
-    f"Test accuracy of {label_of('arch', model)} on {ds0} against training epochs (seed {seeds[0]})",
-    profile=profile, data=res.sources.get(ds0, ds0), epochs=P.training_text(epochs[ds0], train_subset[ds0]),
+curves = {ds: pages.training_curve(run, model, ds, seeds[0], epochs=epochs[ds], train_subset=train_subset[ds],
+                                   data_root=data_root, image_size=image_size[ds], precision=precision)
+          for ds in datasets if ds in res.sources}  # a data set missing offline has no model
+P.save_table(pd.concat([c.assign(dataset=ds) for ds, c in curves.items()], ignore_index=True), run.out,
+             "training_curve")
+panels = [(f"{ds}" + (f" ({image_size[ds]} px)" if image_size[ds] else ""), c, pages.threshold_of(model, ds),
+           epochs[ds]) for ds, c in curves.items()]
+shown = P.figure(P.training_curves_figure(panels), "fig-score_vit-curve", P.caption(
+    f"Test accuracy of {label_of('arch', model)} against training epochs (seed {seeds[0]}), one panel per "
+    "data set",
+    profile=profile, data=[res.sources[ds] for ds in curves], epochs=P.training_text(epochs, train_subset,
+                                                                                    list(curves)),
     seeds=[seeds[0]], n_eval="the full test split", device=P.devices(res.sweep),
-    extra=f"{pages.curve_sentence(curve, limit)} Threshold: {pages.threshold_source(model, ds0)}"), run.out)
+    extra=" ".join(f"{ds}: {pages.curve_sentence(c, pages.threshold_of(model, ds))} Threshold: "
+                   f"{pages.threshold_source(model, ds)}" for ds, c in curves.items())), run.out)
 
 # %% [markdown]
 # ## FGSM, PGD, CW and AutoAttack (Figs. 3, 10, 11, 13, 14)
@@ -165,7 +172,7 @@ groups["fgsm-large"] = res.sweep[res.sweep.part == "fgsm_extra"]
 groups["subset"] = res.sweep[(res.sweep.part == "subset")
                              | ((res.sweep.part == "main") & ~res.sweep.attack.isin(["fgsm", "pgd"]))]
 what = {"cifar10": "CIFAR-10, main budget (paper Figs. 3, 10)",
-        "imagenette": "Imagenette (64 px), main budget (paper Figs. 3, 10)",
+        "imagenette": f"Imagenette ({image_size['imagenette']} px), main budget (paper Figs. 3, 10)",
         "fgsm-large": "FGSM at the larger budget (paper Fig. 11)",
         "subset": "CW and AutoAttack (paper Figs. 13, 14)"}
 for name, part in groups.items():

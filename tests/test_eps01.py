@@ -56,6 +56,11 @@ def test_cpu_profile_seeds_come_from_the_power_calculation():
     first = cpu["strong_seeds"]
     assert len(first) == R.seeds_for_cpu(fam) >= R.MIN_SEEDS
     assert cpu["fab_seeds"] == first == cpu["seeds"][: len(first)]
+    # the second look (verdicts.LOOKS): more seeds, first look's seeds first, and LOOKS says so
+    from prunerob.analysis import verdicts as V
+
+    assert len(cpu["seeds"]) > len(first)
+    assert V.LOOKS[("eps01_gain", "mlp", "mnist")] == (len(first), len(cpu["seeds"]))
 
 
 # ------------------------------------------------------------------------------------------------

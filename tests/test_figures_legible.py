@@ -94,6 +94,23 @@ def test_training_curve_has_integer_epoch_ticks_and_a_legend_outside_the_axes():
     plt.close(fig)
 
 
+def test_training_curves_have_one_panel_per_data_set_and_one_legend():
+    """score_vit's curve figure: one panel per data set, each with its own threshold and epoch count,
+    and one shared legend that names the threshold once (the numbers differ per panel)."""
+    c10 = pd.DataFrame({"epoch": [1, 2, 3], "test_acc": [0.6, 0.72, 0.8], "seed": 0})
+    inet = pd.DataFrame({"epoch": list(range(1, 61)), "test_acc": [0.3 + i / 200 for i in range(60)],
+                         "seed": 0})
+    fig = P.training_curves_figure([("cifar10", c10, 0.75, 3), ("imagenette (32 px)", inet, 0.6, 60)])
+    fig.canvas.draw()
+    assert [ax.get_title() for ax in fig.axes] == ["cifar10", "imagenette (32 px)"]
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels.count("competence threshold") == 1 and "epochs the profile uses" in labels
+    assert [round(ax.lines[1].get_ydata()[0]) for ax in fig.axes] == [75, 60]  # each panel's own threshold
+    _fonts_ok(fig)
+    plt.close(fig)
+
+
 def _risk():
     rows = []
     for seed in (0, 1):

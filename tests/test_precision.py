@@ -302,3 +302,46 @@ def test_training_curve_takes_a_pages_precision_per_data_set():
     with pytest.raises(ConfigError, match=r"precision=\{'mnist': 'bf16'\} has no entry for the curve's "
                                           r"data set 'cifar10'"):
         pages.training_curve(None, "mlp", "cifar10", 0, epochs=1, precision={"mnist": "bf16"})
+
+
+# ------------------------------------------------------------------------------------------------
+# the runner's warning where bf16 would be emulated (prunerob.runner.hardware)
+# ------------------------------------------------------------------------------------------------
+_ZEN3 = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
+_SPR = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 avx512f avx512_bf16 amx_bf16\n"
+
+
+def test_native_bf16_reads_the_cpu_flags():
+    from prunerob.runner.hardware import native_bf16
+
+    assert native_bf16(_ZEN3) is False
+    assert native_bf16(_SPR) is True
+    assert native_bf16("processor\t: 0\nFeatures\t: fp asimd bf16\n") is None  # not x86: not known
+
+
+def test_bf16_warning_names_the_pages_that_would_train_in_emulated_bf16():
+    from prunerob.runner.hardware import bf16_warning
+
+    pages = [("score_vit", {"precision": {"cifar10": "bf16", "imagenette": "fp32"}, "device": "auto"}),
+             ("sweet_spot", {"cnn_precision": "bf16", "device": "auto"}),
+             ("depth", {"precision": "fp32", "device": "auto"}), ("own_model", {"device": "auto"})]
+    line = bf16_warning(pages, native=False)
+    assert line is not None and line.count("\n") == 0
+    assert "score_vit (precision)" in line and "sweet_spot (cnn_precision)" in line and "depth" not in line
+    assert bf16_warning(pages, native=True) is None and bf16_warning(pages, native=None) is None
+    # with a GPU, a page trains on the CPU only with device cpu
+    assert bf16_warning(pages, native=False, cuda=True) is None
+    cpu_page = [("score_vit", {"precision": "bf16", "device": "cpu"})]
+    assert "score_vit" in bf16_warning(cpu_page, native=False, cuda=True)
+
+
+def test_reproduce_prints_the_bf16_warning_before_any_work(monkeypatch, capsys):
+    """The CLI says it once, on stderr, before running anything (the run itself is stubbed out)."""
+    from prunerob.runner import commands, hardware
+
+    monkeypatch.setattr(hardware, "native_bf16", lambda cpuinfo=None: False)
+    calls = []
+    monkeypatch.setattr(commands, "reproduce", lambda *a, **k: calls.append(capsys.readouterr().err) or [])
+    assert commands.main(["reproduce", "score_vit", "--profile", "cpu"]) == 0
+    assert len(calls) == 1 and calls[0].startswith("warning: this CPU has no native bf16") \
+        and "score_vit (precision)" in calls[0]

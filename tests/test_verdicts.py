@@ -404,6 +404,19 @@ def test_a_second_look_halves_the_level_of_holds_and_fails(tmp_path, monkeypatch
     assert one.verdict == two.verdict == "fails" and up == [0.27, 0.32], (one.reason, two.reason)
 
 
+def test_the_eps01_page_words_a_lowered_level_as_the_findings_do():
+    """eps01_gain decides on its own page with :func:`eps01_report.decisions`; at level α/2 its upper
+    bound is a 97.5% bound, written so (``verdict_rule.keep_text`` alone rounds it to "98%")."""
+    from prunerob.studies.sweetspot import eps01_report as report
+
+    pgd = _sweep([1, 9, 17, 4, 13], attack="pgd").assign(eps=0.1)
+    args = dict(methods=["magnitude"], eps_grid=[0.1], strong_attack="pgd-50x5")
+    half = report.decisions(pgd, pd.DataFrame(), alpha=V.ALPHA / 2, **args).iloc[0]
+    assert "(97.5%, uncorrected)" in half.number and "98%" not in half.number, half.number
+    full = report.decisions(pgd, pd.DataFrame(), **args).iloc[0]
+    assert "(95%, uncorrected)" in full.number and half.upper > full.upper
+
+
 def test_looks_count_only_for_a_table_of_the_last_looks_seeds(monkeypatch):
     monkeypatch.setattr(V, "LOOKS", {("nb", "m", "d"): (17, 40)})
     assert V.level("nb", "m", "d", 40)[0] == V.ALPHA / 2

@@ -632,10 +632,9 @@ def remote_unit(unit: Unit, spec: ExperimentSpec,
             st = store_mod.Store(tmp / "store")
             st.put((store_mod.Key.from_dict(k), v, s) for k, v, s in known)
         tables, info = run_unit(unit, spec, test=test, train=train, cache_dir=tmp, store=st)
-        if not paths["weights"].is_file():  # every cell was known: no model was loaded or trained
-            return {"tables": tables, "info": info, "checkpoint": None, "data_key": key,
-                    "source": test.source, "host": platform.node()}
-        files = {k: paths[k].read_bytes() for k in ("weights", "meta")}
+        # no checkpoint when every cell was known: no model was loaded or trained
+        files = ({k: paths[k].read_bytes() for k in ("weights", "meta")} if paths["weights"].is_file()
+                 else None)
         return {"tables": tables, "info": info, "checkpoint": files, "data_key": key, "source": test.source,
                 "host": platform.node()}
     finally:

@@ -486,27 +486,42 @@ def interval_text(interval: str, level: float = 0.95, n_seeds: int | None = None
 def training_curve_figure(curve: pd.DataFrame, threshold: float | None, chosen: int | None = None):
     """Test accuracy (%) against training epochs (:func:`prunerob.studies.pages.training_curve`), with the
     competence threshold as a dashed line and the epoch count the profile uses marked."""
+    return training_curves_figure([("", curve, threshold, chosen)])
+
+
+def training_curves_figure(panels: Sequence[tuple[str, pd.DataFrame, float | None, int | None]]):
+    """:func:`training_curve_figure` with one panel per ``(title, curve, threshold, chosen epochs)``, side
+    by side (e.g. one per data set: each has its own threshold and epoch count)."""
     from matplotlib.ticker import MaxNLocator
 
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(PAGE_WIDTH_IN, 3.4), layout="constrained")
-        d = curve.assign(acc=curve.test_acc.astype(float) * 100.0)
-        sns.lineplot(data=d, x="epoch", y="acc", hue="seed" if d.seed.nunique() > 1 else None, marker="o",
-                     ax=ax, label=None if d.seed.nunique() > 1 else "test accuracy")
-        if threshold is not None:
-            ax.axhline(100.0 * threshold, color="0.35", linestyle="--", linewidth=1.0,
-                       label=f"competence threshold {100 * threshold:.0f}%")
-        if chosen is not None:
-            ax.axvline(chosen, color="tab:red", linewidth=1.0, alpha=0.7,
-                       label=f"profile uses {chosen} epochs")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
-        ax.set_xlabel("training epochs (all training images)")
-        ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
-        handles, labels = ax.get_legend_handles_labels()
-        if ax.get_legend() is not None:
-            ax.get_legend().remove()
-        fig.legend(handles, labels, loc="outside lower center", ncols=3, frameon=False)
+        fig, axes = plt.subplots(1, len(panels), figsize=(PAGE_WIDTH_IN, 3.4), layout="constrained",
+                                 squeeze=False)
+        legend: dict[str, Any] = {}
+        for ax, (title, curve, threshold, chosen) in zip(axes[0], panels, strict=True):
+            d = curve.assign(acc=curve.test_acc.astype(float) * 100.0)
+            many = d.seed.nunique() > 1
+            sns.lineplot(data=d, x="epoch", y="acc", hue="seed" if many else None, marker="o",
+                         markersize=4 if len(d) > 40 else 6, ax=ax, label=None if many else "test accuracy")
+            if threshold is not None:
+                ax.axhline(100.0 * threshold, color="0.35", linestyle="--", linewidth=1.0,
+                           label=f"competence threshold {100 * threshold:.0f}%")
+            if chosen is not None:
+                ax.axvline(chosen, color="tab:red", linewidth=1.0, alpha=0.7,
+                           label=f"profile uses {chosen} epochs" if len(panels) == 1
+                           else "epochs the profile uses")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+            ax.set_xlabel("training epochs (all training images)")
+            ax.set_ylabel("test accuracy (%)")
+            if title:
+                ax.set_title(title)
+            ax.grid(alpha=0.3)
+            for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+                legend.setdefault("competence threshold" if lab.startswith("competence threshold")
+                                  and len(panels) > 1 else lab, h)
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=3, frameon=False)
     return fig
 
 

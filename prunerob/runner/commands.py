@@ -186,6 +186,21 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return _cmd_reproduce_one(args, overrides, output_dir)
 
 
+def _warn_bf16(args: argparse.Namespace, overrides: dict[str, Any]) -> None:
+    """The runner's one line (stderr, before any work) when bf16 training would be emulated on this CPU
+    (:func:`prunerob.runner.hardware.bf16_warning`)."""
+    from prunerob.runner.hardware import bf16_warning, native_bf16
+
+    if native_bf16() is not False:  # native bf16, or not known: nothing to say (and no torch import)
+        return
+    import torch
+
+    plans = plan(args.names or None, args.profile, overrides, args.notebooks_dir)
+    line = bf16_warning([(p.name, p.params) for p in plans], cuda=torch.cuda.is_available(), native=False)
+    if line:
+        print(line, file=sys.stderr)
+
+
 def _cmd_reproduce_one(args: argparse.Namespace, overrides: dict[str, Any], output_dir: Path) -> int:
     if args.list:
         print(f"status for --profile {args.profile} in {output_dir}:")
@@ -207,6 +222,7 @@ def _cmd_reproduce_one(args: argparse.Namespace, overrides: dict[str, Any], outp
                 for k, v in p.params.items():
                     print(f"  {k} = {v!r}")
         return 0
+    _warn_bf16(args, overrides)
     try:
         results = reproduce(args.names or None, args.profile, overrides, output_dir, args.force,
                             args.notebooks_dir, progress=True, kernel=args.kernel, raise_on_error=False,

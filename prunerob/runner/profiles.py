@@ -269,8 +269,14 @@ PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         # a fixed 1,000-image subset. Magnitude pruning of the same models under FGSM 4/255 only (the
         # notebook's default compare_methods: the comparison of methods of Sec. 6.3 needs its clean
         # accuracy; a few CPU minutes per seed, where its full sweep would cost about as much as
-        # Taylor's). Imagenette is left out: 256 tokens per image make a step and an attacked image
-        # about 4.9x CIFAR-10's (verdicts.IMAGENETTE_OUT), about 4 CPU hours per seed.
+        # Taylor's). Imagenette is left out so far: at 64 px 256 tokens per image make a step and an
+        # attacked image about 4.9x CIFAR-10's (verdicts.IMAGENETTE_OUT), about 4 CPU hours per seed.
+        # The planned run (session 14) adds it at 32 px in fp32 for 60 epochs, the rest as CIFAR-10's:
+        #   -p datasets '["cifar10", "imagenette"]' -p image_size '{..., "imagenette": 32}'
+        #   -p epochs '{..., "imagenette": 60}' -p precision '{"cifar10": "bf16", ..., "imagenette": "fp32"}'
+        # fp32 because the machine that trained its first seeds has no native bf16 (AVX2 only: bf16 there
+        # is ~10x slower than fp32, prunerob.runner.hardware); ~60-75 s per epoch of its 9,469 images on one
+        # thread. Seeds 0 and 1 trained in session 14; their units are in the store, not yet rendered.
         "cpu": {"datasets": ["cifar10"], "seeds": CPU_SEEDS,
                 "train_subset": dict.fromkeys(_VIT_DATASETS), "score_examples": None,
                 "epochs": dict.fromkeys(_VIT_DATASETS, CCT_CPU_EPOCHS), "methods": ["taylor"],
@@ -353,12 +359,11 @@ PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
 #: the first look's seeds; they also run PGD-50x5, AutoAttack and FAB-T (about 13 CPU min per seed).
 EPS01_FIRST_SEEDS = list(range(17))
 #: The first look left the verdict open (keep 0.5: +0.65 pp, upper bound +1.10 pp; the rule's power
-#: estimate asks for about 69 seeds). The planned second look runs the PGD-5 grid alone on
-#: list(range(40)) (about 3.5 CPU min per added seed; strong_seeds and fab_seeds stay on the first 17)
-#: and adds ("eps01_gain", "mlp", "mnist"): (17, 40) to verdicts.LOOKS, which decides both looks at
-#: ALPHA / 2. Session 13 put seeds 17-20 of it into the store (not rendered, so not yet looked at) and
-#: left the rest to a session with about 70 CPU minutes to spare.
-EPS01_CPU_SEEDS = EPS01_FIRST_SEEDS
+#: estimate asks for about 69 seeds). The second look, planned in session 13 before any of its results
+#: were seen, runs the PGD-5 grid alone on list(range(40)) (about 3.5 CPU min per added seed;
+#: strong_seeds and fab_seeds stay on the first 17), and ("eps01_gain", "mlp", "mnist"): (17, 40) in
+#: verdicts.LOOKS decides both looks at ALPHA / 2. No further look is planned: 40 is the last.
+EPS01_CPU_SEEDS = list(range(40))
 PROFILE_VALUES["eps01_gain"] = {
     # the paper's MNIST MLP (the cached 30-epoch checkpoints of mlp_config(30, seed)). Unit costs on one
     # core of the shared 2-core machine (scripts/bench_eps01.py, seed 0, 2026-12-06): PGD-5 on 10,000

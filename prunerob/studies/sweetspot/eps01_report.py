@@ -27,6 +27,7 @@ from scipy import stats as _st
 from prunerob.analysis import power as power_mod
 from prunerob.analysis import security, stats
 from prunerob.analysis import verdict_rule as rule
+from prunerob.analysis.verdicts import upper_level_text
 from prunerob.config import ConfigError, format_eps
 from prunerob.core.subsets import permutation_prefix
 
@@ -149,7 +150,7 @@ def decisions(
                 "upper": float(r.upper) if r is not None else math.nan,
                 "seeds_needed": d.seeds_needed,
                 "reason": d.reason,
-                "number": d.number,
+                "number": upper_level_text(d.number, alpha),  # 97.5%, not keep_text's "98%"
             }
         )
     return pd.DataFrame(out)
