@@ -165,16 +165,15 @@ fab = pd.concat(
     ignore_index=True,
 )
 pages.save_units(run)
-# the same calculation on this page's own seeds (the same cell, PGD-5 on all 10,000 images): the spread
-# the run above was sized with came from 5 seeds on fewer images; this one sizes the next run
-power_here = power_calc.power_from_table(
-    pgd, family=len(pruned_keeps), at=[len(seeds)],
-    source=f"this page's PGD-5 grid ({len(seeds)} seeds)", **report.POWER_CELL,
-)
-
 # the level of every test: ALPHA over the looks at these seeds (verdicts.LOOKS: lower once a second look
 # adds seeds to an open verdict), as on the Findings page
 alpha, looks = verdicts.level("eps01_gain", "mlp", "mnist", len(seeds))
+# the same calculation on this page's own seeds (the same cell, PGD-5 on all 10,000 images) at the level
+# this page decides at: the spread the run above was sized with came from 5 seeds on fewer images
+power_here = power_calc.power_from_table(
+    pgd, family=len(pruned_keeps), at=[len(seeds)], alpha=alpha,
+    source=f"this page's PGD-5 grid ({len(seeds)} seeds)", **report.POWER_CELL,
+)
 dec = report.decisions(pgd, strong, methods=methods, eps_grid=eps_values, strong_attack=eps01.STRONG_ATTACK,
                        alpha=alpha)
 verdict, verdict_text = report.verdict(dec, eps=ve, strong_attack=eps01.STRONG_ATTACK, chosen=chosen,
