@@ -404,6 +404,23 @@ def test_a_second_look_halves_the_level_of_holds_and_fails(tmp_path, monkeypatch
     assert one.verdict == two.verdict == "fails" and up == [0.27, 0.32], (one.reason, two.reason)
 
 
+def test_a_pages_own_summary_decides_at_the_level_of_its_looks(monkeypatch):
+    """The "this run" lines of a sweet-spot page (``pages.findings``) and the Findings agree: with two
+    looks, the known-answer setting that holds at level 0.05 is inconclusive at 0.025 on its page too,
+    and the line names the level; without looks (or on another page) it holds."""
+    from prunerob.studies import pages
+
+    sweep = _sweep([1, 9, 17, 4, 13])
+    monkeypatch.setattr(V, "LOOKS", {("magnitude_mlp", "mlp", "mnist"): (3, 5)})
+    lines, summary = pages.findings(sweep, _models(0.98, 5), "magnitude", page="magnitude_mlp")
+    (line,) = [x for x in lines if "FGSM" in x]
+    assert "**inconclusive**" in line and "level α/2 = 0.025 (2 looks" in line, line
+    assert (summary["holds"], summary["inconclusive"]) == (0, 1)
+    for page in ("other_page", None):
+        lines, summary = pages.findings(sweep, _models(0.98, 5), "magnitude", page=page)
+        assert summary["holds"] == 1 and not any("looks" in x for x in lines), lines
+
+
 def test_the_eps01_page_words_a_lowered_level_as_the_findings_do():
     """eps01_gain decides on its own page with :func:`eps01_report.decisions`; at level α/2 its upper
     bound is a 97.5% bound, written so (``verdict_rule.keep_text`` alone rounds it to "98%")."""

@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
 from prunerob.analysis import competence, stats
+from prunerob.analysis import verdict_rule as rule
 from prunerob.analysis.summary import environment_text, tidy_table
 from prunerob.config import ConfigError, device_name, format_eps, resolve_device
 from prunerob.core import recipe
@@ -151,11 +153,13 @@ def gpu_note(models: pd.DataFrame, comp: pd.DataFrame, ran_autoattack: bool) -> 
     return "\n".join([head, *lines, "", aa])
 
 
-def findings(sweep: pd.DataFrame, models: pd.DataFrame, method: str) -> tuple[list[str], dict]:
+def findings(sweep: pd.DataFrame, models: pd.DataFrame, method: str,
+             page: str | None = None) -> tuple[list[str], dict]:
     """The sweet spot of ``method`` per (model, data set, attack, ε) in words (Sec. 6.3), for
     competent models only; a model below its competence threshold gets one line saying so and no
     verdict. Returns the lines and :func:`prunerob.analysis.stats.improvement_summary` of the competent
-    rows."""
+    rows. ``page`` (the notebook's name) decides each setting at the level of its looks
+    (:func:`at_looks`), as the Findings page does."""
     comp = competence_of(models)
     ok = [tuple(k) for k in comp.index[comp.competent]]
     keep = sweep[[(m, d) in ok for m, d in zip(sweep.model, sweep.dataset, strict=True)]]
@@ -164,13 +168,36 @@ def findings(sweep: pd.DataFrame, models: pd.DataFrame, method: str) -> tuple[li
         for m, d in comp.index
         if (m, d) not in ok and ((sweep.model == m) & (sweep.dataset == d)).any()
     ]
-    spots = stats.sweet_spot(keep[keep.method == method]) if len(keep) else pd.DataFrame()
+    mine = keep[keep.method == method]
+    spots = at_looks(stats.sweet_spot(mine), mine, page) if len(keep) else pd.DataFrame()
     lines += [f"- {stats.describe_sweet_spot(r)}" for _, r in spots.iterrows()]
-    return lines, (
-        stats.improvement_summary(keep[keep.method == method])
-        if len(keep)
-        else {"settings": 0, "table": pd.DataFrame()}
-    )
+    if not len(spots):
+        return lines, {"settings": 0, "positive": 0, **dict.fromkeys(rule.VERDICTS, 0), "table": spots}
+    # stats.improvement_summary's counts, of the verdicts at the looks' level
+    return lines, {"settings": len(spots), "positive": int((spots.adv_gain > 0).sum()),
+                   **{v: int((spots.verdict == v).sum()) for v in rule.VERDICTS}, "table": spots}
+
+
+def at_looks(spots: pd.DataFrame, rows: pd.DataFrame, page: str | None) -> pd.DataFrame:
+    """:func:`prunerob.analysis.stats.sweet_spot` rows ``spots`` of the sweep ``rows``, each setting whose
+    seeds were raised after a published open verdict decided again at level α/L over its L looks
+    (:func:`prunerob.analysis.verdicts.level`): ``verdict``, ``verdict_keep``, ``lower``, ``upper`` and
+    ``reason`` (which then names the level). The other rows are returned unchanged."""
+    from prunerob.analysis import verdicts
+
+    out = spots.copy()
+    for i, r in spots.iterrows():
+        alpha, note = verdicts.level(str(page), r.model, r.dataset, int(r.n_seeds))
+        if not note:
+            continue
+        s = rows[(rows.model == r.model) & (rows.dataset == r.dataset) & (rows.method == r.method)
+                 & (rows.attack == r.attack) & np.isclose(rows.eps.astype(float), float(r.eps))]
+        t = rule.keep_table(s, baseline_keep=float(r.keep_dense), alpha=alpha)
+        d = rule.decide(t, alpha=alpha)
+        at = t[np.isclose(t.keep_ratio, float(r.keep_best))].iloc[0]
+        out.loc[i, ["verdict", "verdict_keep", "lower", "upper", "reason"]] = [
+            d.verdict, d.keep, float(at.lower), float(at.upper), f"{d.reason}; {note}"]
+    return out
 
 
 def improvement_sentence(summary: dict, what: str) -> str:
@@ -195,7 +222,7 @@ def report(
     :func:`improvement_sentence` and the :func:`findings` lines of ``method`` in the sweep of the
     :class:`~prunerob.engine.experiment.ExperimentResult` ``res``, the ``more`` paragraphs and the data sets
     that were not run."""
-    lines, summary = findings(res.sweep, res.models, method)
+    lines, summary = findings(res.sweep, res.models, method, page=run.name)
     say(
         f"**This run** (profile `{run.profile}`, {len(seeds)} seed(s), device {devices(res.sweep)}): "
         + improvement_sentence(summary, what),
