@@ -335,6 +335,19 @@ def test_bf16_warning_names_the_pages_that_would_train_in_emulated_bf16():
     assert "score_vit" in bf16_warning(cpu_page, native=False, cuda=True)
 
 
+def test_bf16_params_count_only_what_the_page_will_train():
+    """A per-data-set value counts for the page's own data sets; a part's precision only when it runs."""
+    from prunerob.runner.hardware import bf16_params
+
+    per_ds = {"cifar10": "bf16", "imagenette": "fp32"}
+    assert bf16_params({"datasets": ["imagenette"], "precision": per_ds}) == []
+    assert bf16_params({"datasets": ["cifar10", "imagenette"], "precision": per_ds}) == ["precision"]
+    assert bf16_params({"precision": per_ds}) == ["precision"]  # no datasets list: every entry counts
+    two_parts = {"run_cnn": False, "cnn_precision": "bf16", "vit_precision": "bf16"}
+    assert bf16_params(two_parts) == ["vit_precision"]
+    assert bf16_params({"run_cnn": True, "cnn_precision": "bf16"}) == ["cnn_precision"]
+
+
 def test_reproduce_prints_the_bf16_warning_before_any_work(monkeypatch, capsys):
     """The CLI says it once, on stderr, before running anything (the run itself is stubbed out)."""
     from prunerob.runner import commands, hardware

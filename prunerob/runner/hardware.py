@@ -36,11 +36,20 @@ def native_bf16(cpuinfo: str | None = None) -> bool | None:
 
 def bf16_params(params: Mapping[str, Any]) -> list[str]:
     """The names of a page's parameters that ask for bf16 training (``precision``, ``cnn_precision``,
-    ...: a string or one value per data set)."""
+    ...: a string or one value per data set), counting only what the page will train: of a per-data-set
+    mapping, the data sets in the page's ``datasets`` list (all when it has none), and a prefixed
+    ``X_precision`` only when its part is not switched off (``run_X`` is not False)."""
+    active = params.get("datasets")
     out = []
     for k, v in params.items():
-        values = v.values() if isinstance(v, Mapping) else [v]
-        if k.endswith("precision") and any(x == "bf16" for x in values):
+        if not k.endswith("precision"):
+            continue
+        part = k[: -len("precision")].rstrip("_")  # "" for precision, "cnn" for cnn_precision
+        if part and params.get(f"run_{part}") is False:
+            continue
+        values = ([x for ds, x in v.items() if not isinstance(active, (list, tuple)) or ds in active]
+                  if isinstance(v, Mapping) else [v])
+        if any(x == "bf16" for x in values):
             out.append(k)
     return out
 
