@@ -276,7 +276,10 @@ PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         #   -p epochs '{..., "imagenette": 60}' -p precision '{"cifar10": "bf16", ..., "imagenette": "fp32"}'
         # fp32 because the machine that trained its first seeds has no native bf16 (AVX2 only: bf16 there
         # is ~10x slower than fp32, prunerob.runner.hardware); ~60-75 s per epoch of its 9,469 images on one
-        # thread. Seeds 0 and 1 trained in session 14; their units are in the store, not yet rendered.
+        # thread. Seeds 0 and 1 trained in session 14 and swept in session 15 (all their units are in the
+        # store: ~105 CPU min per seed's sweep here, 55 of them AutoAttack); seeds 2-4 are left. Run each
+        # seed alone (-p seeds '[s]' -p subset_seeds '[s]' -p datasets '["imagenette"]' and the three
+        # dicts above), then add imagenette here once all five are stored, so the page renders whole.
         "cpu": {"datasets": ["cifar10"], "seeds": CPU_SEEDS,
                 "train_subset": dict.fromkeys(_VIT_DATASETS), "score_examples": None,
                 "epochs": dict.fromkeys(_VIT_DATASETS, CCT_CPU_EPOCHS), "methods": ["taylor"],
