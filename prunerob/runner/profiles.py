@@ -276,10 +276,17 @@ PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         #   -p epochs '{..., "imagenette": 60}' -p precision '{"cifar10": "bf16", ..., "imagenette": "fp32"}'
         # fp32 because the machine that trained its first seeds has no native bf16 (AVX2 only: bf16 there
         # is ~10x slower than fp32, prunerob.runner.hardware); ~60-75 s per epoch of its 9,469 images on one
-        # thread. Seeds 0 and 1 trained in session 14 and swept in session 15 (all their units are in the
-        # store: ~105 CPU min per seed's sweep here, 55 of them AutoAttack); seeds 2-4 are left. Run each
-        # seed alone (-p seeds '[s]' -p subset_seeds '[s]' -p datasets '["imagenette"]' and the three
-        # dicts above), then add imagenette here once all five are stored, so the page renders whole.
+        # thread. All five seeds are trained (checkpoints/). Seeds 0-2 are swept; seed 3's FGSM and PGD main
+        # cells are stored (session 16); left: seed 3's CW main cells, FGSM 8/255, magnitude and AutoAttack,
+        # and all of seed 4's sweep (~105 CPU min per seed here, 55 of them AutoAttack). Run each seed alone
+        # (-p seeds '[s]' -p subset_seeds '[s]' -p datasets '["imagenette"]' and the three dicts above).
+        # The store keys each cell by (model, method, keep, attack, budget, images), not by the rest of the
+        # run, so one seed's sweep splits over jobs (each in its own worktree; merge each store with
+        # `prunerob store merge`): by attack (-p attacks '["cw"]'), by part (-p subset_attacks '[]',
+        # -p fgsm_extra_eps '[]', -p compare_methods '[]') and by AutoAttack keep (-p subset_keeps).
+        # Then add imagenette here (image_size 32, epochs 60, precision fp32 for it; datasets as the
+        # notebook's default), with tests/data/profile_parameters.json and test_precision's score_vit row,
+        # and drop verdicts.IMAGENETTE_OUT, so the page renders whole.
         "cpu": {"datasets": ["cifar10"], "seeds": CPU_SEEDS,
                 "train_subset": dict.fromkeys(_VIT_DATASETS), "score_examples": None,
                 "epochs": dict.fromkeys(_VIT_DATASETS, CCT_CPU_EPOCHS), "methods": ["taylor"],
