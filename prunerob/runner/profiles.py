@@ -278,7 +278,8 @@ PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
         # is ~10x slower than fp32, prunerob.runner.hardware); ~60-75 s per epoch of its 9,469 images on one
         # thread. All five seeds are trained (checkpoints/). Seeds 0-2 are swept; seed 3's FGSM and PGD main
         # cells are stored (session 16); left: seed 3's CW main cells, FGSM 8/255, magnitude and AutoAttack,
-        # and all of seed 4's sweep (~105 CPU min per seed here, 55 of them AutoAttack). Run each seed alone
+        # and seed 4's sweep but for its keep-1 cells and AutoAttack at keeps 1 and 0.9 (~105 CPU min per
+        # seed here, 55 of them AutoAttack). Run each seed alone
         # (-p seeds '[s]' -p subset_seeds '[s]' -p datasets '["imagenette"]' and the three dicts above).
         # The store keys each cell by (model, method, keep, attack, budget, images), not by the rest of the
         # run, so one seed's sweep splits over jobs (each in its own worktree; merge each store with
