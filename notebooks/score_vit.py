@@ -29,7 +29,9 @@
 # trains with its own recipe (random crop and flip, AdamW with warmup and cosine decay, label
 # smoothing 0.1; `prunerob.core.recipe`), since Theorem 1 covers any transformer backbone. The
 # `paper` profile runs `vit_tiny` (timm's ViT-Tiny, fine-tuned from ImageNet weights as in App. I).
-# CIFAR-10 is a lossy JPEG copy and **Imagenette at 64 px** stands in for the ImageNet subset.
+# CIFAR-10 is a lossy JPEG copy, and **Imagenette** (a 64 px JPEG copy, resized to `image_size`: 32 px in
+# the `cpu` profile, so that the tokenizer gives CIFAR-10's 64 tokens at CIFAR-10's cost per image)
+# stands in for the ImageNet subset.
 # Both methods prune the same weights (the attention and MLP matrices of every encoder block);
 # `score_examples` caps the images the Taylor scores see.
 

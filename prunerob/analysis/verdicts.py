@@ -195,19 +195,6 @@ def _values(df: pd.DataFrame | None, column: str) -> str:
 #: magnitude) not the part it needs: the ``cpu`` profile trains the CCT from scratch on the CPU
 #: (score_vit, risk_vs_keep's transformer panel), runs of CPU hours that a page may predate
 PENDING = "the cpu profile's CCT run is pending"
-#: why the Imagenette claims of the transformer are open: the cpu profile leaves the data set out. A
-#: CCT training step and an attacked image cost about 4.9x CIFAR-10's at 64 px (256 tokens against 64;
-#: ``benchmarks/train_epoch.py --dataset imagenette --precision bf16``: 2.35 s against 0.48 s per step
-#: of 128 under the same load, 2026-12-07), so an epoch of its 9,469 images costs about one of CIFAR-10's
-#: 50,000, and a seed of 30 epochs plus the sweep and AutoAttack about 4 CPU hours. A third tokenizer
-#: conv brings 64 px back to 64 tokens at 1.9x CIFAR-10's step (benchmarks/cct_tokenizer.py), but it is
-#: another model, and a new architecture changes the code of every stored unit. The data set resized to
-#: 32 px (score_vit's ``image_size``) gives the same model 64 tokens at CIFAR-10's cost per image: an
-#: epoch of 57-73 s in fp32 on one thread (session 14, AVX2 machine; see runner.profiles' score_vit)
-IMAGENETTE_OUT = ("the cpu profile runs the CCT on CIFAR-10 only so far: at 64 px a training step and an "
-                  "attacked image cost about 4.9x CIFAR-10's (measured), so five seeds would take about 20 "
-                  "CPU hours here; the planned run resizes Imagenette to 32 px (64 tokens, CIFAR-10's cost "
-                  "per image)")
 
 
 def _pending(claim: Claim, reason: str) -> str:
@@ -597,7 +584,7 @@ def _gain_claims() -> list[Claim]:
             for a in ("fgsm", "pgd")]
     # a Taylor gain that holds must survive the page's own AutoAttack (its fixed-subset part, Fig. 14)
     out += [_g("Taylor-score", fig, "score_vit", VIT_MODELS, d, "taylor", a, eps, backed_by="score_vit",
-               pending=PENDING if d == "cifar10" else IMAGENETTE_OUT)
+               pending=PENDING)
             for d in ("cifar10", "imagenette")
             for a, eps, fig in (("fgsm", PAPER_EPS, "Sec. 6.3, Fig. 3"),
                                 ("pgd", PAPER_EPS, "App. H.4, Fig. 10"), ("fgsm", e8, "App. H.4, Fig. 11"))]

@@ -121,6 +121,23 @@ MLP_CIFAR_CURVE_EPOCHS = 20
 #: past 70% at epochs 8 and 7 (curves in checkpoints/README.md). The five checkpoints are committed in
 #: checkpoints/ (a fresh machine copies them into the cache).
 CCT_CPU_EPOCHS = 30
+#: Imagenette (the offline stand-in for the paper's ImageNet subset) in score_vit's cpu profile: the
+#: 64 px copy resized to IMAGENETTE_CPU_SIZE px, so that the CCT's tokenizer gives 64 tokens, as on
+#: CIFAR-10. At 64 px its 256 tokens make a training step and an attacked image about 4.9x CIFAR-10's
+#: (``benchmarks/train_epoch.py --dataset imagenette --precision bf16``: 2.35 s against 0.48 s per
+#: step of 128 under the same load, 2026-12-07), about 4 CPU hours per seed; a third tokenizer conv
+#: would bring 64 px back to 64 tokens at 1.9x (benchmarks/cct_tokenizer.py), but it is another model.
+IMAGENETTE_CPU_SIZE = 32
+#: epochs of cct_2_3x2 on Imagenette's 9,469 training images (about 5x fewer steps per epoch than
+#: CIFAR-10's 50k, hence twice CCT_CPU_EPOCHS). Measured (fp32, one thread, the other core busy,
+#: 2026-12-07, 57-75 s per epoch): all five seeds pass the 60% threshold by epoch 7 and end at
+#: SEE_CHECKPOINTS_README, flat within about 1 pp over their last ten epochs (curves in
+#: checkpoints/README.md).
+IMAGENETTE_CPU_EPOCHS = 60
+#: training precision of the Imagenette CCT: fp32, because the machine that trained it has no native
+#: bf16 (AVX2 only: bf16 there is ~10x slower than fp32, prunerob.runner.hardware). The precision is
+#: part of a model's identity, so the committed checkpoints and stored units keep it.
+IMAGENETTE_CPU_PRECISION = "fp32"
 #: keep ratios of the CCT's AutoAttack (Fig. 14) on 1,000 fixed images in the cpu profile
 CCT_AA_KEEPS = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]
 #: epochs of the MNIST one-layer transformer (Fig. 16; train_transformer: Adam 1e-3, batch 128) on
@@ -262,38 +279,27 @@ PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "score_vit": {
         # cct_2_3x2 (trained from scratch; the paper fine-tunes an ImageNet-pretrained ViT-Tiny) on all
-        # 50k CIFAR-10 images for CCT_CPU_EPOCHS epochs, five seeds (three left its FGSM 4/255 and CW
-        # claims open: about 5 and 7 seeds by the rule's power estimate, session 11); Taylor pruning
-        # (App. I's 20 batches of 128) at 12 keeps; FGSM, PGD-5 and CW at 4/255 and FGSM at 8/255 on
-        # 2,000 test images (about 27 CPU minutes per seed); AutoAttack (Fig. 14) with Taylor pruning on
-        # a fixed 1,000-image subset. Magnitude pruning of the same models under FGSM 4/255 only (the
-        # notebook's default compare_methods: the comparison of methods of Sec. 6.3 needs its clean
-        # accuracy; a few CPU minutes per seed, where its full sweep would cost about as much as
-        # Taylor's). Imagenette is left out so far: at 64 px 256 tokens per image make a step and an
-        # attacked image about 4.9x CIFAR-10's (verdicts.IMAGENETTE_OUT), about 4 CPU hours per seed.
-        # The planned run (session 14) adds it at 32 px in fp32 for 60 epochs, the rest as CIFAR-10's:
-        #   -p datasets '["cifar10", "imagenette"]' -p image_size '{..., "imagenette": 32}'
-        #   -p epochs '{..., "imagenette": 60}' -p precision '{"cifar10": "bf16", ..., "imagenette": "fp32"}'
-        # fp32 because the machine that trained its first seeds has no native bf16 (AVX2 only: bf16 there
-        # is ~10x slower than fp32, prunerob.runner.hardware); ~60-75 s per epoch of its 9,469 images on one
-        # thread. All five seeds are trained (checkpoints/). Seeds 0-2 are swept; seed 3's FGSM and PGD main
-        # cells are stored (session 16); left: seed 3's CW main cells, FGSM 8/255, magnitude and AutoAttack,
-        # and seed 4's sweep but for its keep-1 cells and AutoAttack at keeps 1 and 0.9 (~105 CPU min per
-        # seed here, 55 of them AutoAttack). Run each seed alone
-        # (-p seeds '[s]' -p subset_seeds '[s]' -p datasets '["imagenette"]' and the three dicts above).
-        # The store keys each cell by (model, method, keep, attack, budget, images), not by the rest of the
-        # run, so one seed's sweep splits over jobs (each in its own worktree; merge each store with
-        # `prunerob store merge`): by attack (-p attacks '["cw"]'), by part (-p subset_attacks '[]',
-        # -p fgsm_extra_eps '[]', -p compare_methods '[]') and by AutoAttack keep (-p subset_keeps).
-        # Then add imagenette here (image_size 32, epochs 60, precision fp32 for it; datasets as the
-        # notebook's default), with tests/data/profile_parameters.json and test_precision's score_vit row,
-        # and drop verdicts.IMAGENETTE_OUT, so the page renders whole.
-        "cpu": {"datasets": ["cifar10"], "seeds": CPU_SEEDS,
+        # 50k CIFAR-10 images for CCT_CPU_EPOCHS epochs and on all 9,469 Imagenette images at
+        # IMAGENETTE_CPU_SIZE px for IMAGENETTE_CPU_EPOCHS epochs (fp32, IMAGENETTE_CPU_PRECISION), five
+        # seeds (three left the CIFAR-10 FGSM 4/255 and CW claims open: about 5 and 7 seeds by the rule's
+        # power estimate, session 11); Taylor pruning (App. I's 20 batches of 128) at 12 keeps; FGSM,
+        # PGD-5 and CW at 4/255 and FGSM at 8/255 on 2,000 test images (about 27 CPU minutes per CIFAR-10
+        # seed, about 45 per Imagenette seed on the AVX2 machine); AutoAttack (Fig. 14) with Taylor
+        # pruning on a fixed 1,000-image subset (about 55 CPU minutes per Imagenette seed). Magnitude
+        # pruning of the same models under FGSM 4/255 only (the notebook's default compare_methods: the
+        # comparison of methods of Sec. 6.3 needs its clean accuracy; a few CPU minutes per seed, where
+        # its full sweep would cost about as much as Taylor's).
+        "cpu": {"seeds": CPU_SEEDS, "image_size": {**dict.fromkeys(_VIT_DATASETS[:2]), "imagenet100": 64,
+                                                   "imagenette": IMAGENETTE_CPU_SIZE},
                 "train_subset": dict.fromkeys(_VIT_DATASETS), "score_examples": None,
-                "epochs": dict.fromkeys(_VIT_DATASETS, CCT_CPU_EPOCHS), "methods": ["taylor"],
+                "epochs": {**dict.fromkeys(_VIT_DATASETS[:3], CCT_CPU_EPOCHS),
+                           "imagenette": IMAGENETTE_CPU_EPOCHS},
+                "methods": ["taylor"],
                 "keeps": CPU_KEEPS, "attacks": ["fgsm", "pgd", "cw"], "n_eval": 2000,
                 "subset_attacks": ["autoattack"], "subset_n": 1000, "subset_keeps": CCT_AA_KEEPS,
-                "subset_seeds": CPU_SEEDS, "subset_methods": ["taylor"], "precision": CPU_PRECISION},
+                "subset_seeds": CPU_SEEDS, "subset_methods": ["taylor"],
+                "precision": {**dict.fromkeys(_VIT_DATASETS[:3], CPU_PRECISION),
+                              "imagenette": IMAGENETTE_CPU_PRECISION}},
         # App. I fine-tunes an ImageNet-pretrained ViT-Tiny for 10 epochs: vit_tiny with timm's weights
         # (TrainConfig.paper sets pretrained=True; downloaded on the GPU host). CIFAR-100 and
         # ImageNet-100 are used when available (else skipped, with a note);
