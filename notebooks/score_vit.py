@@ -113,8 +113,8 @@ pages.report(run, res, "taylor", "(data set, attack, budget)", seeds, [
 curves = {ds: pages.training_curve(run, model, ds, seeds[0], epochs=epochs[ds], train_subset=train_subset[ds],
                                    data_root=data_root, image_size=image_size[ds], precision=precision)
           for ds in datasets if ds in res.sources}  # a data set missing offline has no model
-P.save_table(pd.concat([c.assign(dataset=ds) for ds, c in curves.items()], ignore_index=True), run.out,
-             "training_curve")
+# each curve's rows name their data set
+P.save_table(pd.concat(list(curves.values()), ignore_index=True), run.out, "training_curve")
 panels = [(f"{ds}" + (f" ({image_size[ds]} px)" if image_size[ds] else ""), c, pages.threshold_of(model, ds),
            epochs[ds]) for ds, c in curves.items()]
 shown = P.figure(P.training_curves_figure(panels), "fig-score_vit-curve", P.caption(
