@@ -128,11 +128,11 @@ CCT_CPU_EPOCHS = 30
 #: step of 128 under the same load, 2026-12-07), about 4 CPU hours per seed; a third tokenizer conv
 #: would bring 64 px back to 64 tokens at 1.9x (benchmarks/cct_tokenizer.py), but it is another model.
 IMAGENETTE_CPU_SIZE = 32
-#: epochs of cct_2_3x2 on Imagenette's 9,469 training images (about 5x fewer steps per epoch than
-#: CIFAR-10's 50k, hence twice CCT_CPU_EPOCHS). Measured (fp32, one thread, the other core busy,
-#: 2026-12-07, 57-75 s per epoch): all five seeds pass the 60% threshold by epoch 7 and end at
-#: SEE_CHECKPOINTS_README, flat within about 1 pp over their last ten epochs (curves in
-#: checkpoints/README.md).
+#: epochs of cct_2_3x2 on Imagenette's 9,469 training images (5.3x fewer per epoch than CIFAR-10's
+#: 50k: 60 epochs are about 0.4x the steps of CCT_CPU_EPOCHS on CIFAR-10). Measured (fp32, one
+#: thread, the other core busy, sessions 14-16, 57-78 s per epoch): all five seeds pass the 60%
+#: threshold at epoch 6 or 7 and end at 73.8-74.8%, flat within 0.7 pp over their last ten epochs
+#: (curves in checkpoints/README.md).
 IMAGENETTE_CPU_EPOCHS = 60
 #: training precision of the Imagenette CCT: fp32, because the machine that trained it has no native
 #: bf16 (AVX2 only: bf16 there is ~10x slower than fp32, prunerob.runner.hardware). The precision is
