@@ -9,6 +9,7 @@ table and shows a short summary of it instead of the whole table (the CSV is lin
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import time
 import warnings
@@ -255,13 +256,31 @@ def run_and_save(run: Run, spec, scheduler: Any = None) -> Any:
     under ``run.out`` (``sweep.csv``, ``models.csv``); every sweep row gets a ``profile`` column
     (``run.profile``) so that pages reading the table can name its settings. ``scheduler``: as in
     :func:`~prunerob.engine.experiment.run_experiment` (e.g. ``"local:2"``: one unit per worker process).
-    Returns the :class:`ExperimentResult`."""
+    A serial run keeps resume files in :func:`resume_folder`. Returns the :class:`ExperimentResult`."""
     extra = {"profile": run.profile, **dict(spec.extra_columns or {})}
     res = run_experiment(dataclasses.replace(spec, device=str(run.device), extra_columns=extra),
-                         scheduler=scheduler)
+                         scheduler=scheduler, resume_dir=resume_folder(run) if scheduler is None else None)
     res.save(run.out)
     save_units(run)
     return res
+
+
+def resume_folder(run: Run) -> Path:
+    """Where :func:`run_and_save` keeps the resume files of its sweeps (serial runs), so that a part
+    stopped half-way (a killed ``prunerob reproduce``, the end of a session) continues from its last
+    finished (method, keep) chunk instead of from its start: ``<cache>/resume/<page>-<h>``.
+
+    ``h`` hashes the page's output folder and every source file of prunerob: two checkouts running
+    the same page at once never share a file, and rows computed by other code are never resumed
+    (a store key names the code that ran). The sweep also checks each file's configuration hash
+    (:mod:`prunerob.engine.resume`); :func:`~prunerob.engine.experiment.run_experiment` removes the
+    files once every unit has finished."""
+    from prunerob.config import cache_dir
+    from prunerob.engine import codehash
+
+    h = hashlib.sha256(str(Path(run.out).resolve()).encode())
+    h.update(codehash.files_hash(codehash.PACKAGE_DIR.rglob("*.py")).encode())
+    return cache_dir() / "resume" / f"{run.name}-{h.hexdigest()[:16]}"
 
 
 def save_units(run: Run) -> None:
