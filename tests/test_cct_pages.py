@@ -47,7 +47,11 @@ def test_the_cct_is_labelled_as_trained_from_scratch():
 
 def test_cpu_profile_runs_the_cct_with_the_issue_29_settings():
     p = profiles.parameters("score_vit", "cpu")
-    assert p["model"] == "cct_2_3x2" and p["datasets"] == ["cifar10"]
+    assert p["model"] == "cct_2_3x2" and p["datasets"] == ["cifar10", "imagenette"]
+    # Imagenette: 32 px, 60 epochs in fp32 (the measured reasons are at the constants)
+    assert p["image_size"]["imagenette"] == profiles.IMAGENETTE_CPU_SIZE == 32
+    assert p["epochs"]["imagenette"] == profiles.IMAGENETTE_CPU_EPOCHS
+    assert p["precision"] == {**p["precision"], "cifar10": "bf16", "imagenette": "fp32"}
     assert len(p["keeps"]) >= 12 and p["n_eval"] >= 2000 and len(p["seeds"]) >= 5  # five: see profiles
     # magnitude pruning of the same models under the first attack only (the comparison of Sec. 6.3)
     assert p["methods"] == ["taylor"] and p["compare_methods"] == ["magnitude"]
