@@ -192,7 +192,9 @@ for name, part in groups.items():
         + (f"; {' and '.join(map(P.attack_label, subset_attacks))} (subset attacks): {subset_n} fixed images"
            * bool(subset_attacks)),
         device=P.devices(res.sweep), attacks=part if len(part) else None,
-        extra=f"Main budget {format_eps(main_eps)}; Taylor scores from {score_examples} training images. "
+        extra=f"Main budget {format_eps(main_eps)}; Taylor scores from "
+        + ("20 batches of 128 training images (App. I). " if score_examples is None
+           else f"{score_examples} training images. ")
         + (f"{' and '.join(compare)} pruning under {P.attack_label(attacks[0])} only (the comparison of "
            "methods, Sec. 6.3). " if compare and name in ("cifar10", "imagenette") else "")
         + "Competence in a panel title: accuracy on the full test set; curves: on the evaluation images."),
