@@ -18,6 +18,19 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture
+def tmp_store(tmp_path, monkeypatch):
+    """A fresh result store (``$PRUNEROB_STORE``) and cache (``$PRUNEROB_CACHE``) in ``tmp_path``;
+    returns the store's folder."""
+    from prunerob.engine import store
+
+    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
+    monkeypatch.setenv("PRUNEROB_CACHE", str(tmp_path / "cache"))
+    store._STORES.clear()
+    yield tmp_path / "store"
+    store._STORES.clear()
+
+
+@pytest.fixture
 def tmp_cache(tmp_path, monkeypatch):
     """Point ``$PRUNEROB_CACHE`` at a fresh temporary folder and return its path."""
     path = tmp_path / "cache"

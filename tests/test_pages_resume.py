@@ -19,15 +19,6 @@ def _mnist_available() -> bool:
     return True
 
 
-@pytest.fixture
-def tmp_store(tmp_path, monkeypatch):
-    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
-    monkeypatch.setenv("PRUNEROB_CACHE", str(tmp_path / "cache"))
-    store._STORES.clear()
-    yield tmp_path / "store"
-    store._STORES.clear()
-
-
 def _run(tmp_path, name: str = "page", out: str = "out") -> pages.Run:
     return pages.Run(name=name, profile="test", device=torch.device("cpu"), out=tmp_path / out)
 

@@ -27,15 +27,6 @@ def _spec(seeds=(0,), keeps=(1.0, 0.5)) -> ExperimentSpec:
                           train_subset=300, device="cpu")
 
 
-@pytest.fixture
-def tmp_store(tmp_path, monkeypatch):
-    monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "store"))
-    monkeypatch.setenv("PRUNEROB_CACHE", str(tmp_path / "cache"))
-    store._STORES.clear()
-    yield tmp_path / "store"
-    store._STORES.clear()
-
-
 # ---- keys and files ----------------------------------------------------------------------------
 def test_key_digest_depends_on_every_component():
     base = _key()
