@@ -49,6 +49,7 @@ strong_methods: list = ["magnitude", "magnitude_global", "random"]  # rules re-a
 aa_methods: list = ["magnitude"]  # rules re-attacked by AutoAttack standard (the most expensive attack)
 strong_seeds: "list or None" = None  # seeds of PGD-50x5 and AutoAttack (None: all `seeds`)
 fab_seeds: "list or None" = None  # seeds of the FAB security curves (None: all `seeds`)
+confirm_seeds: list = [2]  # fresh seeds of a confirmatory replication of the verdict's cell ([]: none)
 fab_steps: int = 10  # FAB-T iterations per target class (the minimal-distance attack)
 fab_restarts: int = 1  # FAB-T restarts (restart 0 starts at the image, later ones at random points)
 fab_tol: float = 0.001  # a PGD-broken example with FAB distance above eps + fab_tol is a violation
@@ -65,6 +66,9 @@ from prunerob.render import plotting as P
 from prunerob.studies import pages, units
 from prunerob.studies.sweetspot import eps01, eps01_figures, figures, grid, models
 from prunerob.studies.sweetspot import eps01_report as report
+
+#: the pruning rule of the claim (Findings: "Magnitude pruning raises PGD 0.1 accuracy")
+CONFIRM_METHOD = "magnitude"
 
 run = pages.setup("eps01_gain", globals(), profile=profile, device=device, threads=threads, out_dir=out_dir)
 eps01.check(
@@ -87,6 +91,10 @@ eps01.check(
 for _name, _val in (("strong_seeds", strong_seeds), ("fab_seeds", fab_seeds)):
     if _val is not None and not (isinstance(_val, list) and _val and set(_val) <= set(seeds)):
         raise ConfigError(f"{_name}={_val!r} must be None or a non-empty list of seeds from seeds={seeds!r}")
+if not (isinstance(confirm_seeds, list) and all(isinstance(s, int) for s in confirm_seeds)
+        and len(set(confirm_seeds)) == len(confirm_seeds) and not set(confirm_seeds) & set(seeds)):
+    raise ConfigError(f"confirm_seeds={confirm_seeds!r} must be a list of distinct integer seeds, none "
+                      f"of them in seeds={seeds!r} (a replication runs on fresh seeds)")
 strong_seed_list = seeds if strong_seeds is None else strong_seeds
 fab_seed_list = seeds if fab_seeds is None else fab_seeds
 ve = parse_eps(verdict_eps)
@@ -164,6 +172,29 @@ fab = pd.concat(
     ],
     ignore_index=True,
 )
+# the confirmatory replication (profiles.EPS01_CONFIRM_SEEDS): fresh seeds, the verdict's cell alone
+# (magnitude, PGD-5 at verdict_eps, the same keeps and images), decided on those seeds alone
+confirm = pd.concat(
+    [
+        units.call(
+            eps01.pgd_grid,
+            "eps01_pgd",
+            **U,
+            uses=["attack:pgd"],
+            seed=s,
+            epochs=epochs,
+            methods=[CONFIRM_METHOD],
+            keeps=keeps,
+            eps=[verdict_eps],
+            n=n_eval,
+            mask_draws=mask_draws,
+            **common,
+        )
+        for s in confirm_seeds
+    ]
+    or [pgd.iloc[:0]],
+    ignore_index=True,
+)
 pages.save_units(run)
 # the level of every test: ALPHA over the looks at these seeds (verdicts.LOOKS: lower once a second look
 # adds seeds to an open verdict), as on the Findings page
@@ -179,6 +210,10 @@ dec = report.decisions(pgd, strong, methods=methods, eps_grid=eps_values, strong
 verdict, verdict_text = report.verdict(dec, eps=ve, strong_attack=eps01.STRONG_ATTACK, chosen=chosen,
                                        looks=looks)
 gains = grid.gains(pgd)
+# the replication at level ALPHA: its seeds were never looked at before (verdicts.CONFIRM)
+confirm_dec = report.decisions(confirm, None, methods=[CONFIRM_METHOD], eps_grid=[ve],
+                               strong_attack=eps01.STRONG_ATTACK)
+confirm_gains = grid.gains(confirm) if len(confirm) else gains.iloc[:0]
 curve_eps = [float(x) for x in np.round(np.linspace(0, curve_eps_max, 61), 6)]
 attacked = pd.concat([pgd, strong], ignore_index=True)
 found_by = ("pgd", eps01.STRONG_ATTACK, "autoattack")
@@ -190,7 +225,7 @@ curves = report.curve_table(dist, curve_eps)
 per_seed, pooled = report.shift_tests(dist)
 fab_curves = report.curve_table(fab, curve_eps)
 fab_per_seed, fab_pooled = report.shift_tests(fab)
-models_t = models.models_table(pgd, "eps01", profile, train_subset)
+models_t = models.models_table(pd.concat([pgd, confirm], ignore_index=True), "eps01", profile, train_subset)
 run_info = pd.DataFrame(
     [
         dict(
@@ -199,6 +234,7 @@ run_info = pd.DataFrame(
             seeds=str(seeds),
             strong_seeds=str(strong_seed_list),
             fab_seeds=str(fab_seed_list),
+            confirm_seeds=str(confirm_seeds),
             n_eval=n_eval,
             strong_n=strong_n,
             chosen_keeps=str(chosen),
@@ -214,6 +250,9 @@ for name, t in dict(
     power_this_page=power_here.table(),
     sweep=pd.concat([pgd, strong], ignore_index=True).drop(columns=["clean_bits"]),
     gains=gains,
+    confirm=confirm.drop(columns=["clean_bits"], errors="ignore"),
+    confirm_gains=confirm_gains,
+    confirm_decisions=confirm_dec.rename(columns={"lower": "gain_lo", "upper": "gain_hi"}),
     fab_distances=fab,
     distances=dist,
     security_curves=curves,
@@ -236,7 +275,8 @@ for name, t in dict(
 # 40 seeds of the PGD-5 grid alone (the verdict's attack; about 3.5 CPU minutes per seed against 13 with
 # the strong attacks), with `strong_seeds` and `fab_seeds` kept on the first 17. A second look at data
 # that holds the first is a second chance of a false verdict, so both looks are decided at level α/2
-# (`prunerob.analysis.verdicts.LOOKS`), on this page and in the Findings alike. No third look is planned.
+# (`prunerob.analysis.verdicts.LOOKS`). The 40 seeds left it open as well; instead of a third look at the
+# same seeds, the cpu profile then ran a confirmatory replication (below).
 
 # %% tags=["remove-input"]
 pages.say(power_calc.describe(power, len(seeds)))
@@ -266,6 +306,79 @@ pages.table(
     ["method", "attack", "eps_label", "n_seeds", "n", "keeps", "verdict", "keep", "gain", "gain_lo",
      "gain_hi"],
     rows=40,
+)
+
+# %% [markdown]
+# ## A confirmatory replication
+#
+# The two looks above left the verdict open. A third look at the same seeds would lower every look's level
+# once more (the two looks already spent α between them), so the cpu profile instead ran a
+# *replication*, planned before any of its results were seen (`prunerob.runner.profiles.EPS01_CONFIRM_SEEDS`):
+# fresh seeds (`confirm_seeds`), each a model trained by the same recipe, and only the verdict's cell:
+# magnitude pruning under PGD-5 at ε = `verdict_eps`, at the same keeps and on the same test images. Its
+# size is the verdict rule's power estimate (`prunerob.analysis.verdict_rule.seeds_needed`, 80 % power)
+# on the 40-seed table, whose gains and spread it takes as true. The replication is decided by the same
+# rule at level α = 0.05 **on its own seeds alone**: no earlier look enters its test. The Findings take the
+# claim's verdict from it (`prunerob.analysis.verdicts.CONFIRM`); a gain that held here would still have
+# to hold under AutoAttack on the first look's seeds (below).
+
+# %% tags=["remove-input"]
+if len(confirm):
+    _r = confirm_dec.iloc[0]
+    pages.say(
+        f"**Replication**: seeds {min(confirm_seeds)}-{max(confirm_seeds)} ({len(confirm_seeds)} models), "
+        f"PGD-5 at ε = {verdict_eps} on {n_eval} images, magnitude pruning at keeps {pruned_keeps}: "
+        f"**{_r.verdict}**. {_r.reason[0].upper()}{_r.reason[1:]}. {_r.number}."
+    )
+    pages.table(
+        confirm_dec.rename(columns={"lower": "gain_lo", "upper": "gain_hi"}),
+        run,
+        "confirm_decisions",
+        ["method", "attack", "eps_label", "n_seeds", "n", "keeps", "verdict", "keep", "gain", "gain_lo",
+         "gain_hi"],
+    )
+else:
+    pages.say("This run has no replication (`confirm_seeds` is empty).")
+
+# %% [markdown]
+# ```{glue:figure} fig-eps01_gain-confirm
+# :name: fig-eps01_gain-confirm
+#
+# {glue:md}`fig-eps01_gain-confirm_caption`
+# ```
+
+# %% tags=["remove-input"]
+_look = f"looks 1-2 (seeds {min(seeds)}-{max(seeds)})"
+_rep = f"replication (seeds {min(confirm_seeds)}-{max(confirm_seeds)})" if confirm_seeds else "replication"
+_both = pd.concat(
+    [
+        gains[(gains.method == CONFIRM_METHOD) & np.isclose(gains.eps.astype(float), ve)].assign(look=_look),
+        confirm_gains.assign(look=_rep),
+    ],
+    ignore_index=True,
+)
+_fig = figures.gain_curves(_both, "look", "eps")
+for _ax in _fig.axes:
+    _ax.axhline(100 * verdicts.MIN_EFFECT, color="0.3", lw=0.8, ls="--")
+shown = P.figure(
+    _fig,
+    "fig-eps01_gain-confirm",
+    P.caption(
+        f"Paired gain of magnitude pruning under PGD-5 at eps = {verdict_eps}, MNIST MLP: the first two "
+        "looks' seeds and the replication's fresh seeds",
+        profile=profile,
+        data=[test],
+        seeds=[*seeds, *confirm_seeds],
+        device=P.devices(pd.concat([pgd, confirm], ignore_index=True)),
+        epochs=P.training_text(epochs, train_subset),
+        n_eval=n_eval,
+        attacks=figures.attack_grid_text(pgd),
+        stat=f"lines: pooled paired gain over seeds {min(seeds)}-{max(seeds)} and, separately, over the "
+        f"replication's {len(confirm_seeds)} seeds; bands: 95% interval pooled over seeds and test examples "
+        "(uncorrected); stars: gain by the verdict rule, uncorrected; dashed: the rule's minimum effect "
+        f"+{100 * verdicts.MIN_EFFECT:g} pp (a *fails* needs every keep's upper bound below it)",
+    ),
+    run.out,
 )
 
 # %% [markdown]

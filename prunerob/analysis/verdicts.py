@@ -28,8 +28,8 @@ from prunerob.analysis.provenance import read_stamp
 from prunerob.config import format_eps
 
 __all__ = ["RULE", "MIN_EFFECT", "ALPHA", "PAPER_EPS", "Claim", "CLAIMS", "claims", "theory_claims",
-           "gain_verdict", "VERDICTS", "PENDING", "depth_claims", "method_difference", "LOOKS", "level",
-           "upper_level_text"]
+           "gain_verdict", "VERDICTS", "PENDING", "depth_claims", "method_difference", "LOOKS", "CONFIRM",
+           "level", "upper_level_text"]
 
 VERDICTS = rule.VERDICTS
 #: smallest gain in attacked accuracy that the rule calls a gain
@@ -62,7 +62,11 @@ RULE = (
     "**Looks.** Where a model's seeds were raised after its verdicts had been published (because some were "
     "open), and the larger table still holds the seeds looked at before, every claim on it is decided at "
     "level α/L over its L looks (Bonferroni over the looks, for *holds* and *fails* alike): adding seeds "
-    "until a verdict appears would otherwise raise the chance of a false one."
+    "until a verdict appears would otherwise raise the chance of a false one. "
+    "**Replications.** Where the looks left a claim open, it may instead be decided by a confirmatory "
+    "replication: fresh seeds only, their number fixed before any of them ran by the rule's power "
+    "estimate on the last look's table, decided by the same rule on those seeds alone at level α (no "
+    "earlier look enters its test); its verdict is the claim's."
 )
 
 
@@ -165,6 +169,21 @@ LOOKS: dict[tuple[str, str, str], tuple[int, ...]] = {
 }
 
 
+#: claims decided by a confirmatory replication (:data:`RULE`): ``(notebook, model, data set) ->`` the
+#: notebook's table of the replication's fresh seeds (eps01_gain's ``confirm_seeds``,
+#: :data:`prunerob.runner.profiles.EPS01_CONFIRM_SEEDS`, planned after both of its :data:`LOOKS` left the
+#: verdict open). Without that table (another profile) the claim is decided on the looks' table.
+CONFIRM: dict[tuple[str, str, str], str] = {
+    ("eps01_gain", "mlp", "mnist"): "confirm",
+}
+
+
+def _seed_span(seeds: Any) -> str:
+    """``"40-109"`` for a run of consecutive seeds, else the comma-joined seeds."""
+    s = sorted(int(x) for x in set(seeds))
+    return f"{s[0]}-{s[-1]}" if len(s) > 2 and s[-1] - s[0] == len(s) - 1 else ", ".join(map(str, s))
+
+
 def level(notebook: str, model: str, dataset: str | None, n_seeds: int) -> tuple[float, str]:
     """``(alpha, note)``: the level of a setting's tests on a table of ``n_seeds`` seeds, :data:`ALPHA`
     over its number of :data:`LOOKS`, and the words that say so (``""`` for one look). The looks count
@@ -242,6 +261,17 @@ def _gain(res: Results, c: Claim) -> Outcome:
     ok, lab = res.competence(c.notebook, model, p["dataset"])
     rows = _setting(df, model, p["dataset"], p["method"], p["attack"], p["eps"])
     alpha, looks = level(c.notebook, model, p["dataset"], rows.seed.nunique() if len(rows) else 0)
+    rep = res.table(c.notebook, CONFIRM.get((c.notebook, model, str(p["dataset"])), "-"))
+    rep_rows = (_setting(rep, model, p["dataset"], p["method"], p["attack"], p["eps"]) if rep is not None
+                else rows.iloc[:0])
+    if len(rep_rows):
+        before = LOOKS.get((c.notebook, model, str(p["dataset"])), (rows.seed.nunique(),))
+        alpha, looks = ALPHA, (
+            f"confirmatory replication on {rep_rows.seed.nunique()} fresh seeds "
+            f"({_seed_span(rep_rows.seed)}), "
+            f"planned after the looks at {', then '.join(map(str, before))} seeds left the claim open and "
+            f"decided on those seeds alone at level α = {ALPHA:g}")
+        rows = rep_rows
     out = gain_verdict(rows, ok, lab, alpha=alpha)
     if out.verdict == "inconclusive" and (not ok or out.reason == "not run"):
         out.reason = _pending(c, out.reason)

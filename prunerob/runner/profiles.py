@@ -381,6 +381,15 @@ EPS01_FIRST_SEEDS = list(range(17))
 #: strong_seeds and fab_seeds stay on the first 17), and ("eps01_gain", "mlp", "mnist"): (17, 40) in
 #: verdicts.LOOKS decides both looks at ALPHA / 2. No further look is planned: 40 is the last.
 EPS01_CPU_SEEDS = list(range(40))
+#: The second look left the verdict open too (keep 0.5: +0.66 pp, upper bound +1.00 pp at α/2). Rather
+#: than a third look at data that holds the first two (every look's level falls, and the looks already
+#: spent α), session 18 planned a *confirmatory replication* before any of its results were seen: fresh
+#: seeds 40-109, the PGD-5 grid of the verdict alone (magnitude, ε = verdict_eps, the same keeps and
+#: images), decided at ALPHA on those seeds alone (verdicts.CONFIRM). Its size, 70, is
+#: verdict_rule.seeds_needed(gain, seed_var, example_var, 4, "fails") on the 40-seed table's ε = 0.1
+#: magnitude rows (rule's POWER, 80 %; the 40 seeds' gains and spread taken as true); tests/test_eps01.py
+#: checks that it still is. One replication; its verdict is the claim's.
+EPS01_CONFIRM_SEEDS = list(range(40, 110))
 PROFILE_VALUES["eps01_gain"] = {
     # the paper's MNIST MLP (the cached 30-epoch checkpoints of mlp_config(30, seed)). Unit costs on one
     # core of the shared 2-core machine (scripts/bench_eps01.py, seed 0, 2026-12-06): PGD-5 on 10,000
@@ -396,12 +405,14 @@ PROFILE_VALUES["eps01_gain"] = {
         "keeps": [1.0, 0.7, 0.6, 0.5, 0.4], "eps_grid": ["0.05", "0.075", "0.1", "0.125", "0.15"],
         "strong_n": 1000, "strong_keeps": 2, "fab_steps": 20,
         "strong_seeds": EPS01_FIRST_SEEDS, "fab_seeds": EPS01_FIRST_SEEDS,
+        "confirm_seeds": EPS01_CONFIRM_SEEDS,
     },
     "paper": {
         "seeds": EPS01_FIRST_SEEDS, "epochs": 30, "train_subset": None, "n_eval": 10000,
         "keeps": [1.0, 0.7, 0.6, 0.5, 0.4], "eps_grid": ["0.05", "0.075", "0.1", "0.125", "0.15"],
         "strong_n": 1000, "strong_keeps": 2, "fab_steps": 100,
         "aa_methods": ["magnitude", "magnitude_global", "random"],
+        "confirm_seeds": [],  # the paper profile's seeds are fixed in advance: one look, no replication
     },
 }
 
