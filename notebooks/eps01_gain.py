@@ -283,7 +283,7 @@ pages.say(power_calc.describe(power, len(seeds)))
 pages.say("**The same calculation on this page's seeds.** " + power_calc.describe(power_here, len(seeds)))
 
 # %% [markdown]
-# ## Verdict
+# ## Verdict of the two looks
 #
 # Computed from the tables of this page by `prunerob.studies.sweetspot.eps01_report.verdict`: the PGD-5
 # gain of magnitude pruning at ε = `verdict_eps` on all the test images of the grid, decided by the verdict
@@ -326,7 +326,7 @@ pages.table(
 if len(confirm):
     _r = confirm_dec.iloc[0]
     pages.say(
-        f"**Replication**: seeds {min(confirm_seeds)}-{max(confirm_seeds)} ({len(confirm_seeds)} models), "
+        f"**Replication**: seeds {verdicts.seed_span(confirm_seeds)} ({len(confirm_seeds)} models), "
         f"PGD-5 at ε = {verdict_eps} on {n_eval} images, magnitude pruning at keeps {pruned_keeps}: "
         f"**{_r.verdict}**. {_r.reason[0].upper()}{_r.reason[1:]}. {_r.number}."
     )
@@ -348,8 +348,8 @@ else:
 # ```
 
 # %% tags=["remove-input"]
-_look = f"looks 1-2 (seeds {min(seeds)}-{max(seeds)})"
-_rep = f"replication (seeds {min(confirm_seeds)}-{max(confirm_seeds)})" if confirm_seeds else "replication"
+_look = f"the looks' seeds ({verdicts.seed_span(seeds)})"
+_rep = f"replication ({verdicts.seed_span(confirm_seeds)})" if confirm_seeds else "replication (not run)"
 _both = pd.concat(
     [
         gains[(gains.method == CONFIRM_METHOD) & np.isclose(gains.eps.astype(float), ve)].assign(look=_look),
@@ -373,7 +373,7 @@ shown = P.figure(
         epochs=P.training_text(epochs, train_subset),
         n_eval=n_eval,
         attacks=figures.attack_grid_text(pgd),
-        stat=f"lines: pooled paired gain over seeds {min(seeds)}-{max(seeds)} and, separately, over the "
+        stat=f"lines: pooled paired gain over seeds {verdicts.seed_span(seeds)} and, separately, over the "
         f"replication's {len(confirm_seeds)} seeds; bands: 95% interval pooled over seeds and test examples "
         "(uncorrected); stars: gain by the verdict rule, uncorrected; dashed: the rule's minimum effect "
         f"+{100 * verdicts.MIN_EFFECT:g} pp (a *fails* needs every keep's upper bound below it)",

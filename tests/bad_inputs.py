@@ -127,6 +127,9 @@ CASES: list[tuple[str, list[str]]] = [
     *[(f"reproduce -p grid_keeps {v}", [*R, "-p", "grid_keeps", v]) for v in ("[1.5]", "[x]")],
     *[(f"reproduce -p p0 {v}", [*R, "-p", "p0", v]) for v in ("2", "abc")],
     ("reproduce -p tol 0", [*R, "-p", "tol", "0"]),
+    *[(f"reproduce eps01_gain -p confirm_seeds {v}",
+       ["reproduce", "eps01_gain", "--list", "-p", "confirm_seeds", v])
+      for v in ("[40, 40]", "[-1]", "[1.5]", "40")],
     ("reproduce -p max_iter 0", [*R, "-p", "max_iter", "0"]),
     ("reproduce -p modes [bogus]", [*R, "-p", "modes", "[bogus]"]),
     ("reproduce -p attacks [bogus]", [*R, "-p", "attacks", "[bogus]"]),

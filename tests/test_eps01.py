@@ -63,6 +63,32 @@ def test_cpu_profile_seeds_come_from_the_power_calculation():
     assert V.LOOKS[("eps01_gain", "mlp", "mnist")] == (len(first), len(cpu["seeds"]))
 
 
+def test_cpu_replication_is_fresh_seeds_sized_by_the_rules_power_estimate():
+    """The confirmatory replication (profiles.EPS01_CONFIRM_SEEDS) runs on seeds that neither look used,
+    as many as :func:`verdict_rule.seeds_needed` asks for "fails" at level 0.05 (80 % power) from the
+    committed 40-seed table's ε = 0.1 magnitude rows; the paper profile (one look, seeds fixed in advance)
+    runs none, and the Findings decide the claim from the replication's table."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from prunerob.analysis import verdict_rule as rule
+    from prunerob.analysis import verdicts as V
+    from prunerob.runner.profiles import parameters
+
+    cpu = parameters("eps01_gain", "cpu")
+    rep = cpu["confirm_seeds"]
+    assert rep and not set(rep) & set(cpu["seeds"]) and rep == list(range(rep[0], rep[0] + len(rep)))
+    gains = pd.read_csv(Path(__file__).resolve().parents[1] / "book/experiments/results/eps01_gain/gains.csv")
+    g = gains[(gains.method == "magnitude") & np.isclose(gains.eps, 0.1) & (gains.keep_ratio < 1)
+              & (gains.n_seeds == len(cpu["seeds"]))]
+    fam = len([k for k in cpu["keeps"] if k != 1.0])
+    assert len(g) == fam
+    assert len(rep) == rule.seeds_needed(g.gain, g.seed_var, g.example_var, fam, "fails", alpha=rule.ALPHA)
+    assert parameters("eps01_gain", "paper")["confirm_seeds"] == []
+    assert V.CONFIRM[("eps01_gain", "mlp", "mnist")] == "confirm"
+
+
 # ------------------------------------------------------------------------------------------------
 # FAB minimal distance on a linear model (closed form)
 # ------------------------------------------------------------------------------------------------

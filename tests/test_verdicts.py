@@ -447,3 +447,36 @@ def test_looks_name_the_committed_tables_seed_counts():
         n = df[(df.model == model) & (df.dataset == dataset)].seed.nunique()
         assert list(seen) == sorted(set(seen)) and len(seen) >= 2
         assert n == seen[-1], f"{notebook} {model} {dataset}: {n} seeds committed, LOOKS ends at {seen[-1]}"
+
+
+# ----------------------------------------------------------------------------------------------
+# a confirmatory replication: fresh seeds, decided alone at level ALPHA
+# ----------------------------------------------------------------------------------------------
+def test_a_replication_decides_on_its_fresh_seeds_alone_at_alpha(tmp_path, monkeypatch):
+    """The looks' table ([1, 9, 17, 4, 13] more correct images at keep 0.9) is inconclusive at α/2 (the
+    test above). A replication table on fresh seeds 40-44 ([-1, 1, 0, 1, -1] of 4,000) fails at level
+    0.05 with the largest upper bound +0.03 pp (the known answer of the α = 0.05 test above): the claim
+    takes that verdict and number, from 5 seeds (not the 10 of both tables), and says why. Without the
+    replication table the looks decide, at α/2."""
+    key = ("magnitude_mlp", "mlp", "mnist")
+    monkeypatch.setattr(V, "LOOKS", {key: (3, 5)})
+    monkeypatch.setattr(V, "CONFIRM", {key: "confirm"})
+    looks, models = _sweep([1, 9, 17, 4, 13]), _models(0.98, 45)
+    r = _decide(tmp_path, looks, models)
+    assert r.verdict == "inconclusive" and "level α/2 = 0.025 (2 looks" in r.reason, r.reason
+    _sweep([-1, 1, 0, 1, -1], n=4000).assign(seed=lambda d: d.seed + 40).to_csv(
+        tmp_path / "magnitude_mlp" / "confirm.csv", index=False)
+    r = _decide(tmp_path, looks, models)
+    assert r.verdict == "fails" and "the largest is +0.03 pp at keep 0.9" in r.reason, r.reason
+    assert ("confirmatory replication on 5 fresh seeds (40-44), planned after the looks at 3, then 5 seeds "
+            "left the claim open and decided on those seeds alone at level α = 0.05") in r.reason
+    assert "looks at these models" not in r.reason and "5 seeds × 4000 examples" in r.number, r.number
+    assert "(95%, uncorrected)" in r.number
+    # a replication of another setting (here: other data) leaves this claim to its looks
+    monkeypatch.setattr(V, "CONFIRM", {("magnitude_mlp", "mlp", "cifar10"): "confirm"})
+    assert _decide(tmp_path, looks, models).verdict == "inconclusive"
+
+
+def test_seed_span_names_consecutive_seeds_as_a_range():
+    assert V.seed_span(range(40, 110)) == "40-109"
+    assert V.seed_span([2]) == "2" and V.seed_span([1, 0]) == "0, 1" and V.seed_span([0, 2, 3]) == "0, 2, 3"

@@ -29,7 +29,7 @@ from prunerob.config import format_eps
 
 __all__ = ["RULE", "MIN_EFFECT", "ALPHA", "PAPER_EPS", "Claim", "CLAIMS", "claims", "theory_claims",
            "gain_verdict", "VERDICTS", "PENDING", "depth_claims", "method_difference", "LOOKS", "CONFIRM",
-           "level", "upper_level_text"]
+           "seed_span", "level", "upper_level_text"]
 
 VERDICTS = rule.VERDICTS
 #: smallest gain in attacked accuracy that the rule calls a gain
@@ -178,7 +178,7 @@ CONFIRM: dict[tuple[str, str, str], str] = {
 }
 
 
-def _seed_span(seeds: Any) -> str:
+def seed_span(seeds: Any) -> str:
     """``"40-109"`` for a run of consecutive seeds, else the comma-joined seeds."""
     s = sorted(int(x) for x in set(seeds))
     return f"{s[0]}-{s[-1]}" if len(s) > 2 and s[-1] - s[0] == len(s) - 1 else ", ".join(map(str, s))
@@ -268,7 +268,7 @@ def _gain(res: Results, c: Claim) -> Outcome:
         before = LOOKS.get((c.notebook, model, str(p["dataset"])), (rows.seed.nunique(),))
         alpha, looks = ALPHA, (
             f"confirmatory replication on {rep_rows.seed.nunique()} fresh seeds "
-            f"({_seed_span(rep_rows.seed)}), "
+            f"({seed_span(rep_rows.seed)}), "
             f"planned after the looks at {', then '.join(map(str, before))} seeds left the claim open and "
             f"decided on those seeds alone at level α = {ALPHA:g}")
         rows = rep_rows

@@ -175,6 +175,7 @@ PARAM_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "seeds": _per_dataset(_p_seeds()),
     "cnn_seeds": _p_seeds(),
     "subset_seeds": _p_seeds(empty_ok=True),
+    "confirm_seeds": _p_seeds(empty_ok=True),
     "lambdas": _p_list(_p_unit),
     "modes": _p_list(_p_choice(_modes), unique=True),
     "p0": _p_unit,
