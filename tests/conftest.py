@@ -1,6 +1,7 @@
 """Shared test setup: one CPU thread (the machine is shared), no hub access, a private cache."""
 from __future__ import annotations
 
+import functools
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # set before timm / huggingface_hub are imported
@@ -15,6 +16,29 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 torch.set_num_threads(1)
+
+
+@functools.cache
+def mnist_available() -> bool:
+    """Whether MNIST loads offline on this machine (``$PRUNEROB_DATA`` or the default folder)."""
+    from prunerob.config import ConfigError
+    from prunerob.core.data import load_dataset
+
+    try:
+        load_dataset("mnist", "test", download=False)
+    except ConfigError:
+        return False
+    return True
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_mnist: skipped where MNIST is not available offline")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.needs_mnist``: skip the test where MNIST is not available offline."""
+    if item.get_closest_marker("needs_mnist") and not mnist_available():
+        pytest.skip("MNIST is not available offline on this machine")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from prunerob.cli import build_parser, main
-from prunerob.config import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,17 +97,7 @@ def test_python_m_prunerob_error_has_no_traceback(tmp_path):
     assert not out.exists()
 
 
-def _mnist_available() -> bool:
-    from prunerob.core.data import load_dataset
-
-    try:
-        load_dataset("mnist", "test", download=False)
-    except ConfigError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _mnist_available(), reason="MNIST is not available offline on this machine")
+@pytest.mark.needs_mnist
 def test_sweep_smoke_mnist(tmp_path, tmp_cache, capsys):
     out = tmp_path / "results.csv"
     argv = ["sweep", "--model", "mlp", "--dataset", "mnist", "--epochs", "2", "--train-subset", "2000",

@@ -23,14 +23,6 @@ KEY = ["model", "dataset", "seed", "part", "method", "keep_ratio", "attack", "ep
 TIME_LIMIT_S = 300
 
 
-def _mnist_available() -> bool:
-    try:
-        load_dataset("mnist", "test", download=False)
-    except ConfigError:
-        return False
-    return True
-
-
 def test_scheduler_forms():
     for ok in (None, "local:2", "tcp://127.0.0.1:8786"):
         check_scheduler(ok)
@@ -42,7 +34,7 @@ def test_scheduler_forms():
     assert describe(None) == "serial" and describe("local:2") == "dask local:2"
 
 
-@pytest.mark.skipif(not _mnist_available(), reason="MNIST is not available offline on this machine")
+@pytest.mark.needs_mnist
 def test_local_cluster_equals_serial(tmp_cache, tmp_path, monkeypatch):
     t0 = time.perf_counter()
     # CIFAR-100 is never available offline: the workers report it skipped, as the serial run does
@@ -78,7 +70,7 @@ def test_local_cluster_equals_serial(tmp_cache, tmp_path, monkeypatch):
     assert time.perf_counter() - t0 < TIME_LIMIT_S
 
 
-@pytest.mark.skipif(not _mnist_available(), reason="MNIST is not available offline on this machine")
+@pytest.mark.needs_mnist
 def test_a_worker_computes_only_the_cells_the_store_lacks(tmp_cache, tmp_path, monkeypatch):
     """A subset part added to a stored unit (e.g. a strong attack on a page whose main sweep is in the
     store): the client sends the unit's stored entries with it (``stored_entries``), and the worker

@@ -16,7 +16,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from prunerob.config import ConfigError
-from prunerob.core.data import ArrayDataset, load_dataset
+from prunerob.core.data import ArrayDataset
 from prunerob.engine.experiment import ExperimentSpec, SubsetSpec, plan_units, run_experiment, train_summary
 from prunerob.engine.sweep import run_sweep, unpack_bits
 
@@ -176,15 +176,7 @@ def test_plan_per_dataset_values():
     assert units[1].sweeps[0][1].seed == 1 and units[1].sweeps[0][1].specs[("fgsm", 4 / 255)].seed == 1
 
 
-def _mnist_available() -> bool:
-    try:
-        load_dataset("mnist", "test", download=False)
-    except ConfigError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _mnist_available(), reason="MNIST is not available offline on this machine")
+@pytest.mark.needs_mnist
 def test_run_experiment_mnist(tmp_cache, tmp_path):
     spec = ExperimentSpec(datasets=["mnist", "cifar100"], models={"mnist": "mlp", "cifar100": "mlp_cifar"},
                           methods=["magnitude", "random"], keeps=[1.0, 0.5], attacks=["fgsm"], eps="4/255",
@@ -206,7 +198,7 @@ def test_run_experiment_mnist(tmp_cache, tmp_path):
     pd.testing.assert_frame_equal(again.sweep, df)
 
 
-@pytest.mark.skipif(not _mnist_available(), reason="MNIST is not available offline on this machine")
+@pytest.mark.needs_mnist
 def test_run_experiment_resume_dir(tmp_cache, tmp_path, monkeypatch):
     """An interrupted experiment resumes from resume_dir to the rows of an uninterrupted one."""
     import prunerob.engine.sweep as sweep

@@ -4,19 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunerob.config import ConfigError
-from prunerob.core.data import load_dataset
 from prunerob.engine import store
 from prunerob.engine.experiment import ExperimentSpec
 from prunerob.studies import pages
-
-
-def _mnist_available() -> bool:
-    try:
-        load_dataset("mnist", "test", download=False)
-    except ConfigError:
-        return False
-    return True
 
 
 def _run(tmp_path, name: str = "page", out: str = "out") -> pages.Run:
@@ -45,7 +35,7 @@ def test_distributed_run_gets_no_resume_folder(tmp_store, tmp_path, monkeypatch)
     assert seen["resume_dir"] == pages.resume_folder(_run(tmp_path))
 
 
-@pytest.mark.skipif(not _mnist_available(), reason="MNIST is not available offline on this machine")
+@pytest.mark.needs_mnist
 def test_interrupted_page_part_resumes_with_the_store(tmp_store, tmp_path, monkeypatch):
     """Seed 0's part finishes and is stored; seed 1's stops after one of three keeps. The rerun reads
     seed 0 from the store, seed 1's first keep from the resume file, computes two keeps, and its
