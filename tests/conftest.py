@@ -82,3 +82,37 @@ def trained():
         p.grad = None
     assert (m(x).argmax(1) == y).float().mean() == 1.0
     return m, x, y
+
+
+class SweepLoop:
+    """Calls of :func:`prunerob.engine.sweep._run_loop` (one chunk of a sweep's work): :meth:`interrupt_at`
+    makes the n-th call raise KeyboardInterrupt (a simulated interruption), :meth:`count` only counts;
+    :attr:`calls` holds one entry per call since the last of the two."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import prunerob.engine.sweep as sweep
+
+        self.calls: list[int] = []
+        self._set = lambda loop: monkeypatch.setattr(sweep, "_run_loop", loop)
+        self._real = sweep._run_loop
+
+    def interrupt_at(self, n: int) -> None:
+        self.calls.clear()
+
+        def loop(*a, **k):
+            self.calls.append(1)
+            if len(self.calls) == n:
+                raise KeyboardInterrupt("simulated interruption")
+            return self._real(*a, **k)
+
+        self._set(loop)
+
+    def count(self) -> None:
+        self.calls.clear()
+        self._set(lambda *a, **k: (self.calls.append(1), self._real(*a, **k))[1])
+
+
+@pytest.fixture
+def sweep_loop(monkeypatch) -> SweepLoop:
+    """A :class:`SweepLoop` on this test's monkeypatch."""
+    return SweepLoop(monkeypatch)

@@ -199,32 +199,20 @@ def test_run_experiment_mnist(tmp_cache, tmp_path):
 
 
 @pytest.mark.needs_mnist
-def test_run_experiment_resume_dir(tmp_cache, tmp_path, monkeypatch):
+def test_run_experiment_resume_dir(tmp_cache, tmp_path, sweep_loop):
     """An interrupted experiment resumes from resume_dir to the rows of an uninterrupted one."""
-    import prunerob.engine.sweep as sweep
-
     spec = ExperimentSpec(datasets=["mnist"], models="mlp", methods=["magnitude"], keeps=[1.0, 0.6, 0.3],
                           attacks=["fgsm"], seeds=[0, 1], n=100, epochs=1, train_subset=1000, device="cpu",
                           batched="no", extra_columns={"profile": "test"})
-    real = sweep._run_loop
-    calls: list[int] = []
-
-    def crash_on_fifth(*a, **k):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(*a, **k)
-
-    monkeypatch.setattr(sweep, "_run_loop", crash_on_fifth)
+    sweep_loop.interrupt_at(5)
     rdir = tmp_path / "resume"
     with pytest.raises(KeyboardInterrupt):
         run_experiment(spec, resume_dir=rdir)
     assert sorted(p.name for p in rdir.iterdir()) == ["mlp-mnist-seed0-main.partial.json",
                                                      "mlp-mnist-seed1-main.partial.json"]
-    calls.clear()
-    monkeypatch.setattr(sweep, "_run_loop", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    sweep_loop.count()
     resumed = run_experiment(spec, resume_dir=rdir)
-    assert len(calls) == 2 and list(rdir.iterdir()) == []  # seed 1 at keeps 0.6 and 0.3
+    assert len(sweep_loop.calls) == 2 and list(rdir.iterdir()) == []  # seed 1 at keeps 0.6 and 0.3
     fresh = run_experiment(spec)
     assert resumed.sweep.to_csv(index=False) == fresh.sweep.to_csv(index=False)
     assert (fresh.sweep.profile == "test").all()

@@ -36,34 +36,22 @@ def test_distributed_run_gets_no_resume_folder(tmp_store, tmp_path, monkeypatch)
 
 
 @pytest.mark.needs_mnist
-def test_interrupted_page_part_resumes_with_the_store(tmp_store, tmp_path, monkeypatch):
+def test_interrupted_page_part_resumes_with_the_store(tmp_store, tmp_path, monkeypatch, sweep_loop):
     """Seed 0's part finishes and is stored; seed 1's stops after one of three keeps. The rerun reads
     seed 0 from the store, seed 1's first keep from the resume file, computes two keeps, and its
     table equals an uninterrupted run's."""
-    import prunerob.engine.sweep as sweep
-
     spec = ExperimentSpec(datasets=["mnist"], models="mlp", methods=["magnitude"], keeps=[1.0, 0.6, 0.3],
                           attacks=["fgsm"], seeds=[0, 1], n=100, epochs=1, train_subset=1000, batched="no")
-    real = sweep._run_loop
-    calls: list[int] = []
-
-    def crash_on_fifth(*a, **k):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(*a, **k)
-
     run = _run(tmp_path)
-    monkeypatch.setattr(sweep, "_run_loop", crash_on_fifth)
+    sweep_loop.interrupt_at(5)
     with pytest.raises(KeyboardInterrupt):
         pages.run_and_save(run, spec)
     folder = pages.resume_folder(run)
     assert sorted(p.name for p in folder.iterdir()) == ["mlp-mnist-seed0-main.partial.json",
                                                        "mlp-mnist-seed1-main.partial.json"]
-    calls.clear()
-    monkeypatch.setattr(sweep, "_run_loop", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    sweep_loop.count()
     resumed = pages.run_and_save(run, spec)
-    assert len(calls) == 2 and list(folder.iterdir()) == []
+    assert len(sweep_loop.calls) == 2 and list(folder.iterdir()) == []
     monkeypatch.setenv(store.STORE_ENV, str(tmp_path / "fresh-store"))
     store._STORES.clear()
     fresh = pages.run_and_save(_run(tmp_path, out="fresh"), spec)

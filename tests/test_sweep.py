@@ -194,33 +194,23 @@ def test_validation_leaves_no_file(setup, tmp_path, monkeypatch, bad, match):
     assert not calls and list(tmp_path.iterdir()) == []
 
 
-def test_resume_skips_finished_chunks_and_is_byte_identical(setup, tmp_path, monkeypatch):
+def test_resume_skips_finished_chunks_and_is_byte_identical(setup, tmp_path, sweep_loop):
     """An interrupted sweep resumed from its resume file writes exactly the bytes of an uninterrupted one."""
     model, _, test = setup
     out = tmp_path / "res.csv"
     # 4/255 = 0.01568627450980392 needs all 17 significant digits to survive the round trip
     kw = _kw(methods="magnitude,random", keeps=[1.0, 0.5, 0.2], attacks="fgsm,pgd", eps=["4/255", 0.03], n=64,
              batched="no")
-    real = sweep._run_loop
-    calls: list[int] = []
-
-    def crash_on_fifth(*a, **k):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(*a, **k)
-
-    monkeypatch.setattr(sweep, "_run_loop", crash_on_fifth)
+    sweep_loop.interrupt_at(5)
     with pytest.raises(KeyboardInterrupt):
         sweep.run_sweep(model, test, out=out, **kw)
     partial = resume.default_path(out)
     assert not out.exists() and partial.exists()
     assert len(partial.read_text().splitlines()) == 1 + 4  # header + magnitude x 3 keeps + random at keep 1
 
-    calls.clear()
-    monkeypatch.setattr(sweep, "_run_loop", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    sweep_loop.count()
     resumed = sweep.run_sweep(model, test, out=out, **kw)
-    assert len(calls) == 2  # only the unfinished chunks (random at 0.5 and 0.2) ran
+    assert len(sweep_loop.calls) == 2  # only the unfinished chunks (random at 0.5 and 0.2) ran
     assert out.exists() and not partial.exists()
     fresh_out = tmp_path / "fresh.csv"
     fresh = sweep.run_sweep(model, test, out=fresh_out, **kw)
@@ -229,14 +219,14 @@ def test_resume_skips_finished_chunks_and_is_byte_identical(setup, tmp_path, mon
     assert pd.read_csv(out, float_precision="round_trip").eps.nunique() == 2
 
     # a resume file of another configuration is not reused; an unreadable one is named and ignored
-    calls.clear()
+    sweep_loop.count()
     sweep.run_sweep(model, test, out=out, **{**kw, "keeps": [1.0, 0.5]})
-    assert len(calls) == 4
+    assert len(sweep_loop.calls) == 4
     partial.write_text("{not json")
-    calls.clear()
+    sweep_loop.count()
     with pytest.warns(UserWarning, match="partial.json"):
         sweep.run_sweep(model, test, out=out, **{**kw, "keeps": [1.0]})
-    assert len(calls) == 2
+    assert len(sweep_loop.calls) == 2
 
 
 def test_bits_equal_counts_and_paths_agree(setup, loop_table):
