@@ -328,7 +328,7 @@ if len(confirm):
     pages.say(
         f"**Replication**: seeds {verdicts.seed_span(confirm_seeds)} ({len(confirm_seeds)} models), "
         f"PGD-5 at ε = {verdict_eps} on {n_eval} images, magnitude pruning at keeps {pruned_keeps}: "
-        f"**{_r.verdict}**. {_r.reason[0].upper()}{_r.reason[1:]}. {_r.number[0].upper()}{_r.number[1:]}."
+        f"**{_r.verdict}**. {_r.reason[:1].upper()}{_r.reason[1:]}. {_r.number[:1].upper()}{_r.number[1:]}."
     )
     pages.table(
         confirm_dec.rename(columns={"lower": "gain_lo", "upper": "gain_hi"}),
