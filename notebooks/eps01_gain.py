@@ -326,7 +326,8 @@ pages.table(
 if len(confirm):
     _r = confirm_dec.iloc[0]
     pages.say(
-        f"**Replication**: seeds {verdicts.seed_span(confirm_seeds)} ({len(confirm_seeds)} models), "
+        f"**Replication**: seeds {verdicts.seed_span(confirm_seeds)} ({len(confirm_seeds)} "
+        f"model{'s' * (len(confirm_seeds) != 1)}), "
         f"PGD-5 at ε = {verdict_eps} on {n_eval} images, magnitude pruning at keeps {pruned_keeps}: "
         f"**{_r.verdict}**. {_r.reason[:1].upper()}{_r.reason[1:]}. {_r.number[:1].upper()}{_r.number[1:]}."
     )
